@@ -1,0 +1,21 @@
+//! oxidump: fast, checksummed MongoDB backups and restores.
+//!
+//! The crate is organised along the data path:
+//!
+//! - [`catalog`]: what a backup holds (namespaces, options, indexes), format-neutral;
+//! - [`docs`]: cutting runs of raw BSON documents, never decoding them on the hot path;
+//! - [`oxd`]: the OXD archive format (`format-spec/oxd-v1.md`): framed, zstd-compressed,
+//!   checksummed, streamable, indexed;
+//! - [`mongodump`]: mongodump's directory layout and `--archive` stream, plain or gzipped;
+//! - [`source`] / [`sink`]: reading and writing any of those formats through one interface;
+//! - [`verify`]: offline checking with findings that say what and where;
+//! - [`output`]: outputs that appear under their final name only when complete.
+
+pub mod catalog;
+pub mod docs;
+pub mod mongodump;
+pub mod output;
+pub mod oxd;
+pub mod sink;
+pub mod source;
+pub mod verify;
