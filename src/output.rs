@@ -151,6 +151,62 @@ impl AtomicDir {
     }
 }
 
+/// A single-file output: a file committed atomically, or standard output (`-`).
+pub enum OutFile {
+    /// A file under a temporary name until [`OutFile::commit`].
+    File(AtomicFile),
+    /// Standard output; [`OutFile::commit`] only flushes.
+    Stdout(BufWriter<io::Stdout>),
+}
+
+impl OutFile {
+    /// Opens `path`, where `-` means standard output.
+    pub fn create(path: &Path, overwrite: bool) -> Result<OutFile, OutputError> {
+        if path.as_os_str() == "-" {
+            Ok(OutFile::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())))
+        } else {
+            AtomicFile::create(path, overwrite).map(OutFile::File)
+        }
+    }
+
+    /// A name for messages: the final path, or `-` for standard output.
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            OutFile::File(f) => f.dest().to_path_buf(),
+            OutFile::Stdout(_) => PathBuf::from("-"),
+        }
+    }
+
+    /// Completes the output: rename into place, or flush standard output.
+    pub fn commit(self) -> Result<(), OutputError> {
+        match self {
+            OutFile::File(f) => f.commit(),
+            OutFile::Stdout(mut w) => w.flush().map_err(io_err(Path::new("-"))),
+        }
+    }
+}
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            OutFile::File(f) => f.write(buf),
+            OutFile::Stdout(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            OutFile::File(f) => f.write_all(buf),
+            OutFile::Stdout(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            OutFile::File(f) => f.flush(),
+            OutFile::Stdout(w) => w.flush(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
