@@ -16,6 +16,7 @@ pub mod docs;
 pub mod mongodump;
 pub mod output;
 pub mod oxd;
+pub mod pool;
 pub mod sink;
 pub mod source;
 pub mod verify;
