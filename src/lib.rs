@@ -12,11 +12,15 @@
 //! - [`output`]: outputs that appear under their final name only when complete.
 
 pub mod catalog;
+pub mod commands;
 pub mod docs;
+pub mod extjson;
+pub mod input;
 pub mod mongodump;
 pub mod output;
 pub mod oxd;
 pub mod pool;
+pub mod progress;
 pub mod sink;
 pub mod source;
 pub mod verify;

@@ -1,1 +1,253 @@
-fn main() {}
+//! The `oxidump` command line: parses arguments with clap, turns them into the
+//! library's option structs, runs one command and maps the outcome to an exit code
+//! (0 success, 1 the data is corrupt, incomplete or was not fully processed, 2 usage
+//! or I/O error).
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use oxidump::commands::{cat, convert, ls, verify};
+use oxidump::oxd::writer::WriterOptions;
+use oxidump::progress::Progress;
+
+/// Fast, checksummed MongoDB backups: dump, restore, verify, list, extract and convert.
+///
+/// oxidump reads and writes its own OXD archives (framed, zstd-compressed,
+/// checksummed, indexed) and mongodump's directory and --archive layouts, plain or
+/// gzipped. Input formats are detected from the bytes; `-` means standard input or
+/// output.
+#[derive(Parser)]
+#[command(name = "oxidump", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a backup offline: every checksum, every document's framing, counts and digests.
+    ///
+    /// Reports every finding with its namespace, frame and byte offset, not just the first.
+    /// Exit status: 0 clean, 1 corrupt or incomplete, 2 usage or I/O error.
+    ///
+    /// Examples:
+    ///   oxidump verify backup.oxd
+    ///   oxidump verify --deep --json dump/ archive.gz
+    Verify {
+        /// Backups to check: OXD files, mongodump archives (plain or gzipped), mongodump directories, `-`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also walk every element of every document (types, lengths, UTF-8), like mongorestore --objcheck.
+        #[arg(long)]
+        deep: bool,
+        /// Print the reports as JSON (one array, one object per path) instead of text.
+        #[arg(long)]
+        json: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List a backup: where it came from, then per namespace its type, documents, sizes and indexes.
+    ///
+    /// A complete OXD file is listed from its footer without reading the data.
+    Ls {
+        /// The backup.
+        path: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one namespace's documents to standard output.
+    ///
+    /// Examples:
+    ///   oxidump cat backup.oxd --ns shop.orders > orders.bson
+    ///   oxidump cat dump/ --ns shop.users --format json | head
+    Cat {
+        /// The backup.
+        path: PathBuf,
+        /// The namespace, `db.collection`.
+        #[arg(long)]
+        ns: String,
+        /// `bson`: the stored documents byte for byte; `json`: one canonical Extended JSON document per line.
+        #[arg(long, value_enum, default_value_t = CatFormatArg::Bson)]
+        format: CatFormatArg,
+    },
+    /// Convert a backup to another format, every document byte for byte, all metadata carried over.
+    ///
+    /// Examples:
+    ///   oxidump convert dump/ backup.oxd --to oxd
+    ///   oxidump convert backup.oxd dump.archive.gz --to mongodump-archive --gzip
+    ///   oxidump convert backup.oxd restored-dump/ --to mongodump-dir
+    Convert {
+        /// The backup to read (any format, `-` for standard input).
+        input: PathBuf,
+        /// Where to write (`-` for standard output, not for directories). Written under a
+        /// temporary name and renamed when complete.
+        output: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum)]
+        to: FormatArg,
+        /// Gzip the mongodump output (each file of a directory, or the whole archive stream).
+        #[arg(long)]
+        gzip: bool,
+        /// zstd level for OXD frames (1 fastest … 19 smallest; 0 stores frames uncompressed).
+        #[arg(long, default_value_t = oxidump::oxd::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
+        zstd_level: i32,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CatFormatArg {
+    Bson,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    /// OXD archive.
+    Oxd,
+    /// mongodump directory layout.
+    MongodumpDir,
+    /// mongodump --archive stream.
+    MongodumpArchive,
+}
+
+/// How a command ended.
+enum Outcome {
+    Ok,
+    /// The data is corrupt, incomplete, or was not fully processed.
+    Failed,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("oxidump: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<cat::CatError>()
+                .is_some_and(|ce| matches!(ce, cat::CatError::Write(io) if io.kind() == io::ErrorKind::BrokenPipe))
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<Outcome> {
+    match cli.command {
+        Command::Verify {
+            paths,
+            deep,
+            json,
+            quiet,
+        } => {
+            let progress = Progress::new(quiet || json);
+            let opts = oxidump::verify::VerifyOptions { deep };
+            let mut reports = Vec::new();
+            let mut failed = false;
+            let mut io_error = None;
+            for p in &paths {
+                match verify::run(p, &opts, &progress) {
+                    Ok(r) => {
+                        failed |= !r.is_ok();
+                        if !json {
+                            print!("{}", verify::render_text(&r));
+                        }
+                        reports.push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("oxidump: error: {e}");
+                        io_error = Some(e);
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            }
+            if let Some(e) = io_error {
+                return Err(e.into());
+            }
+            Ok(if failed { Outcome::Failed } else { Outcome::Ok })
+        }
+        Command::Ls { path, json } => {
+            let l = ls::run(&path)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&l)?);
+            } else {
+                print!("{}", ls::render_text(&l));
+            }
+            Ok(if l.complete {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
+            })
+        }
+        Command::Cat { path, ns, format } => {
+            let format = match format {
+                CatFormatArg::Bson => cat::CatFormat::Bson,
+                CatFormatArg::Json => cat::CatFormat::Json,
+            };
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            cat::run(&path, &ns, format, &mut out)?;
+            out.flush().context("writing output")?;
+            Ok(Outcome::Ok)
+        }
+        Command::Convert {
+            input,
+            output,
+            to,
+            gzip,
+            zstd_level,
+            force,
+            quiet,
+        } => {
+            let to = match to {
+                FormatArg::Oxd => convert::OutputFormat::Oxd,
+                FormatArg::MongodumpDir => convert::OutputFormat::MongodumpDir,
+                FormatArg::MongodumpArchive => convert::OutputFormat::MongodumpArchive,
+            };
+            let opts = convert::ConvertOptions {
+                to,
+                gzip,
+                oxd: WriterOptions {
+                    level: (zstd_level > 0).then_some(zstd_level),
+                    ..WriterOptions::default()
+                },
+                overwrite: force,
+            };
+            let progress = Progress::new(quiet || output.as_os_str() == "-");
+            let s = convert::run(&input, &output, &opts, &progress)?;
+            if !quiet {
+                eprintln!(
+                    "converted {} namespaces, {} documents, {} bytes to {}",
+                    s.namespaces,
+                    s.documents,
+                    s.bytes,
+                    output.display()
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+    }
+}

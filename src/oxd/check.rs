@@ -1,1 +1,699 @@
-//! Offline verification of OXD archives.
+//! Offline verification of OXD archives (`oxidump verify`).
+//!
+//! The checker walks the archive in order, like a streaming reader, but records
+//! every violation as a [`Finding`] and keeps going: after a damaged record header it
+//! searches for the next valid one ([`RecordReader::resync`]); after a damaged frame
+//! it goes on with the next. Frames are checked and decompressed on the rayon pool;
+//! their results are consumed in archive order, so namespace digests are computed
+//! exactly as a reader would.
+//!
+//! Consequences are not reported twice: once a namespace has a damaged, missing or
+//! misplaced frame, its NS_END totals are not compared (they cannot match).
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::path::Path;
+
+use super::footer::Footer;
+use super::frame;
+use super::nsend::{NsDigest, NsEnd};
+use super::reader::{Next, Record, RecordReader, ns_mismatch};
+use super::record::{RecordHeader, RecordKind};
+use super::{Error, ErrorKind, manifest};
+use crate::catalog::Catalog;
+use crate::docs::{DocIter, deep_check};
+use crate::pool::{self, Ordered};
+use crate::verify::{Finding, NsTotals, Report, VerifyOptions};
+
+/// Most deep-check findings reported per frame (the rest are counted).
+const DEEP_PER_FRAME: usize = 5;
+
+enum Step {
+    Frame {
+        offset: u64,
+        header: RecordHeader,
+        result: Result<(Vec<u8>, Vec<String>), Error>,
+    },
+    End {
+        offset: u64,
+        header: RecordHeader,
+        end: Result<NsEnd, Error>,
+    },
+}
+
+#[derive(Default)]
+struct NsCheck {
+    /// `seq` values in archive order, with the record offset.
+    seqs: Vec<(u32, u64)>,
+    digest: NsDigest,
+    damaged: bool,
+    end: Option<(u64, NsEnd, u16)>,
+    docs: u64,
+    bytes: u64,
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    report: &'a mut Report,
+    catalog: Option<Catalog>,
+    ns: Vec<NsCheck>,
+    /// Frames whose records were read and checked, by offset: (ns, seq).
+    frames_at: HashMap<u64, (u32, u32)>,
+    /// Byte ranges skipped over after damage.
+    skipped: Vec<(u64, u64)>,
+    opts: &'a VerifyOptions,
+}
+
+impl Checker<'_> {
+    fn name(&self, ns: u32) -> String {
+        match &self.catalog {
+            Some(c) => c
+                .namespaces
+                .get(ns as usize)
+                .map(|n| n.full_name())
+                .unwrap_or_else(|| format!("namespace id {ns}")),
+            None => format!("namespace id {ns}"),
+        }
+    }
+
+    fn finding(&self, code: &'static str, offset: u64, message: impl Into<String>) -> Finding {
+        Finding::error(code, message).file(self.path).offset(offset)
+    }
+
+    fn push(&mut self, f: Finding) {
+        self.report.push(f);
+    }
+
+    fn from_error(&self, e: &Error) -> Finding {
+        let mut message = e.kind.to_string();
+        let mut f = self.finding(e.kind.code(), e.offset, String::new());
+        if let Some(rest) = message.strip_prefix("frame ")
+            && let Some((seq, tail)) = rest.split_once(" of namespace ")
+        {
+            let (ns, after) = tail.split_once(':').unwrap_or((tail, ""));
+            if let (Ok(seq), Ok(ns)) = (seq.parse::<u64>(), ns.parse::<u32>()) {
+                f = f.ns(self.name(ns)).frame(seq);
+                message = format!("frame {seq}:{after}");
+            }
+        }
+        f.message = message;
+        f
+    }
+
+    fn ns_state(&mut self, ns: u32) -> &mut NsCheck {
+        let i = ns as usize;
+        if self.ns.len() <= i {
+            self.ns.resize_with(i + 1, NsCheck::default);
+        }
+        &mut self.ns[i]
+    }
+
+    fn known_ns(&self, ns: u32) -> bool {
+        match &self.catalog {
+            Some(c) => (ns as usize) < c.namespaces.len(),
+            None => true,
+        }
+    }
+
+    fn on_step(&mut self, step: Step) {
+        match step {
+            Step::Frame {
+                offset,
+                header,
+                result,
+            } => {
+                let name = self.name(header.ns_id);
+                self.frames_at.insert(offset, (header.ns_id, header.seq));
+                match result {
+                    Ok((raw, deep)) => {
+                        for m in deep {
+                            let f = Finding::error("doc-deep", m)
+                                .file(self.path)
+                                .ns(name.clone())
+                                .frame(header.seq as u64)
+                                .offset(offset);
+                            self.push(f);
+                        }
+                        let st = self.ns_state(header.ns_id);
+                        st.digest.add_frame(&raw, header.doc_count as u64);
+                        st.docs += header.doc_count as u64;
+                        st.bytes += raw.len() as u64;
+                    }
+                    Err(e) => {
+                        let f = self.from_error(&e).ns(name).frame(header.seq as u64);
+                        self.push(f);
+                        self.ns_state(header.ns_id).damaged = true;
+                    }
+                }
+            }
+            Step::End {
+                offset,
+                header,
+                end,
+            } => match end {
+                Err(e) => {
+                    let f = self.from_error(&e).ns(self.name(header.ns_id));
+                    self.push(f);
+                    self.ns_state(header.ns_id).damaged = true;
+                }
+                Ok(end) => {
+                    let name = self.name(header.ns_id);
+                    let st = self.ns_state(header.ns_id);
+                    if let Some((prev, _, _)) = st.end {
+                        let f = self
+                            .finding(
+                                "ns-end-duplicate",
+                                offset,
+                                format!("a second NS_END (the first is at offset {prev})"),
+                            )
+                            .ns(name);
+                        self.push(f);
+                        return;
+                    }
+                    st.end = Some((offset, end, header.flags));
+                    let order_ok = self.check_order(header.ns_id, Some(end.frames));
+                    let st = &self.ns[header.ns_id as usize];
+                    if order_ok && !st.damaged {
+                        let seen = st.digest.totals();
+                        if seen != end {
+                            let code = if seen.digest != end.digest
+                                && (seen.doc_count, seen.raw_bytes, seen.frames)
+                                    == (end.doc_count, end.raw_bytes, end.frames)
+                            {
+                                "ns-digest"
+                            } else {
+                                "ns-totals"
+                            };
+                            let f = self
+                                .finding(code, offset, ns_mismatch(&name, &seen, &end))
+                                .ns(name);
+                            self.push(f);
+                            self.ns[header.ns_id as usize].damaged = true;
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    /// Reports missing, duplicated and misplaced frames of a namespace. `frames` is
+    /// the count its NS_END declares, when known. Returns whether all was in order.
+    fn check_order(&mut self, ns: u32, frames: Option<u64>) -> bool {
+        let name = self.name(ns);
+        let st = &self.ns[ns as usize];
+        let mut ok = true;
+        let mut findings = Vec::new();
+        let mut seen = BTreeSet::new();
+        for &(seq, off) in &st.seqs {
+            if !seen.insert(seq) {
+                findings.push(
+                    self.finding(
+                        "frame-duplicate",
+                        off,
+                        format!("frame {seq} appears more than once"),
+                    )
+                    .ns(name.clone())
+                    .frame(seq as u64),
+                );
+            }
+        }
+        let mut expected = 0u32;
+        for &(seq, off) in &st.seqs {
+            if seq != expected && seen.contains(&expected) {
+                findings.push(
+                    self.finding(
+                        "frame-order",
+                        off,
+                        format!("frame {seq} found where frame {expected} was expected (frames are out of order)"),
+                    )
+                    .ns(name.clone())
+                    .frame(seq as u64),
+                );
+                break;
+            }
+            expected = expected.max(seq + 1);
+        }
+        let declared =
+            frames.unwrap_or_else(|| seen.iter().next_back().map_or(0, |m| *m as u64 + 1));
+        let missing: Vec<u64> = (0..declared)
+            .filter(|s| !seen.contains(&(*s as u32)))
+            .collect();
+        if !missing.is_empty() && !st.damaged {
+            let list = compact(&missing);
+            let explained = !self.skipped.is_empty();
+            let why = if explained {
+                " (unreadable: inside a damaged region)"
+            } else {
+                " (not in the archive)"
+            };
+            let at = st.end.map(|e| e.0).unwrap_or(0);
+            findings.push(
+                self.finding(
+                    "frame-missing",
+                    at,
+                    format!("frame(s) {list} of {declared} missing{why}"),
+                )
+                .ns(name.clone())
+                .frame(missing[0]),
+            );
+        }
+        if frames.is_some_and(|f| seen.iter().next_back().is_some_and(|m| *m as u64 >= f)) {
+            findings.push(
+                self.finding(
+                    "frame-extra",
+                    st.end.map(|e| e.0).unwrap_or(0),
+                    format!(
+                        "frames beyond the {} its NS_END declares",
+                        frames.unwrap_or(0)
+                    ),
+                )
+                .ns(name.clone()),
+            );
+        }
+        if !findings.is_empty() {
+            ok = false;
+            for f in findings {
+                self.push(f);
+            }
+            self.ns[ns as usize].damaged = true;
+        }
+        ok
+    }
+}
+
+/// Renders `[1,2,3,7]` as `1-3, 7`.
+fn compact(v: &[u64]) -> String {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
+}
+
+fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, Vec<String>), Error> {
+    let h = rec.header;
+    let offset = rec.offset;
+    let raw = rec.into_raw()?;
+    frame::check_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
+    let mut notes = Vec::new();
+    if deep {
+        let mut it = DocIter::new(&raw);
+        let mut extra = 0;
+        loop {
+            let at = it.offset();
+            let Some(Ok(d)) = it.next() else { break };
+            if let Err(e) = deep_check(d) {
+                if notes.len() < DEEP_PER_FRAME {
+                    notes.push(format!(
+                        "document at byte {at} of the frame's raw payload: {e}"
+                    ));
+                } else {
+                    extra += 1;
+                }
+            }
+        }
+        if extra > 0 {
+            notes.push(format!("{extra} more invalid document(s) in this frame"));
+        }
+    }
+    Ok((raw, notes))
+}
+
+/// Verifies an OXD archive read from `r`, filling `report`. `progress` receives the
+/// number of bytes consumed since its previous call.
+pub fn verify<R: Read>(
+    r: R,
+    path: &Path,
+    opts: &VerifyOptions,
+    report: &mut Report,
+    progress: &mut dyn FnMut(u64),
+) {
+    let mut rr = RecordReader::new(r);
+    let mut c = Checker {
+        path,
+        report,
+        catalog: None,
+        ns: Vec::new(),
+        frames_at: HashMap::new(),
+        skipped: Vec::new(),
+        opts,
+    };
+    if let Err(e) = rr.read_file_header() {
+        let f = c.from_error(&e);
+        c.push(f);
+        return;
+    }
+    let mut pending: Ordered<Step> = Ordered::new(pool::default_capacity());
+    let mut footer: Option<(u64, Footer)> = None;
+    let mut first = true;
+    let mut last_offset = 0u64;
+    let mut complete = false;
+    loop {
+        let now = rr.offset();
+        progress(now - last_offset);
+        last_offset = now;
+        while pending.is_full() {
+            let s = pending.pop().expect("full");
+            c.on_step(s);
+        }
+        let rec = match rr.next_record() {
+            Ok(Next::Eof) => {
+                let f = c.finding(
+                    "incomplete",
+                    rr.offset(),
+                    "the archive ends without its footer and trailer: it is incomplete (interrupted or truncated); everything before this offset was checked",
+                );
+                c.push(f);
+                break;
+            }
+            Ok(Next::Record(r)) => r,
+            Err(e) => {
+                let truncated = matches!(e.kind, ErrorKind::Truncated { .. } | ErrorKind::Io(_));
+                let f = c.from_error(&e);
+                c.push(f);
+                if truncated {
+                    let f = c.finding(
+                        "incomplete",
+                        e.offset,
+                        "the archive is cut short here: it is incomplete; everything before this offset was checked",
+                    );
+                    c.push(f);
+                    break;
+                }
+                let from = rr.offset();
+                match rr.resync() {
+                    Ok(Some(to)) => {
+                        c.skipped.push((from, to));
+                        if first {
+                            // The manifest itself was unreadable.
+                            first = false;
+                        }
+                        continue;
+                    }
+                    Ok(None) => {
+                        c.skipped.push((from, rr.offset()));
+                        let f = c.finding(
+                            "incomplete",
+                            from,
+                            "no valid record follows the damage: the rest of the archive, footer and trailer included, is unreadable",
+                        );
+                        c.push(f);
+                        break;
+                    }
+                    Err(e) => {
+                        let f = c.from_error(&e);
+                        c.push(f);
+                        break;
+                    }
+                }
+            }
+        };
+        let h = rec.header;
+        if first {
+            first = false;
+            if h.kind != RecordKind::Manifest {
+                let f = c.finding(
+                    "manifest",
+                    rec.offset,
+                    format!(
+                        "the first record is a {}, expected the MANIFEST",
+                        h.kind.name()
+                    ),
+                );
+                c.push(f);
+            } else {
+                let off = rec.offset;
+                match rec.into_raw() {
+                    Err(e) => {
+                        let f = c.from_error(&e);
+                        c.push(f);
+                    }
+                    Ok(raw) => match manifest::decode(&raw) {
+                        Ok(cat) => {
+                            c.ns.resize_with(cat.namespaces.len(), NsCheck::default);
+                            c.catalog = Some(cat);
+                        }
+                        Err(m) => {
+                            let f = c.finding("manifest", off, m);
+                            c.push(f);
+                        }
+                    },
+                }
+                continue;
+            }
+        }
+        match h.kind {
+            RecordKind::Manifest => {
+                let f = c.finding("manifest", rec.offset, "a second MANIFEST record");
+                c.push(f);
+            }
+            RecordKind::Frame | RecordKind::NsEnd if !c.known_ns(h.ns_id) => {
+                let f = c.finding(
+                    "unknown-ns",
+                    rec.offset,
+                    format!(
+                        "{} names namespace id {}, which the manifest does not list",
+                        h.kind.name(),
+                        h.ns_id
+                    ),
+                );
+                c.push(f);
+            }
+            RecordKind::Frame => {
+                let offset = rec.offset;
+                let st = c.ns_state(h.ns_id);
+                st.seqs.push((h.seq, offset));
+                if let Some((end_at, _, _)) = st.end {
+                    let f = c
+                        .finding(
+                            "frame-after-end",
+                            offset,
+                            format!(
+                                "frame {} comes after the namespace's NS_END at offset {end_at}",
+                                h.seq
+                            ),
+                        )
+                        .ns(c.name(h.ns_id))
+                        .frame(h.seq as u64);
+                    c.push(f);
+                }
+                let deep = c.opts.deep;
+                pending.push(move || Step::Frame {
+                    offset,
+                    header: h,
+                    result: check_frame(rec, deep),
+                });
+            }
+            RecordKind::NsEnd => {
+                let end = rec
+                    .check_crc()
+                    .map(|_| NsEnd::decode(rec.payload[..].try_into().expect("32 bytes")));
+                pending.push_ready(Step::End {
+                    offset: rec.offset,
+                    header: h,
+                    end,
+                });
+            }
+            RecordKind::Ancillary(_) => {
+                if let Err(e) = rec.check_crc() {
+                    let f = c.from_error(&e);
+                    c.push(f);
+                }
+            }
+            RecordKind::Footer => {
+                let off = rec.offset;
+                match rec.into_raw() {
+                    Err(e) => {
+                        let f = c.from_error(&e);
+                        c.push(f);
+                    }
+                    Ok(raw) => match Footer::decode(&raw) {
+                        Ok(f) => footer = Some((off, f)),
+                        Err(m) => {
+                            let f = c.finding("footer", off, m);
+                            c.push(f);
+                        }
+                    },
+                }
+                match rr.read_trailer() {
+                    Ok(t) => {
+                        if t.footer_offset != off {
+                            let f = c.finding(
+                                "trailer-offset",
+                                t.archive_len - 32,
+                                format!(
+                                    "trailer: footer_offset is {}, the footer is at {off}",
+                                    t.footer_offset
+                                ),
+                            );
+                            c.push(f);
+                        } else {
+                            complete = true;
+                        }
+                    }
+                    Err(e) => {
+                        let f = c.from_error(&e);
+                        c.push(f);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    while let Some(s) = pending.pop() {
+        c.on_step(s);
+    }
+    progress(rr.offset() - last_offset);
+    finish(&mut c, footer, complete);
+}
+
+fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
+    let n = c
+        .catalog
+        .as_ref()
+        .map(|cat| cat.namespaces.len())
+        .unwrap_or(c.ns.len());
+    c.ns.resize_with(n.max(c.ns.len()), NsCheck::default);
+    for i in 0..c.ns.len() as u32 {
+        if c.ns[i as usize].end.is_none() {
+            c.check_order(i, None);
+            if complete || footer.is_some() {
+                let name = c.name(i);
+                let f = Finding::error("ns-missing-end", "the namespace has no NS_END record")
+                    .file(c.path)
+                    .ns(name);
+                c.push(f);
+            }
+        }
+    }
+    if let Some((off, f)) = &footer {
+        check_footer(c, *off, f);
+    }
+    let clean_end = complete && footer.is_some();
+    c.report.complete = clean_end && c.catalog.is_some();
+    for i in 0..c.ns.len() {
+        let name = c.name(i as u32);
+        c.report.namespaces.push(NsTotals {
+            namespace: name,
+            documents: c.ns[i].docs,
+            bytes: c.ns[i].bytes,
+        });
+    }
+}
+
+fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
+    if footer.namespaces.len() != c.ns.len() {
+        let f = c.finding(
+            "footer",
+            off,
+            format!(
+                "lists {} namespaces, the manifest has {}",
+                footer.namespaces.len(),
+                c.ns.len()
+            ),
+        );
+        c.push(f);
+        return;
+    }
+    for e in &footer.namespaces {
+        let st = &c.ns[e.ns_id as usize];
+        if let Some((end_off, end, flags)) = st.end
+            && (end_off != e.end_offset || end != e.end || flags != e.flags)
+        {
+            let f = c
+                .finding(
+                    "footer",
+                    off,
+                    "its entry for the namespace differs from the NS_END record",
+                )
+                .ns(c.name(e.ns_id));
+            c.push(f);
+        }
+    }
+    let damaged = !c.skipped.is_empty() || c.ns.iter().any(|s| s.damaged);
+    let mut wrong = Vec::new();
+    for fe in &footer.frames {
+        match c.frames_at.get(&fe.offset) {
+            Some(&(ns, seq)) if (ns, seq) == (fe.ns_id, fe.seq) => {}
+            _ => wrong.push(fe),
+        }
+    }
+    let indexed: std::collections::HashSet<u64> = footer.frames.iter().map(|f| f.offset).collect();
+    let unindexed = c.frames_at.keys().filter(|o| !indexed.contains(o)).count();
+    // Index entries that point into damaged regions are explained by that damage.
+    if (!wrong.is_empty() || unindexed > 0) && !damaged {
+        let first = wrong.first().map(|f| f.offset).unwrap_or(off);
+        let f = c.finding(
+            "footer-index",
+            off,
+            format!(
+                "the frame index disagrees with the archive: {} entr(y/ies) do not point at the frame they name (first: offset {first}), {unindexed} frame(s) are not indexed",
+                wrong.len()
+            ),
+        );
+        c.push(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oxd::reader::tests::archive;
+
+    fn run(bytes: &[u8], deep: bool) -> Report {
+        let mut rep = Report::new("t.oxd", "oxd");
+        verify(
+            bytes,
+            Path::new("t.oxd"),
+            &VerifyOptions { deep },
+            &mut rep,
+            &mut |_| {},
+        );
+        rep
+    }
+
+    fn codes(r: &Report) -> Vec<&'static str> {
+        r.findings.iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn clean_archive_verifies() {
+        for level in [None, Some(3)] {
+            let r = run(&archive(level), true);
+            assert!(r.is_ok(), "{:?}", r.findings);
+            assert_eq!(r.namespaces[0].documents, 23);
+            assert_eq!(r.namespaces[1].documents, 5);
+        }
+    }
+
+    #[test]
+    fn every_byte_flip_gives_a_finding() {
+        let a = archive(Some(3));
+        for i in 0..a.len() {
+            let mut b = a.clone();
+            b[i] ^= 0x40;
+            let r = run(&b, false);
+            assert!(!r.is_ok(), "flip at {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_incomplete() {
+        let a = archive(Some(3));
+        for cut in 0..a.len() {
+            let r = run(&a[..cut], false);
+            assert!(!r.is_ok() && !r.complete, "cut at {cut}");
+            assert!(!r.findings.is_empty(), "cut at {cut}: {:?}", codes(&r));
+        }
+    }
+}

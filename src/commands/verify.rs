@@ -1,0 +1,80 @@
+//! `oxidump verify`: check a backup offline and report every finding.
+
+use std::path::Path;
+
+use crate::input::{self, InputFormat};
+use crate::progress::Progress;
+use crate::source::SourceError;
+use crate::verify::{Report, VerifyOptions};
+
+/// Verifies the backup at `path` (`-` for standard input). An error is returned only
+/// when the input cannot be opened at all; everything else is a finding in the report.
+pub fn run(path: &Path, opts: &VerifyOptions, progress: &Progress) -> Result<Report, SourceError> {
+    let opened = input::open(path)?;
+    let mut report = Report::new(path, opened.format.name());
+    let bar = progress.bytes(opened.size, format!("verify {}", path.display()));
+    // Stream formats count the bytes read from the input itself (compressed bytes
+    // for gzip), so the bar matches the file size.
+    let stream = opened
+        .stream
+        .map(|s| Box::new(input::Counting::new(s, bar.clone())) as Box<dyn std::io::Read + Send>);
+    let mut ignore = |_: u64| {};
+    match opened.format {
+        InputFormat::Oxd => crate::oxd::check::verify(
+            stream.expect("stream"),
+            path,
+            opts,
+            &mut report,
+            &mut ignore,
+        ),
+        InputFormat::MongodumpArchive { gzip } => {
+            let stream = stream.expect("stream");
+            let stream: Box<dyn std::io::Read + Send> = if gzip {
+                Box::new(super::mdshim::archive::gunzip(stream))
+            } else {
+                stream
+            };
+            super::mdshim::archive::verify(stream, path, opts, &mut report, &mut ignore)
+        }
+        InputFormat::MongodumpDir => {
+            let mut tick = |n: u64| bar.inc(n);
+            super::mdshim::dir::verify(path, opts, &mut report, &mut tick)
+        }
+    }
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+/// Renders a report for people: one line per finding, then a verdict.
+pub fn render_text(r: &Report) -> String {
+    let mut s = String::new();
+    for f in &r.findings {
+        s.push_str(&f.to_string());
+        s.push('\n');
+    }
+    let docs: u64 = r.namespaces.iter().map(|n| n.documents).sum();
+    let bytes: u64 = r.namespaces.iter().map(|n| n.bytes).sum();
+    let errors = r
+        .findings
+        .iter()
+        .filter(|f| f.severity == crate::verify::Severity::Error)
+        .count();
+    let verdict = if r.is_ok() {
+        "OK".to_string()
+    } else if !r.complete && errors == 0 {
+        "INCOMPLETE".to_string()
+    } else {
+        format!("CORRUPT ({errors} error(s))")
+    };
+    s.push_str(&format!(
+        "{}: {} ({}, {} namespaces, {} documents, {} bytes{})\n",
+        r.path.display(),
+        verdict,
+        r.format,
+        r.namespaces.len(),
+        docs,
+        bytes,
+        if r.complete { "" } else { ", incomplete" }
+    ));
+    s
+}
