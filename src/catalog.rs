@@ -177,7 +177,12 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for k in [NsKind::Collection, NsKind::View, NsKind::Timeseries, NsKind::Oplog] {
+        for k in [
+            NsKind::Collection,
+            NsKind::View,
+            NsKind::Timeseries,
+            NsKind::Oplog,
+        ] {
             assert_eq!(NsKind::parse(k.as_str()), Some(k));
         }
         assert_eq!(NsKind::parse("table"), None);

@@ -38,7 +38,9 @@ pub enum FramingError {
         len: i64,
     },
     /// The declared length runs past the end of the data.
-    #[error("document at offset {offset} declares length {len} but only {available} byte(s) remain")]
+    #[error(
+        "document at offset {offset} declares length {len} but only {available} byte(s) remain"
+    )]
     Truncated {
         /// Offset of the document.
         offset: usize,

@@ -163,7 +163,10 @@ impl OutFile {
     /// Opens `path`, where `-` means standard output.
     pub fn create(path: &Path, overwrite: bool) -> Result<OutFile, OutputError> {
         if path.as_os_str() == "-" {
-            Ok(OutFile::Stdout(BufWriter::with_capacity(1 << 20, io::stdout())))
+            Ok(OutFile::Stdout(BufWriter::with_capacity(
+                1 << 20,
+                io::stdout(),
+            )))
         } else {
             AtomicFile::create(path, overwrite).map(OutFile::File)
         }
