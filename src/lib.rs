@@ -13,10 +13,13 @@
 
 pub mod catalog;
 pub mod commands;
+pub mod connect;
 pub mod docs;
+pub mod dump;
 pub mod extjson;
 pub mod input;
 pub mod mongodump;
+pub mod nsmatch;
 pub mod output;
 pub mod oxd;
 pub mod pool;

@@ -1,0 +1,123 @@
+//! Capturing the oplog window of a dump (`--oplog`), as mongodump does: note the
+//! newest oplog timestamp before the data is read and after, then copy the entries
+//! between the two (bounds inclusive) as the archive's oplog stream, so a restore can
+//! replay them to reach one consistent point.
+
+use bson::{Document, RawDocument, Timestamp, doc};
+use futures_util::TryStreamExt;
+use mongodb::Client;
+use mongodb::options::FindOptions;
+
+use crate::catalog::{OPLOG_COLLECTION, OPLOG_DB};
+
+/// Error capturing the oplog.
+#[derive(Debug, thiserror::Error)]
+pub enum OplogError {
+    /// The server has no oplog to capture.
+    #[error("--oplog needs a replica set member (this server has no oplog: {0})")]
+    NoOplog(String),
+    /// The window is no longer complete in the oplog.
+    #[error(
+        "oplog overflow: the oldest oplog entry ({oldest}) is newer than the dump's start ({start}); entries written during the dump were lost. Use a larger oplog or dump faster"
+    )]
+    Overflow {
+        /// Start of the window.
+        start: String,
+        /// Oldest entry now.
+        oldest: String,
+    },
+    /// An entry makes the window impossible to replay.
+    #[error("the oplog window cannot be replayed: {0}; run the dump again")]
+    Unreplayable(String),
+    /// A server command failed.
+    #[error("reading the oplog: {0}")]
+    Driver(#[from] mongodb::error::Error),
+}
+
+/// `seconds:increment`.
+pub fn show_ts(t: Timestamp) -> String {
+    format!("{}:{}", t.time, t.increment)
+}
+
+async fn first_ts(client: &Client, natural: i32) -> Result<Option<Timestamp>, mongodb::error::Error> {
+    let coll = client.database(OPLOG_DB).collection::<Document>(OPLOG_COLLECTION);
+    let opts = FindOptions::builder()
+        .sort(doc! {"$natural": natural})
+        .limit(1)
+        .projection(doc! {"ts": 1})
+        .build();
+    let mut cur = coll.find(doc! {}).with_options(opts).await?;
+    Ok(match cur.try_next().await? {
+        Some(d) => d.get_timestamp("ts").ok(),
+        None => None,
+    })
+}
+
+/// The timestamp of the newest oplog entry: the larger of the last entry in natural
+/// order and the server's last write optime (both are at or before every later write).
+pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
+    let hello = client.database("admin").run_command(doc! {"hello": 1}).await?;
+    if hello.get_str("setName").is_err() {
+        return Err(OplogError::NoOplog("it is not a replica set member".into()));
+    }
+    let last_write = hello
+        .get_document("lastWrite")
+        .ok()
+        .and_then(|l| l.get_document("opTime").ok())
+        .and_then(|o| o.get_timestamp("ts").ok());
+    let natural = first_ts(client, -1).await?;
+    match (natural, last_write) {
+        (Some(a), Some(b)) => Ok(a.max(b)),
+        (Some(a), None) | (None, Some(a)) => Ok(a),
+        (None, None) => Err(OplogError::NoOplog("local.oplog.rs is empty or missing".into())),
+    }
+}
+
+/// Fails when the oldest entry is newer than `start` (the window was rolled over).
+pub async fn check_overflow(client: &Client, start: Timestamp) -> Result<(), OplogError> {
+    if let Some(oldest) = first_ts(client, 1).await?
+        && oldest > start
+    {
+        return Err(OplogError::Overflow {
+            start: show_ts(start),
+            oldest: show_ts(oldest),
+        });
+    }
+    Ok(())
+}
+
+/// Checks one captured entry the way mongodump does: renames, imports and changes to
+/// `admin.system.version` (FCV, auth schema) make the window impossible to replay.
+pub fn check_entry(entry: &RawDocument) -> Result<(), OplogError> {
+    let ns = entry.get_str("ns").unwrap_or("");
+    if ns == "admin.system.version" {
+        return Err(OplogError::Unreplayable(
+            "an entry changes admin.system.version (feature compatibility or auth schema changed during the dump)".into(),
+        ));
+    }
+    if entry.get_str("op").ok() == Some("c")
+        && let Ok(o) = entry.get_document("o")
+    {
+        for k in ["renameCollection", "importCollection", "upgradeDowngradeViewlessTimeseries"] {
+            if o.get(k).ok().flatten().is_some() {
+                return Err(OplogError::Unreplayable(format!("an entry runs {k} on {ns}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_checks() {
+        let ok = bson::rawdoc! {"op": "i", "ns": "a.b", "o": {"_id": 1}};
+        assert!(check_entry(&ok).is_ok());
+        let rename = bson::rawdoc! {"op": "c", "ns": "a.$cmd", "o": {"renameCollection": "a.b", "to": "a.c"}};
+        assert!(check_entry(&rename).is_err());
+        let fcv = bson::rawdoc! {"op": "u", "ns": "admin.system.version", "o": {}};
+        assert!(check_entry(&fcv).is_err());
+    }
+}
