@@ -471,6 +471,13 @@ pub fn verify<R: Read>(
             }
             RecordKind::Frame => {
                 let offset = rec.offset;
+                if c.catalog.as_ref().is_some_and(|cat| !cat.namespaces[h.ns_id as usize].has_data()) {
+                    let f = c
+                        .finding("frame-view", offset, format!("frame {} belongs to a view, which has no documents", h.seq))
+                        .ns(c.name(h.ns_id))
+                        .frame(h.seq as u64);
+                    c.push(f);
+                }
                 let st = c.ns_state(h.ns_id);
                 st.seqs.push((h.seq, offset));
                 if let Some((end_at, _, _)) = st.end {

@@ -78,6 +78,10 @@ pub fn encode(catalog: &Catalog) -> Vec<u8> {
 
 /// Parses a manifest document into a catalog. Messages name the offending field.
 pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
+    match crate::docs::declared_len(bytes) {
+        Some(n) if n as i64 == bytes.len() as i64 => {}
+        _ => return Err("the payload is not exactly one BSON document".into()),
+    }
     let d =
         Document::from_reader(&mut &bytes[..]).map_err(|e| format!("not a BSON document: {e}"))?;
     let created_at = match d.get("created_at") {

@@ -131,7 +131,8 @@ impl<W: Write> OxdWriter<W> {
             )));
         }
         let raw_len = raw.len() as u32;
-        let stored = frame::store(raw, Some(DEFAULT_ZSTD_LEVEL));
+        // Metadata records follow the frames' setting: compressed unless frames are stored raw.
+        let stored = frame::store(raw, self.level.map(|_| DEFAULT_ZSTD_LEVEL));
         let mut h = RecordHeader {
             codec: stored.codec,
             raw_len,
