@@ -148,7 +148,7 @@ fn check_manifest(src: &mut dyn Source) -> Catalog {
 
 fn sorted(cat: &Catalog) -> Vec<crate::catalog::Namespace> {
     let mut v = cat.namespaces.clone();
-    v.sort_by(|a, b| a.full_name().cmp(&b.full_name()));
+    v.sort_by_key(|n| n.full_name());
     v
 }
 
