@@ -47,6 +47,13 @@ use crate::verify::{Finding, NsTotals, Report, Severity, VerifyOptions};
 pub const PRELUDE_FILE: &str = "prelude.json";
 /// Name of the oplog file at the root of a dump.
 pub const OPLOG_FILE: &str = "oplog.bson";
+/// The per-database users, roles and version collections of `--dumpDbUsersAndRoles`,
+/// whose files mongodump names without escaping the `$`.
+pub const ADMIN_FILES: [&str; 3] = [
+    "$admin.system.users",
+    "$admin.system.roles",
+    "$admin.system.version",
+];
 /// About how many bytes of documents a chunk holds.
 pub const CHUNK_TARGET: usize = 4 * 1024 * 1024;
 
@@ -833,6 +840,7 @@ pub struct DirReader {
     scan: Scan,
     cursor: usize,
     current: Option<NsDocReader>,
+    failed: Option<String>,
 }
 
 impl DirReader {
@@ -853,6 +861,7 @@ impl DirReader {
             scan: s,
             cursor: 0,
             current: None,
+            failed: None,
         })
     }
 
@@ -929,14 +938,26 @@ impl Source for DirReader {
     }
 
     fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
+        if let Some(msg) = &self.failed {
+            return Err(SourceError::Corrupt {
+                path: self.scan.root.clone(),
+                message: format!("reading stopped after an earlier error: {msg}"),
+            });
+        }
         if self.cursor >= self.scan.catalog.namespaces.len() {
             return Ok(None);
         }
         let ns = self.cursor;
-        let reader = match &mut self.current {
-            Some(r) => r,
-            None => self.current.insert(self.open_namespace(ns)?),
-        };
+        if self.current.is_none() {
+            match self.open_namespace(ns) {
+                Ok(r) => self.current = Some(r),
+                Err(e) => {
+                    self.failed = Some(e.to_string());
+                    return Err(e.into());
+                }
+            }
+        }
+        let reader = self.current.as_mut().expect("opened above");
         match reader.next_chunk() {
             Ok(Some((data, count))) => Ok(Some(Chunk::Docs { ns, data, count })),
             Ok(None) => {
@@ -948,9 +969,9 @@ impl Source for DirReader {
                 }))
             }
             Err(e) => {
-                // Stop here: nothing more is read after an error.
-                self.cursor = self.scan.catalog.namespaces.len();
+                // Stop here: nothing more is read after an error, and the error repeats.
                 self.current = None;
+                self.failed = Some(e.to_string());
                 Err(e.into())
             }
         }
@@ -1131,7 +1152,8 @@ impl Sink for DirWriter {
                 dbs.push(&ns.db);
             }
             let stem_of = |name: &str| {
-                if name.starts_with(ADMIN_PREFIX) {
+                // mongodump names these three files literally (`$` unescaped).
+                if ADMIN_FILES.contains(&name) {
                     name.to_string()
                 } else {
                     collection_stem(name)

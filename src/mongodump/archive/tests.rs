@@ -870,3 +870,48 @@ fn reads_from_a_slow_reader() {
     // Errors repeat rather than turning into a clean end.
     assert!(r.next_chunk().is_err());
 }
+
+/// Throughput of the reader and the checker on many small documents (run with
+/// `cargo test --release -- --ignored --nocapture archive_throughput`).
+#[test]
+#[ignore]
+fn archive_throughput() {
+    let cat = catalog(Some("8.2.0"), vec![Namespace::collection("d", "c")]);
+    let one = bytes_of(
+        doc! {"_id": bson::oid::ObjectId::new(), "a": 1, "s": "some text of moderate size", "n": 3.5},
+    );
+    let per_chunk = 40_000;
+    let docs = vec![one.clone(); per_chunk];
+    let mut ops = Vec::new();
+    for _ in 0..50 {
+        ops.push(Op::Docs(0, docs.clone()));
+    }
+    ops.push(Op::End(0));
+    let t = std::time::Instant::now();
+    let a = write_archive(&cat, ops);
+    let mb = a.len() as f64 / 1e6;
+    eprintln!(
+        "write: {:.0} MB/s ({mb:.0} MB)",
+        mb / t.elapsed().as_secs_f64()
+    );
+    let t = std::time::Instant::now();
+    let mut r = ArchiveReader::new(&a[..], "t").unwrap();
+    let mut n = 0;
+    while let Some(c) = r.next_chunk().unwrap() {
+        if let Chunk::Docs { count, .. } = c {
+            n += count;
+        }
+    }
+    assert_eq!(n, 50 * per_chunk as u64);
+    eprintln!(
+        "read: {:.0} MB/s, {:.0} ns/doc",
+        mb / t.elapsed().as_secs_f64(),
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+    let t = std::time::Instant::now();
+    assert!(check(&a, false).is_ok());
+    eprintln!("verify: {:.0} MB/s", mb / t.elapsed().as_secs_f64());
+    let t = std::time::Instant::now();
+    assert!(check(&a, true).is_ok());
+    eprintln!("verify --deep: {:.0} MB/s", mb / t.elapsed().as_secs_f64());
+}

@@ -321,6 +321,7 @@ fn verify_finds_damaged_data_files() {
             && err.contains("edge.indexed"),
         "{err}"
     );
+    assert!(r.next_chunk().is_err());
     // A truncated file.
     fs::write(&indexed, &original[..original.len() - 10]).unwrap();
     let report = check(&root, false);
