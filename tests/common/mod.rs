@@ -1,0 +1,224 @@
+//! Helpers shared by the integration tests: the test server ([`server`]), database names
+//! that cannot collide ([`unique_db`], [`DbGuard`]), content digests comparable with the
+//! dataset generators' manifests, and running the `oxidump` binary.
+
+pub mod server;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bson::{RawDocumentBuf, doc};
+use futures_util::TryStreamExt as _;
+use sha2::{Digest as _, Sha256};
+
+pub use server::{TestServer, block_on, client, server};
+
+/// Longest database name [`unique_db`] returns: the smallest limit among the servers
+/// and tools users may run the tests against.
+const MAX_DB_NAME: usize = 38;
+
+/// A database name no other test, and no other run of the tests, uses: `prefix` (cut
+/// short, and stripped of characters a database name cannot hold) followed by a suffix
+/// made of the process id, a time-based salt and a per-process counter. At most 38 bytes.
+pub fn unique_db(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    static RUN: OnceLock<String> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        format!(
+            "{}{}",
+            base36(std::process::id()),
+            base36(nanos % 36u32.pow(3))
+        )
+    });
+    let suffix = format!("_{run}_{}", base36(COUNTER.fetch_add(1, Ordering::Relaxed)));
+    let prefix: String = prefix
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .take(MAX_DB_NAME.saturating_sub(suffix.len()))
+        .collect();
+    prefix + &suffix
+}
+
+fn base36(mut n: u32) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII digits")
+}
+
+/// Databases a test creates, dropped (best effort) when the guard goes out of scope,
+/// whether the test passes or panics: tests against a user's own server (`MONGODB_URI`)
+/// must leave it as they found it. Users and roles defined in those databases are
+/// dropped too (`dropDatabase` alone keeps them).
+pub struct DbGuard {
+    names: Vec<String>,
+}
+
+impl DbGuard {
+    /// A guard over one fresh database named by [`unique_db`]`(prefix)`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            names: vec![unique_db(prefix)],
+        }
+    }
+
+    /// The first database's name.
+    pub fn name(&self) -> &str {
+        &self.names[0]
+    }
+
+    /// Another fresh database, dropped with the others.
+    pub fn add(&mut self, prefix: &str) -> String {
+        let name = unique_db(prefix);
+        self.names.push(name.clone());
+        name
+    }
+
+    /// Also drop `name`, a database the test creates under a name of its own making
+    /// (for example one derived from a guarded name).
+    pub fn track(&mut self, name: impl Into<String>) {
+        self.names.push(name.into());
+    }
+}
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        let names = std::mem::take(&mut self.names);
+        if !server::is_up() {
+            return; // nothing can have been created
+        }
+        // On a thread of its own: a guard may be dropped inside async code, where
+        // `block_on` panics, or while unwinding from a failed assertion, where a second
+        // panic would abort the whole test binary. A failure here is only reported.
+        let dropped = std::thread::spawn(move || {
+            let client = client();
+            block_on(async {
+                for name in names {
+                    let db = client.database(&name);
+                    // Users and roles may not exist or be supported; best effort.
+                    let _ = db.run_command(doc! { "dropAllUsersFromDatabase": 1 }).await;
+                    let _ = db.run_command(doc! { "dropAllRolesFromDatabase": 1 }).await;
+                    if let Err(e) = db.drop().await {
+                        eprintln!("warning: could not drop test database {name}: {e}");
+                    }
+                }
+            })
+        })
+        .join();
+        if dropped.is_err() {
+            eprintln!("warning: could not drop the test databases (see the panic above)");
+        }
+    }
+}
+
+/// Count and hex sha256 of a collection's documents, computed as the dataset generators'
+/// manifests are (`../shared/bench/gen_edge_cases.py`): the raw bytes of every document,
+/// sorted bytewise, concatenated. Equal digests mean the same documents, byte for byte,
+/// in any order.
+pub fn collection_digest(db: &str, coll: &str) -> (u64, String) {
+    let coll = client().database(db).collection::<RawDocumentBuf>(coll);
+    let docs: Vec<Vec<u8>> = block_on(async {
+        coll.find(doc! {})
+            .await?
+            .map_ok(RawDocumentBuf::into_bytes)
+            .try_collect()
+            .await
+    })
+    .unwrap_or_else(|e| panic!("cannot read {db}.{}: {e}", coll.name()));
+    docs_digest(docs)
+}
+
+/// [`collection_digest`] of a list of raw BSON documents.
+pub fn docs_digest(docs: impl IntoIterator<Item = Vec<u8>>) -> (u64, String) {
+    let mut docs: Vec<Vec<u8>> = docs.into_iter().collect();
+    docs.sort_unstable();
+    let mut hash = Sha256::new();
+    for doc in &docs {
+        hash.update(doc);
+    }
+    let mut hex = String::with_capacity(64);
+    for byte in hash.finalize() {
+        write!(hex, "{byte:02x}").expect("writing to a String");
+    }
+    (docs.len() as u64, hex)
+}
+
+/// A path in the material shared beside the checkout (`../shared`): fixtures, dataset
+/// generators.
+pub fn shared_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(relative)
+}
+
+/// Loads the BSON edge-case corpus (every BSON type, every collection shape) into `db`
+/// on the test server, replacing whatever `db` held, and returns the generator's
+/// manifest: `{"<db>.<coll>": {"count": N, "sha256": HEX}}`, and `{"type": "view"}` for
+/// views. Needs python3 with pymongo (`scripts/setup` installs it).
+pub fn load_edge_corpus(db: &str) -> serde_json::Value {
+    let script = shared_path("bench/gen_edge_cases.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&server().uri)
+        .args(["--db", db])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "{} --db {db} failed ({}); scripts/setup installs what it needs\n{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{} printed no JSON manifest ({e}):\n{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// The `oxidump` binary under test. `MONGODB_URI` is removed from its environment (the
+/// CLI reads `--uri` from it), so a test behaves the same whichever server it runs
+/// against: give it `--uri` explicitly.
+pub fn oxidump() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oxidump"));
+    cmd.env_remove("MONGODB_URI");
+    cmd
+}
+
+/// Runs `cmd` to completion, its standard input empty, and returns its exit code (-1 if
+/// a signal ended it), standard output and standard error (lossily decoded). Panics with
+/// the command line and both outputs when the exit code is not `expected_code`.
+pub fn run(cmd: &mut Command, expected_code: i32) -> (i32, String, String) {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {shown}: {e}"));
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if code != expected_code {
+        panic!(
+            "{shown}\n{} (expected exit code {expected_code})\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
+            out.status
+        );
+    }
+    (code, stdout, stderr)
+}

@@ -1,0 +1,12 @@
+//! oxidump's integration tests, all in one test binary: one build and one link for the
+//! whole suite, and one test server shared by every test (see `common/server.rs`).
+//!
+//! Tests that need a server call `common::server()`; they use `MONGODB_URI` when it is
+//! set, and otherwise a SecantusDB started on demand (`scripts/setup` installs it).
+
+// Not every helper is used by every test module at all times.
+#[allow(dead_code, unused_imports)]
+mod common;
+
+/// The test server answers, stores documents, and takes the edge-case corpus.
+mod server_smoke;
