@@ -405,16 +405,17 @@ fn scan(path: &Path) -> Scan {
             .then_with(|| a.0.db.as_bytes().cmp(b.0.db.as_bytes()))
             .then_with(|| a.0.collection.as_bytes().cmp(b.0.collection.as_bytes()))
     });
-    for w in namespaces.windows(2) {
-        if w[0].0.db == w[1].0.db && w[0].0.collection == w[1].0.collection {
-            let p = w[1].2.clone().or(w[1].1.as_ref().map(|d| d.path.clone()));
+    let mut seen = std::collections::HashSet::new();
+    for (ns, data, meta) in &namespaces {
+        if !seen.insert((ns.db.as_str(), ns.collection.as_str())) {
+            let p = meta.clone().or(data.as_ref().map(|d| d.path.clone()));
             s.problems.push(
                 Problem::error(
                     "dir-duplicate",
                     &p.unwrap_or_else(|| path.to_path_buf()),
-                    "two files describe the same namespace",
+                    "two sets of files describe the same namespace",
                 )
-                .ns(w[1].0.full_name()),
+                .ns(ns.full_name()),
             );
         }
     }

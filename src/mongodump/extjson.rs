@@ -746,6 +746,9 @@ pub fn parse_iso_date(s: &str) -> Option<i64> {
         b'Z' if i + 1 == b.len() => 0,
         c @ (b'+' | b'-') => {
             let rest = &s[i + 1..];
+            if !rest.is_ascii() {
+                return None;
+            }
             let (oh, om) = match rest.len() {
                 5 if rest.as_bytes()[2] == b':' => (&rest[0..2], &rest[3..5]),
                 4 => (&rest[0..2], &rest[2..4]),
@@ -929,5 +932,16 @@ mod tests {
         assert_eq!(parse_iso_date("1970-01-01T01:00:00+0100"), Some(0));
         assert_eq!(parse_iso_date("1970-01-01T00:00:00"), None);
         assert_eq!(parse_iso_date("1970-13-01T00:00:00Z"), None);
+        // Never panics, whatever the bytes.
+        let base = "2000-01-01T00:00:00.5+01:00";
+        for i in 0..base.len() {
+            for c in ['é', '1', ':', '+', 'Z', '.', '€'] {
+                let mut t = base.to_string();
+                t.replace_range(i..i + 1, &c.to_string());
+                let _ = parse_iso_date(&t);
+                let _ = parse_iso_date(&t[..i]);
+            }
+        }
+        assert_eq!(parse_iso_date("2000-01-01T00:00:00+1é0"), None);
     }
 }

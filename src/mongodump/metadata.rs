@@ -425,6 +425,106 @@ mod tests {
         for s in seeds {
             let _ = parse_metadata(s);
         }
+        // Random structures made of Extended JSON keys and odd values.
+        let keys = [
+            "$numberInt",
+            "$numberLong",
+            "$numberDouble",
+            "$numberDecimal",
+            "$oid",
+            "$symbol",
+            "$minKey",
+            "$maxKey",
+            "$undefined",
+            "$uuid",
+            "$binary",
+            "$type",
+            "$code",
+            "$scope",
+            "$timestamp",
+            "$regularExpression",
+            "$dbPointer",
+            "$ref",
+            "$id",
+            "$date",
+            "t",
+            "i",
+            "pattern",
+            "options",
+            "base64",
+            "subType",
+            "indexes",
+            "uuid",
+            "type",
+            "collectionName",
+        ];
+        let values = [
+            "1",
+            "-1",
+            "1.5",
+            "1e400",
+            "99999999999999999999",
+            "\"x\"",
+            "\"1\"",
+            "\"AA==\"",
+            "\"Infinity\"",
+            "true",
+            "null",
+            "[]",
+            "{}",
+            "\"2000-01-01T00:00:00Z\"",
+            "\"00112233-4455-6677-8899-aabbccddeeff\"",
+            "\"0102030405060708090a0b0c\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        fn random_json(
+            next: &mut dyn FnMut(usize) -> usize,
+            keys: &[&str],
+            values: &[&str],
+            depth: usize,
+        ) -> String {
+            if depth > 4 || next(3) == 0 {
+                return values[next(values.len())].to_string();
+            }
+            if next(4) == 0 {
+                let n = next(3);
+                let items: Vec<String> = (0..n)
+                    .map(|_| random_json(next, keys, values, depth + 1))
+                    .collect();
+                return format!("[{}]", items.join(","));
+            }
+            let n = 1 + next(3);
+            let items: Vec<String> = (0..n)
+                .map(|_| {
+                    format!(
+                        "\"{}\":{}",
+                        keys[next(keys.len())],
+                        random_json(next, keys, values, depth + 1)
+                    )
+                })
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+        let mut parsed = 0;
+        for _ in 0..20_000 {
+            let body = random_json(&mut next, &keys, &values, 0);
+            let text = format!(r#"{{"options":{body},"indexes":[{body}]}}"#);
+            if let Ok(md) = parse_metadata(text.as_bytes()) {
+                // Whatever parses writes back to something that parses to the same.
+                let again = parse_metadata(md.to_json().as_bytes()).unwrap();
+                assert_eq!(again.options, md.options, "{text}");
+                assert_eq!(again.indexes, md.indexes, "{text}");
+                assert_eq!(again.to_json(), md.to_json(), "{text}");
+                parsed += 1;
+            }
+        }
+        assert!(parsed > 1000, "only {parsed} random documents parsed");
         // Every prefix of a real file.
         let text = std::fs::read(Path::new(DIR).join("collated.metadata.json")).unwrap();
         for i in 0..text.len() {

@@ -245,6 +245,14 @@ fn pairing_warnings_and_layout_errors() {
     assert!(e.contains("orphan"), "{e}");
     assert!(!check(&root, false).is_ok());
     fs::remove_file(db.join("orphan.bson.gz")).unwrap();
+    // Two spellings of the same name.
+    fs::write(db.join("%6Frphan.bson"), b"").unwrap();
+    let e = DirReader::open(&root).err().unwrap().to_string();
+    assert!(
+        e.contains("d.orphan") && e.contains("same namespace"),
+        "{e}"
+    );
+    fs::remove_file(db.join("%6Frphan.bson")).unwrap();
     // A name that does not unescape.
     fs::write(db.join("bad%zz.bson"), b"").unwrap();
     let e = DirReader::open(&root).err().unwrap().to_string();
