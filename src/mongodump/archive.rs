@@ -42,8 +42,8 @@ use crate::catalog::{Catalog, Namespace, NsKind, NsStatus, Summary};
 use crate::docs::{self, DocIter, MAX_DOC_LEN, MAX_USER_DOC_LEN, MIN_DOC_LEN};
 use crate::mongodump::metadata::{self, bson_int, has_metadata, parse_metadata};
 use crate::mongodump::{
-    Counter, Counting, Error, GZIP_MAGIC, gunzip, server_from_version, stores_raw_timeseries,
-    tool_from_version, version_for_tool,
+    Counter, Counting, Error, GZIP_MAGIC, gunzip, parse_server_version, server_from_version,
+    stores_raw_timeseries, tool_from_version, version_for_tool,
 };
 use crate::output::OutFile;
 use crate::sink::{Sink, SinkError};
@@ -1221,6 +1221,19 @@ impl<R: Read> Checker<'_, R> {
                     format!(
                         "archive format version {:?}, expected {FORMAT_VERSION:?}",
                         prelude.header.version
+                    ),
+                )
+                .warning(),
+            );
+        }
+        if parse_server_version(&prelude.header.server_version).is_none() {
+            self.push(
+                Fault::new(
+                    "archive-server-version",
+                    4,
+                    format!(
+                        "server_version {:?} is not x.y.z: mongorestore 100.x stops with \"parse version from prelude\" on such an archive",
+                        prelude.header.server_version
                     ),
                 )
                 .warning(),

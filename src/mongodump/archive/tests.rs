@@ -690,6 +690,13 @@ fn oplog_comes_last_and_timeseries_data_uses_buckets_below_8_3() {
             ]
         );
         assert_eq!(b[6].4, 2);
+        let report = check(&a, true);
+        assert!(report.is_ok(), "{:?}", report.findings);
+        let warned = report
+            .findings
+            .iter()
+            .any(|f| f.code == "archive-server-version");
+        assert_eq!(warned, server.is_none());
         let mut r = ArchiveReader::new(&a[..], "t").unwrap();
         assert_eq!(r.header().server_version, server.unwrap_or("unknown"));
         let back_cat = r.catalog().clone();
