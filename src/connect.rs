@@ -81,7 +81,9 @@ pub fn redact_uri(uri: &str) -> String {
             let q: Vec<String> = query
                 .split('&')
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => format!("{k}=<redacted>"),
+                    Some((k, _)) if SECRET_PARAMS.contains(&k.to_ascii_lowercase().as_str()) => {
+                        format!("{k}=<redacted>")
+                    }
                     _ => kv.to_string(),
                 })
                 .collect();
@@ -115,22 +117,32 @@ pub fn parse_read_preference(mode: &str) -> Result<ReadPreference, ConnectError>
 
 /// Connects and checks that the server answers (`ping`), so an unreachable server or
 /// refused credentials fail here with a clear message.
-pub async fn connect(uri: &str, pool_size: u32, read_preference: Option<&str>) -> Result<Client, ConnectError> {
+pub async fn connect(
+    uri: &str,
+    pool_size: u32,
+    read_preference: Option<&str>,
+) -> Result<Client, ConnectError> {
     let shown = redact_uri(uri);
-    let mut opts = ClientOptions::parse(uri).await.map_err(|e| ConnectError::BadUri {
-        uri: shown.clone(),
-        message: e.kind.to_string(),
-    })?;
+    let mut opts = ClientOptions::parse(uri)
+        .await
+        .map_err(|e| ConnectError::BadUri {
+            uri: shown.clone(),
+            message: e.kind.to_string(),
+        })?;
     if opts.app_name.is_none() {
         opts.app_name = Some(format!("oxidump {}", env!("CARGO_PKG_VERSION")));
     }
     if opts.server_selection_timeout.is_none() {
         opts.server_selection_timeout = Some(DEFAULT_SELECTION_TIMEOUT);
     }
-    let timeout = opts.server_selection_timeout.unwrap_or(DEFAULT_SELECTION_TIMEOUT);
+    let timeout = opts
+        .server_selection_timeout
+        .unwrap_or(DEFAULT_SELECTION_TIMEOUT);
     opts.max_pool_size = Some(opts.max_pool_size.unwrap_or(0).max(pool_size));
     if let Some(mode) = read_preference {
-        opts.selection_criteria = Some(SelectionCriteria::ReadPreference(parse_read_preference(mode)?));
+        opts.selection_criteria = Some(SelectionCriteria::ReadPreference(parse_read_preference(
+            mode,
+        )?));
     }
     let client = Client::with_options(opts).map_err(|source| ConnectError::Driver {
         uri: shown.clone(),
@@ -138,15 +150,20 @@ pub async fn connect(uri: &str, pool_size: u32, read_preference: Option<&str>) -
     })?;
     match client.database("admin").run_command(doc! {"ping": 1}).await {
         Ok(_) => Ok(client),
-        Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::ServerSelection { .. }) => Err(ConnectError::Unreachable {
-            uri: shown,
-            timeout,
-            message: e.kind.to_string(),
-        }),
-        Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::Authentication { .. }) || code_of(&e) == Some(18) => {
+        Err(e) if matches!(*e.kind, mongodb::error::ErrorKind::ServerSelection { .. }) => {
+            Err(ConnectError::Unreachable {
+                uri: shown,
+                timeout,
+                message: e.kind.to_string(),
+            })
+        }
+        Err(e)
+            if matches!(*e.kind, mongodb::error::ErrorKind::Authentication { .. })
+                || code_of(&e) == Some(18) =>
+        {
             Err(ConnectError::Auth {
-            uri: shown,
-            message: e.kind.to_string(),
+                uri: shown,
+                message: e.kind.to_string(),
             })
         }
         Err(source) => Err(ConnectError::Driver { uri: shown, source }),
@@ -159,7 +176,11 @@ pub fn code_of(e: &mongodb::error::Error) -> Option<i32> {
     match e.kind.as_ref() {
         ErrorKind::Command(c) => Some(c.code),
         ErrorKind::Write(mongodb::error::WriteFailure::WriteError(w)) => Some(w.code),
-        ErrorKind::InsertMany(im) => im.write_errors.as_ref().and_then(|w| w.first()).map(|w| w.code),
+        ErrorKind::InsertMany(im) => im
+            .write_errors
+            .as_ref()
+            .and_then(|w| w.first())
+            .map(|w| w.code),
         ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)) => Some(w.code),
         _ => None,
     }
@@ -168,7 +189,12 @@ pub fn code_of(e: &mongodb::error::Error) -> Option<i32> {
 /// Whether a driver error is a network failure (the connection, not the command, failed).
 pub fn is_network(e: &mongodb::error::Error) -> bool {
     use mongodb::error::ErrorKind;
-    matches!(e.kind.as_ref(), ErrorKind::Io(..) | ErrorKind::ConnectionPoolCleared { .. } | ErrorKind::ServerSelection { .. })
+    matches!(
+        e.kind.as_ref(),
+        ErrorKind::Io(..)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::ServerSelection { .. }
+    )
 }
 
 /// What oxidump needs to know about a server.
@@ -249,9 +275,14 @@ mod tests {
             redact_uri("mongodb://alice:s3cret@h1:27017,h2/admin?replicaSet=rs&authSource=admin"),
             "mongodb://alice@h1:27017,h2/admin?replicaSet=rs&authSource=admin"
         );
-        assert_eq!(redact_uri("mongodb+srv://bob:p%40ss@cluster.example.net"), "mongodb+srv://bob@cluster.example.net");
         assert_eq!(
-            redact_uri("mongodb://h/?tlsCertificateKeyFilePassword=x&authMechanismProperties=AWS_SESSION_TOKEN:y"),
+            redact_uri("mongodb+srv://bob:p%40ss@cluster.example.net"),
+            "mongodb+srv://bob@cluster.example.net"
+        );
+        assert_eq!(
+            redact_uri(
+                "mongodb://h/?tlsCertificateKeyFilePassword=x&authMechanismProperties=AWS_SESSION_TOKEN:y"
+            ),
             "mongodb://h/?tlsCertificateKeyFilePassword=<redacted>&authMechanismProperties=<redacted>"
         );
         assert_eq!(redact_uri("mongodb://h:1"), "mongodb://h:1");

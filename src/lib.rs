@@ -24,6 +24,7 @@ pub mod output;
 pub mod oxd;
 pub mod pool;
 pub mod progress;
+pub mod restore;
 pub mod sink;
 pub mod source;
 pub mod verify;

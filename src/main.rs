@@ -36,6 +36,14 @@ enum Command {
     /// raw BSON, never decoded. The output is written under a temporary name and renamed
     /// when complete: an interrupted or failed dump leaves nothing that looks finished.
     Dump(DumpArgs),
+    /// Restore a backup (OXD, mongodump directory or archive, plain or gzipped, or `-`) into a server.
+    ///
+    /// Collections are created with their options, documents inserted in parallel unordered
+    /// batches, and each collection's indexes built as soon as its data is in. Nothing is
+    /// written to admin, local or config without --include-system, and a target collection
+    /// that already holds documents stops the restore before anything is written, unless
+    /// --drop or --append. Exit status: 0 only when everything asked for was restored.
+    Restore(RestoreArgs),
     /// Check a backup offline: every checksum, every document's framing, counts and digests.
     ///
     /// Reports every finding with its namespace, frame and byte offset, not just the first.
@@ -176,6 +184,87 @@ struct DumpArgs {
     drain_only: bool,
 }
 
+#[derive(clap::Args)]
+#[command(after_long_help = "Examples:
+  oxidump restore backup.oxd --uri mongodb://localhost:27017 --dry-run
+  oxidump restore backup.oxd --uri mongodb://localhost --ns-from 'prod.*' --ns-to 'staging.*' --drop
+  oxidump restore dump/ --uri mongodb://localhost --ns-include 'shop.orders' --append
+  ssh backup 'cat shop.archive.gz' | oxidump restore - --uri mongodb://localhost")]
+struct RestoreArgs {
+    /// The backup: an OXD file, a mongodump directory, a mongodump archive (plain or gzipped), or `-`.
+    path: PathBuf,
+    /// Connection string of the target server.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    uri: String,
+    /// Only namespaces matching this pattern (source names; repeatable; `*` matches anything).
+    #[arg(long = "ns-include")]
+    ns_include: Vec<String>,
+    /// Skip namespaces matching this pattern (repeatable; wins over --ns-include).
+    #[arg(long = "ns-exclude")]
+    ns_exclude: Vec<String>,
+    /// Rename: source pattern, e.g. 'prod.*' or 'prod.$c$' (repeatable, paired with --ns-to).
+    #[arg(long = "ns-from")]
+    ns_from: Vec<String>,
+    /// Rename: target pattern, e.g. 'staging.*' or 'archive.old_$c$' (the last matching pair wins).
+    #[arg(long = "ns-to")]
+    ns_to: Vec<String>,
+    /// Drop each target collection being restored (and nothing else) before restoring it.
+    #[arg(long, conflicts_with = "append")]
+    drop: bool,
+    /// Insert into target collections that already hold documents.
+    #[arg(long)]
+    append: bool,
+    /// Print the plan (source -> target, documents, indexes, options, drops) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// When to build secondary indexes.
+    #[arg(long, value_enum, default_value_t = IndexBuildArg::After)]
+    index_build: IndexBuildArg,
+    /// Collections restored at once.
+    #[arg(short = 'j', long = "jobs", default_value_t = oxidump::restore::DEFAULT_JOBS)]
+    jobs: usize,
+    /// Concurrent inserters per collection.
+    #[arg(long, default_value_t = oxidump::restore::DEFAULT_WORKERS)]
+    workers_per_collection: usize,
+    /// Skip document validation on insert (not for time-series collections).
+    #[arg(long)]
+    bypass_document_validation: bool,
+    /// Write concern: majority, a number, or JSON like '{"w":1,"j":true}'. Default: the URI's, else the server's.
+    #[arg(long)]
+    write_concern: Option<String>,
+    /// Create collections without their dumped options (not allowed for time-series collections).
+    #[arg(long)]
+    no_options: bool,
+    /// Create collections with their dumped UUIDs (needs --drop and a server with applyOps).
+    #[arg(long, requires = "drop")]
+    preserve_uuid: bool,
+    /// Allow restoring into admin, local and config.
+    #[arg(long)]
+    include_system: bool,
+    /// Stop at the first duplicate-key or validation error instead of counting them.
+    #[arg(long)]
+    stop_on_error: bool,
+    /// Restore what is intact around damaged frames instead of stopping the namespace there.
+    #[arg(long)]
+    skip_corrupt: bool,
+    /// No progress bars and no summary.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write the summary, per namespace, as JSON to this file.
+    #[arg(long)]
+    report_json: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IndexBuildArg {
+    /// Build each collection's indexes as soon as its data is in.
+    After,
+    /// Create indexes before inserting.
+    Before,
+    /// Do not build secondary indexes.
+    Skip,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum CatFormatArg {
     Bson,
@@ -242,7 +331,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let sigterm = async {
             match term.as_mut() {
                 Some(t) => {
@@ -270,7 +360,11 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", U[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
 }
 
 fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
@@ -332,9 +426,68 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
+    use oxidump::restore::{IndexBuild, RestoreOptions, plan::Existing};
+    if a.ns_from.len() != a.ns_to.len() {
+        anyhow::bail!(
+            "--ns-from and --ns-to come in pairs: {} --ns-from for {} --ns-to",
+            a.ns_from.len(),
+            a.ns_to.len()
+        );
+    }
+    let opts = RestoreOptions {
+        uri: a.uri,
+        input: a.path,
+        include: a.ns_include,
+        exclude: a.ns_exclude,
+        renames: a.ns_from.into_iter().zip(a.ns_to).collect(),
+        existing: if a.drop {
+            Existing::Drop
+        } else if a.append {
+            Existing::Append
+        } else {
+            Existing::Refuse
+        },
+        dry_run: a.dry_run,
+        index_build: match a.index_build {
+            IndexBuildArg::After => IndexBuild::After,
+            IndexBuildArg::Before => IndexBuild::Before,
+            IndexBuildArg::Skip => IndexBuild::Skip,
+        },
+        jobs: a.jobs,
+        workers: a.workers_per_collection,
+        bypass_validation: a.bypass_document_validation,
+        write_concern: a.write_concern,
+        no_options: a.no_options,
+        preserve_uuid: a.preserve_uuid,
+        include_system: a.include_system,
+        stop_on_error: a.stop_on_error,
+        skip_corrupt: a.skip_corrupt,
+        batch_bytes: None,
+    };
+    let progress = Progress::new(a.quiet);
+    let rt = runtime()?;
+    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal()))?;
+    if let Some(p) = &a.report_json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if report.dry_run {
+        print!("{}", oxidump::restore::render_plan(&report));
+    } else if !a.quiet {
+        eprint!("{}", oxidump::restore::render_summary(&report));
+    }
+    Ok(if report.ok() {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Dump(a) => dump(a),
+        Command::Restore(a) => restore(a),
         Command::Verify {
             paths,
             deep,

@@ -47,7 +47,9 @@ fn tokenize(p: &str, allow_vars: bool) -> Result<Vec<Token>, PatternError> {
             }
             '$' => {
                 if !allow_vars {
-                    return Err(err("`$` is not allowed here (variables are for --ns-from/--ns-to)"));
+                    return Err(err(
+                        "`$` is not allowed here (variables are for --ns-from/--ns-to)",
+                    ));
                 }
                 let mut name = String::new();
                 loop {
@@ -142,8 +144,14 @@ impl NsFilter {
     /// Compiles the patterns.
     pub fn new(include: &[String], exclude: &[String]) -> Result<NsFilter, PatternError> {
         Ok(NsFilter {
-            include: include.iter().map(|p| NsPattern::new(p)).collect::<Result<_, _>>()?,
-            exclude: exclude.iter().map(|p| NsPattern::new(p)).collect::<Result<_, _>>()?,
+            include: include
+                .iter()
+                .map(|p| NsPattern::new(p))
+                .collect::<Result<_, _>>()?,
+            exclude: exclude
+                .iter()
+                .map(|p| NsPattern::new(p))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -183,7 +191,11 @@ impl Renamer {
             if stars(&f.tokens) != stars(&t) {
                 return Err(PatternError {
                     pattern: to.clone(),
-                    reason: format!("has {} `*`, but --ns-from {from:?} has {}", stars(&t), stars(&f.tokens)),
+                    reason: format!(
+                        "has {} `*`, but --ns-from {from:?} has {}",
+                        stars(&t),
+                        stars(&f.tokens)
+                    ),
                 });
             }
             for tok in &t {

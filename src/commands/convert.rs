@@ -73,17 +73,23 @@ pub fn create_sink(out: &Path, opts: &ConvertOptions) -> Result<Box<dyn Sink>, C
                 opts.oxd,
             ))
         }
-        OutputFormat::MongodumpArchive => super::mdshim::archive::ArchiveSink::new(
+        OutputFormat::MongodumpArchive => Box::new(crate::mongodump::archive::ArchiveWriter::new(
             OutFile::create(out, opts.overwrite).map_err(SinkError::from)?,
             opts.gzip,
-        ),
+        )),
         OutputFormat::MongodumpDir => {
             if out.as_os_str() == "-" {
                 return Err(ConvertError::Usage(
                     "a mongodump directory cannot be written to standard output".into(),
                 ));
             }
-            super::mdshim::dir::DirSink::create(out, opts.gzip)?
+            Box::new(crate::mongodump::dir::DirWriter::create(
+                out,
+                crate::mongodump::dir::DirWriterOptions {
+                    gzip: opts.gzip,
+                    prelude: crate::mongodump::dir::PreludeAt::Root,
+                },
+            )?)
         }
     })
 }

@@ -4,7 +4,6 @@
 pub mod cat;
 pub mod convert;
 pub mod ls;
-mod mdshim;
 pub mod verify;
 
 use std::path::Path;
@@ -24,12 +23,17 @@ pub fn open_source(path: &Path) -> Result<Box<dyn Source>, SourceError> {
         InputFormat::MongodumpArchive { gzip } => {
             let stream = opened.stream.expect("stream formats have a stream");
             let stream: Box<dyn std::io::Read + Send> = if gzip {
-                Box::new(mdshim::archive::gunzip(stream))
+                Box::new(crate::mongodump::gunzip(stream))
             } else {
                 stream
             };
-            mdshim::archive::ArchiveSource::new(stream, opened.path)
+            Ok(Box::new(crate::mongodump::archive::ArchiveReader::new(
+                stream,
+                opened.path,
+            )?))
         }
-        InputFormat::MongodumpDir => mdshim::dir::DirSource::open(&opened.path),
+        InputFormat::MongodumpDir => Ok(Box::new(crate::mongodump::dir::DirReader::open(
+            &opened.path,
+        )?)),
     }
 }

@@ -30,15 +30,15 @@ pub fn run(path: &Path, opts: &VerifyOptions, progress: &Progress) -> Result<Rep
         InputFormat::MongodumpArchive { gzip } => {
             let stream = stream.expect("stream");
             let stream: Box<dyn std::io::Read + Send> = if gzip {
-                Box::new(super::mdshim::archive::gunzip(stream))
+                Box::new(crate::mongodump::gunzip(stream))
             } else {
                 stream
             };
-            super::mdshim::archive::verify(stream, path, opts, &mut report, &mut ignore)
+            crate::mongodump::archive::verify_into(stream, opts, &mut report, &mut ignore)
         }
         InputFormat::MongodumpDir => {
             let mut tick = |n: u64| bar.inc(n);
-            super::mdshim::dir::verify(path, opts, &mut report, &mut tick)
+            crate::mongodump::dir::verify_into(path, opts, &mut report, &mut tick)
         }
     }
     bar.finish_and_clear();

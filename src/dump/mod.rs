@@ -206,7 +206,9 @@ pub struct DumpReport {
 impl DumpReport {
     /// `raw / stored`.
     pub fn ratio(&self) -> Option<f64> {
-        self.stored_bytes.filter(|s| *s > 0).map(|s| self.bytes as f64 / s as f64)
+        self.stored_bytes
+            .filter(|s| *s > 0)
+            .map(|s| self.bytes as f64 / s as f64)
     }
 }
 
@@ -224,9 +226,19 @@ pub fn default_output(uri: &str, format: OutputFormat, gzip: bool) -> PathBuf {
         .next()
         .unwrap_or("")
         .replace([':', '[', ']'], "_");
-    let host = if host.is_empty() { "dump".to_string() } else { host };
-    let now = bson::DateTime::now().try_to_rfc3339_string().unwrap_or_default();
-    let stamp: String = now.chars().filter(|c| c.is_ascii_alphanumeric()).take(15).collect();
+    let host = if host.is_empty() {
+        "dump".to_string()
+    } else {
+        host
+    };
+    let now = bson::DateTime::now()
+        .try_to_rfc3339_string()
+        .unwrap_or_default();
+    let stamp: String = now
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(15)
+        .collect();
     let stem = format!("{host}-{stamp}Z");
     PathBuf::from(match (format, gzip) {
         (OutputFormat::Oxd, _) => format!("{stem}.oxd"),
@@ -238,13 +250,21 @@ pub fn default_output(uri: &str, format: OutputFormat, gzip: bool) -> PathBuf {
 
 fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
     if opts.collection.is_some() && opts.dbs.len() != 1 {
-        return Err(DumpError::Usage("--collection needs exactly one --db".into()));
+        return Err(DumpError::Usage(
+            "--collection needs exactly one --db".into(),
+        ));
     }
     if opts.query.is_some() && opts.collection.is_none() {
-        return Err(DumpError::Usage("--query needs --db and --collection (it filters one collection)".into()));
+        return Err(DumpError::Usage(
+            "--query needs --db and --collection (it filters one collection)".into(),
+        ));
     }
     if opts.oplog
-        && (!opts.dbs.is_empty() || opts.collection.is_some() || opts.query.is_some() || !opts.include.is_empty() || !opts.exclude.is_empty())
+        && (!opts.dbs.is_empty()
+            || opts.collection.is_some()
+            || opts.query.is_some()
+            || !opts.include.is_empty()
+            || !opts.exclude.is_empty())
     {
         return Err(DumpError::Usage(
             "--oplog captures the whole server's oplog: it works only for full dumps (no --db, --collection, --ns-include, --ns-exclude or --query)".into(),
@@ -259,7 +279,9 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
         ));
     }
     if opts.out.as_deref() == Some(Path::new("-")) && opts.format == OutputFormat::MongodumpDir {
-        return Err(DumpError::Usage("a mongodump directory cannot be written to standard output".into()));
+        return Err(DumpError::Usage(
+            "a mongodump directory cannot be written to standard output".into(),
+        ));
     }
     Ok(())
 }
@@ -280,18 +302,31 @@ struct NsRun {
 
 /// Runs a dump. `shutdown` resolving (Ctrl-C) stops it: every cursor is abandoned,
 /// the partial output removed, and [`DumpError::Interrupted`] returned.
-pub async fn run(opts: DumpOptions, progress: Progress, shutdown: impl Future<Output = ()>) -> Result<DumpReport, DumpError> {
+pub async fn run(
+    opts: DumpOptions,
+    progress: Progress,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DumpReport, DumpError> {
     validate(&opts)?;
     let started = Instant::now();
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
     let query = opts.query.as_deref().map(plan::parse_query).transpose()?;
-    let client = connect::connect(&opts.uri, (opts.jobs * 2 + 4) as u32, opts.read_preference.as_deref()).await?;
-    let info = connect::server_info(&client).await.map_err(|source| DumpError::Driver {
-        what: "reading server information".into(),
-        source,
-    })?;
+    let client = connect::connect(
+        &opts.uri,
+        (opts.jobs * 2 + 4) as u32,
+        opts.read_preference.as_deref(),
+    )
+    .await?;
+    let info = connect::server_info(&client)
+        .await
+        .map_err(|source| DumpError::Driver {
+            what: "reading server information".into(),
+            source,
+        })?;
     if opts.oplog && info.is_mongos {
-        return Err(DumpError::Usage("--oplog cannot be used through a mongos".into()));
+        return Err(DumpError::Usage(
+            "--oplog cannot be used through a mongos".into(),
+        ));
     }
     let source = SourceInfo {
         tool: Some(format!("oxidump {}", env!("CARGO_PKG_VERSION"))),
@@ -313,28 +348,36 @@ pub async fn run(opts: DumpOptions, progress: Progress, shutdown: impl Future<Ou
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
     {
         let _ = q;
-        return Err(DumpError::Usage("--query is not supported for time-series collections".into()));
+        return Err(DumpError::Usage(
+            "--query is not supported for time-series collections".into(),
+        ));
     }
 
     let output = if opts.drain_only {
         None
     } else {
-        Some(opts.out.clone().unwrap_or_else(|| default_output(&opts.uri, opts.format, opts.gzip)))
+        Some(
+            opts.out
+                .clone()
+                .unwrap_or_else(|| default_output(&opts.uri, opts.format, opts.gzip)),
+        )
     };
     let sink = match &output {
-        Some(p) => Some(create_sink(
-            p,
-            &ConvertOptions {
-                to: opts.format,
-                gzip: opts.gzip,
-                oxd: opts.oxd,
-                overwrite: opts.overwrite,
-            },
-        )
-        .map_err(|e| match e {
-            crate::commands::convert::ConvertError::Sink(s) => DumpError::Sink(s),
-            other => DumpError::Usage(other.to_string()),
-        })?),
+        Some(p) => Some(
+            create_sink(
+                p,
+                &ConvertOptions {
+                    to: opts.format,
+                    gzip: opts.gzip,
+                    oxd: opts.oxd,
+                    overwrite: opts.overwrite,
+                },
+            )
+            .map_err(|e| match e {
+                crate::commands::convert::ConvertError::Sink(s) => DumpError::Sink(s),
+                other => DumpError::Usage(other.to_string()),
+            })?,
+        ),
         None => None,
     };
 
@@ -364,7 +407,17 @@ pub async fn run(opts: DumpOptions, progress: Progress, shutdown: impl Future<Ou
             .spawn(move || write_loop(sink, &catalog, rx, sum_rx))
             .expect("spawn writer thread")
     });
-    let work = dump_data(&opts, &client, &catalog, &plans, query, tx, runs.clone(), &progress, &overall);
+    let work = dump_data(
+        &opts,
+        &client,
+        &catalog,
+        &plans,
+        query,
+        tx,
+        runs.clone(),
+        &progress,
+        &overall,
+    );
     let result = tokio::select! {
         r = work => r,
         _ = shutdown => Err(DumpError::Interrupted),
@@ -380,7 +433,9 @@ pub async fn run(opts: DumpOptions, progress: Progress, shutdown: impl Future<Ou
             } else {
                 drop(sum_tx);
             }
-            let joined = tokio::task::spawn_blocking(move || w.join()).await.expect("join writer");
+            let joined = tokio::task::spawn_blocking(move || w.join())
+                .await
+                .expect("join writer");
             match joined {
                 Ok(r) => r,
                 Err(_) => Err(SinkError::Misuse("the writer thread panicked".into())),
@@ -410,9 +465,16 @@ pub async fn run(opts: DumpOptions, progress: Progress, shutdown: impl Future<Ou
                 kind: n.kind.as_str(),
                 documents: r.counters.docs.load(Ordering::Relaxed),
                 bytes: r.counters.bytes.load(Ordering::Relaxed),
-                ranges: r.ranges.load(Ordering::Relaxed).max(usize::from(n.kind == NsKind::Oplog)),
+                ranges: r
+                    .ranges
+                    .load(Ordering::Relaxed)
+                    .max(usize::from(n.kind == NsKind::Oplog)),
                 seconds: *r.seconds.lock().expect("lock"),
-                status: if warning.is_some() { "partial" } else { "complete" },
+                status: if warning.is_some() {
+                    "partial"
+                } else {
+                    "complete"
+                },
                 warning,
             }
         })
@@ -443,7 +505,11 @@ fn format_name(f: OutputFormat, gzip: bool) -> String {
         OutputFormat::MongodumpDir => "mongodump-dir",
         OutputFormat::MongodumpArchive => "mongodump-archive",
     };
-    if gzip { format!("{base}+gzip") } else { base.into() }
+    if gzip {
+        format!("{base}+gzip")
+    } else {
+        base.into()
+    }
 }
 
 /// Size of a file, or of every file under a directory.
@@ -507,11 +573,20 @@ async fn dump_data(
     // Views have no data: end them first.
     for (i, n) in catalog.namespaces.iter().enumerate() {
         if !n.has_data() {
-            send(&tx, Msg::End { ns: i, status: NsStatus::Complete }).await?;
+            send(
+                &tx,
+                Msg::End {
+                    ns: i,
+                    status: NsStatus::Complete,
+                },
+            )
+            .await?;
         }
     }
     // Plan the tasks: the biggest collections' ranges first.
-    let mut order: Vec<usize> = (0..plans.len()).filter(|&i| catalog.namespaces[plans[i].ns].kind != NsKind::Oplog).collect();
+    let mut order: Vec<usize> = (0..plans.len())
+        .filter(|&i| catalog.namespaces[plans[i].ns].kind != NsKind::Oplog)
+        .collect();
     order.sort_by_key(|&i| std::cmp::Reverse(plans[i].size));
     let mut tasks = Vec::new();
     for &i in &order {
@@ -526,11 +601,20 @@ async fn dump_data(
                 vec![How::Natural]
             } else {
                 let db = client.database(&p.db);
-                let ranges = partition::split(&db, &p.data_coll, p.count, k).await.map_err(|source| DumpError::Driver {
-                    what: format!("choosing split points of {}", catalog.namespaces[p.ns].full_name()),
-                    source,
-                })?;
-                if ranges.len() < 2 { vec![How::Natural] } else { ranges.into_iter().map(How::Range).collect() }
+                let ranges = partition::split(&db, &p.data_coll, p.count, k)
+                    .await
+                    .map_err(|source| DumpError::Driver {
+                        what: format!(
+                            "choosing split points of {}",
+                            catalog.namespaces[p.ns].full_name()
+                        ),
+                        source,
+                    })?;
+                if ranges.len() < 2 {
+                    vec![How::Natural]
+                } else {
+                    ranges.into_iter().map(How::Range).collect()
+                }
             }
         };
         runs[p.ns].remaining.store(hows.len(), Ordering::SeqCst);
@@ -539,25 +623,47 @@ async fn dump_data(
             tasks.push(Task { plan: i, how });
         }
     }
-    let oplog_start = if opts.oplog { Some(oplog::newest(client).await?) } else { None };
+    let oplog_start = if opts.oplog {
+        Some(oplog::newest(client).await?)
+    } else {
+        None
+    };
 
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
     let mut set = JoinSet::new();
-    let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> =
-        Arc::new(catalog.namespaces.iter().map(|_| std::sync::Mutex::new(None)).collect());
+    let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> = Arc::new(
+        catalog
+            .namespaces
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect(),
+    );
     for t in tasks {
         let p = plans[t.plan].clone();
         let name = catalog.namespaces[p.ns].full_name();
         let spec = spec_for(opts, &p, name, t.how);
-        let (client, tx, runs, sem, bars, overall, progress) =
-            (client.clone(), tx.clone(), runs.clone(), sem.clone(), bars.clone(), overall.clone(), progress.clone());
+        let (client, tx, runs, sem, bars, overall, progress) = (
+            client.clone(),
+            tx.clone(),
+            runs.clone(),
+            sem.clone(),
+            bars.clone(),
+            overall.clone(),
+            progress.clone(),
+        );
         set.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let run = &runs[p.ns];
             let bar = {
                 let mut b = bars[p.ns].lock().expect("lock");
-                run.started.lock().expect("lock").get_or_insert_with(Instant::now);
-                b.get_or_insert_with(|| progress.docs((p.count > 0).then_some(p.count), spec.name.clone())).clone()
+                run.started
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(Instant::now);
+                b.get_or_insert_with(|| {
+                    progress.docs((p.count > 0).then_some(p.count), spec.name.clone())
+                })
+                .clone()
             };
             let on_batch = move |n: u64, bytes: u64| {
                 bar.inc(n);
@@ -566,8 +672,14 @@ async fn dump_data(
             let r = read::read(&client, &spec, &tx, &run.counters, &on_batch).await;
             let outcome = match r {
                 Ok(_) => None,
-                Err(ReadError::Driver { source, .. }) if read::collection_gone(&source) && !plan::still_there(&client, &p.db, &p.data_coll, p.uuid).await => {
-                    Some(format!("{} was dropped or renamed during the dump; its data may be partial", spec.name))
+                Err(ReadError::Driver { source, .. })
+                    if read::collection_gone(&source)
+                        && !plan::still_there(&client, &p.db, &p.data_coll, p.uuid).await =>
+                {
+                    Some(format!(
+                        "{} was dropped or renamed during the dump; its data may be partial",
+                        spec.name
+                    ))
                 }
                 Err(e) => return Err(DumpError::Read(e)),
             };
@@ -577,12 +689,18 @@ async fn dump_data(
                     && p.count > 0
                     && !plan::still_there(&client, &p.db, &p.data_coll, p.uuid).await =>
                 {
-                    Some(format!("{} was dropped or renamed during the dump; its data may be partial", spec.name))
+                    Some(format!(
+                        "{} was dropped or renamed during the dump; its data may be partial",
+                        spec.name
+                    ))
                 }
                 None => None,
             };
             if let Some(w) = &gone {
-                run.partial.lock().expect("lock").get_or_insert_with(|| w.clone());
+                run.partial
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(|| w.clone());
             }
             if run.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
                 let status = match run.partial.lock().expect("lock").clone() {
@@ -623,7 +741,12 @@ async fn dump_data(
             .find(|p| catalog.namespaces[p.ns].kind == NsKind::Oplog)
             .expect("oplog planned")
             .clone();
-        let spec = spec_for(opts, &p, catalog.namespaces[p.ns].full_name(), How::Oplog(start, end));
+        let spec = spec_for(
+            opts,
+            &p,
+            catalog.namespaces[p.ns].full_name(),
+            How::Oplog(start, end),
+        );
         let bar = progress.docs(None, spec.name.clone());
         let b2 = bar.clone();
         let on_batch = move |n: u64, _: u64| b2.inc(n);
@@ -631,8 +754,19 @@ async fn dump_data(
         read::read(client, &spec, &tx, &runs[p.ns].counters, &on_batch).await?;
         oplog::check_overflow(client, start).await?;
         bar.finish_and_clear();
-        *runs[p.ns].seconds.lock().expect("lock") = runs[p.ns].started.lock().expect("lock").map_or(0.0, |t| t.elapsed().as_secs_f64());
-        send(&tx, Msg::End { ns: p.ns, status: NsStatus::Complete }).await?;
+        *runs[p.ns].seconds.lock().expect("lock") = runs[p.ns]
+            .started
+            .lock()
+            .expect("lock")
+            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        send(
+            &tx,
+            Msg::End {
+                ns: p.ns,
+                status: NsStatus::Complete,
+            },
+        )
+        .await?;
         oplog_range = Some(OplogRange { start, end });
     }
     Ok(Summary {
@@ -643,11 +777,17 @@ async fn dump_data(
 }
 
 async fn send(tx: &mpsc::Sender<Msg>, m: Msg) -> Result<(), DumpError> {
-    tx.send(m).await.map_err(|_| DumpError::Read(ReadError::Closed))
+    tx.send(m)
+        .await
+        .map_err(|_| DumpError::Read(ReadError::Closed))
 }
 
 fn spec_for(opts: &DumpOptions, p: &NsPlan, name: String, how: How) -> ReadSpec {
-    let avg = if p.count > 0 { (p.size / p.count).max(1) } else { 1024 };
+    let avg = if p.count > 0 {
+        (p.size / p.count).max(1)
+    } else {
+        1024
+    };
     let batch_size = (opts.batch_bytes as u64 / avg).clamp(1, 100_000) as u32;
     ReadSpec {
         ns: p.ns,
@@ -656,7 +796,11 @@ fn spec_for(opts: &DumpOptions, p: &NsPlan, name: String, how: How) -> ReadSpec 
         coll: p.data_coll.clone(),
         how,
         raw_data: p.raw_data,
-        max_doc: if p.db == crate::catalog::OPLOG_DB { MAX_DOC_LEN } else { MAX_USER_DOC_LEN },
+        max_doc: if p.db == crate::catalog::OPLOG_DB {
+            MAX_DOC_LEN
+        } else {
+            MAX_USER_DOC_LEN
+        },
         batch_size,
         frame_size: opts.oxd.frame_size,
         drain_only: opts.drain_only,
@@ -671,16 +815,24 @@ pub fn is_whole(r: &IdRange) -> bool {
 /// Parses a size like `512`, `64KB`, `1MB`, `256MiB`, `2GB` (units are powers of 1024).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a size (examples: 512KB, 64MB, 1GB)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 512KB, 64MB, 1GB)"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        u => return Err(format!("{s:?}: unknown unit {u:?} (use B, KB, MB, GB or TB)")),
+        u => {
+            return Err(format!(
+                "{s:?}: unknown unit {u:?} (use B, KB, MB, GB or TB)"
+            ));
+        }
     };
     Ok((n * mult as f64) as u64)
 }
@@ -701,7 +853,11 @@ mod tests {
 
     #[test]
     fn default_names() {
-        let p = default_output("mongodb://u:p@db1.example:27017,db2/x?replicaSet=rs", OutputFormat::Oxd, false);
+        let p = default_output(
+            "mongodb://u:p@db1.example:27017,db2/x?replicaSet=rs",
+            OutputFormat::Oxd,
+            false,
+        );
         let s = p.to_string_lossy();
         assert!(s.starts_with("db1.example_27017-"), "{s}");
         assert!(s.ends_with("Z.oxd"));

@@ -39,8 +39,13 @@ pub fn show_ts(t: Timestamp) -> String {
     format!("{}:{}", t.time, t.increment)
 }
 
-async fn first_ts(client: &Client, natural: i32) -> Result<Option<Timestamp>, mongodb::error::Error> {
-    let coll = client.database(OPLOG_DB).collection::<Document>(OPLOG_COLLECTION);
+async fn first_ts(
+    client: &Client,
+    natural: i32,
+) -> Result<Option<Timestamp>, mongodb::error::Error> {
+    let coll = client
+        .database(OPLOG_DB)
+        .collection::<Document>(OPLOG_COLLECTION);
     let opts = FindOptions::builder()
         .sort(doc! {"$natural": natural})
         .limit(1)
@@ -56,7 +61,10 @@ async fn first_ts(client: &Client, natural: i32) -> Result<Option<Timestamp>, mo
 /// The timestamp of the newest oplog entry: the larger of the last entry in natural
 /// order and the server's last write optime (both are at or before every later write).
 pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
-    let hello = client.database("admin").run_command(doc! {"hello": 1}).await?;
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await?;
     if hello.get_str("setName").is_err() {
         return Err(OplogError::NoOplog("it is not a replica set member".into()));
     }
@@ -69,7 +77,9 @@ pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
     match (natural, last_write) {
         (Some(a), Some(b)) => Ok(a.max(b)),
         (Some(a), None) | (None, Some(a)) => Ok(a),
-        (None, None) => Err(OplogError::NoOplog("local.oplog.rs is empty or missing".into())),
+        (None, None) => Err(OplogError::NoOplog(
+            "local.oplog.rs is empty or missing".into(),
+        )),
     }
 }
 
@@ -98,9 +108,15 @@ pub fn check_entry(entry: &RawDocument) -> Result<(), OplogError> {
     if entry.get_str("op").ok() == Some("c")
         && let Ok(o) = entry.get_document("o")
     {
-        for k in ["renameCollection", "importCollection", "upgradeDowngradeViewlessTimeseries"] {
+        for k in [
+            "renameCollection",
+            "importCollection",
+            "upgradeDowngradeViewlessTimeseries",
+        ] {
             if o.get(k).ok().flatten().is_some() {
-                return Err(OplogError::Unreplayable(format!("an entry runs {k} on {ns}")));
+                return Err(OplogError::Unreplayable(format!(
+                    "an entry runs {k} on {ns}"
+                )));
             }
         }
     }

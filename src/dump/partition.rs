@@ -23,7 +23,10 @@ pub struct IdRange {
 impl IdRange {
     /// The whole collection.
     pub fn all() -> IdRange {
-        IdRange { min: None, max: None }
+        IdRange {
+            min: None,
+            max: None,
+        }
     }
 }
 
@@ -52,7 +55,12 @@ pub fn ranges_from_points(points: Vec<Bson>) -> Vec<IdRange> {
 
 /// Asks the server for `k - 1` split points of `coll`'s `_id` space. Returns a
 /// single unbounded range when sampling fails or finds fewer distinct values.
-pub async fn split(db: &Database, coll: &str, count: u64, k: usize) -> Result<Vec<IdRange>, mongodb::error::Error> {
+pub async fn split(
+    db: &Database,
+    coll: &str,
+    count: u64,
+    k: usize,
+) -> Result<Vec<IdRange>, mongodb::error::Error> {
     if k < 2 {
         return Ok(vec![IdRange::all()]);
     }

@@ -9,7 +9,9 @@ use bson::{Bson, Document, RawDocumentBuf, rawdoc};
 use futures_util::TryStreamExt;
 use mongodb::{Client, Database};
 
-use crate::catalog::{BUCKETS_PREFIX, Catalog, Namespace, NsKind, OPLOG_COLLECTION, OPLOG_DB, SourceInfo};
+use crate::catalog::{
+    BUCKETS_PREFIX, Catalog, Namespace, NsKind, OPLOG_COLLECTION, OPLOG_DB, SourceInfo,
+};
 use crate::nsmatch::NsFilter;
 
 /// Which namespaces to dump.
@@ -70,7 +72,10 @@ fn driver(what: impl Into<String>) -> impl FnOnce(mongodb::error::Error) -> Plan
 }
 
 /// Runs a cursor-returning command and collects every document, decoded (metadata only).
-pub async fn cursor_docs(db: &Database, cmd: RawDocumentBuf) -> Result<Vec<Document>, mongodb::error::Error> {
+pub async fn cursor_docs(
+    db: &Database,
+    cmd: RawDocumentBuf,
+) -> Result<Vec<Document>, mongodb::error::Error> {
     let mut cur = db.run_raw_cursor_command(cmd).batch().await?;
     let mut out = Vec::new();
     while let Some(b) = cur.try_next().await? {
@@ -89,11 +94,23 @@ fn db_is_internal(db: &str) -> bool {
 }
 
 /// Collections mongodump keeps in `config` on a full dump.
-const CONFIG_KEEP: [&str; 7] = ["chunks", "collections", "databases", "settings", "shards", "tags", "version"];
+const CONFIG_KEEP: [&str; 7] = [
+    "chunks",
+    "collections",
+    "databases",
+    "settings",
+    "shards",
+    "tags",
+    "version",
+];
 
 impl Selection {
     fn db_named(&self, db: &str) -> bool {
-        self.dbs.iter().any(|d| d == db) || self.include.iter().any(|p| p.starts_with(&format!("{db}.")))
+        self.dbs.iter().any(|d| d == db)
+            || self
+                .include
+                .iter()
+                .any(|p| p.starts_with(&format!("{db}.")))
     }
 
     fn wants_db(&self, db: &str) -> bool {
@@ -129,7 +146,8 @@ impl Selection {
                 return false;
             }
         }
-        if db == "config" && !self.dbs.iter().any(|d| d == "config") && !CONFIG_KEEP.contains(&name) {
+        if db == "config" && !self.dbs.iter().any(|d| d == "config") && !CONFIG_KEEP.contains(&name)
+        {
             return false;
         }
         self.filter.allows(&full)
@@ -151,13 +169,19 @@ pub async fn plan(
     source: SourceInfo,
     oplog: bool,
 ) -> Result<(Catalog, Vec<NsPlan>), PlanError> {
-    let (major, minor) = crate::connect::parse_major_minor(source.server_version.as_deref().unwrap_or(""));
+    let (major, minor) =
+        crate::connect::parse_major_minor(source.server_version.as_deref().unwrap_or(""));
     let viewless_ts = (major, minor) >= (8, 3);
-    let mut dbs = client.list_database_names().await.map_err(driver("listDatabases"))?;
+    let mut dbs = client
+        .list_database_names()
+        .await
+        .map_err(driver("listDatabases"))?;
     dbs.sort();
     for d in &sel.dbs {
         if !dbs.contains(d) {
-            return Err(PlanError::Usage(format!("database {d:?} does not exist on the server")));
+            return Err(PlanError::Usage(format!(
+                "database {d:?} does not exist on the server"
+            )));
         }
     }
     let mut catalog = Catalog {
@@ -170,14 +194,21 @@ pub async fn plan(
         let mut colls = cursor_docs(&db, rawdoc! {"listCollections": 1})
             .await
             .map_err(driver(format!("listCollections on {dbname}")))?;
-        colls.sort_by(|a, b| a.get_str("name").unwrap_or("").cmp(b.get_str("name").unwrap_or("")));
+        colls.sort_by(|a, b| {
+            a.get_str("name")
+                .unwrap_or("")
+                .cmp(b.get_str("name").unwrap_or(""))
+        });
         for info in colls {
-            let Ok(name) = info.get_str("name") else { continue };
+            let Ok(name) = info.get_str("name") else {
+                continue;
+            };
             let name = name.to_string();
             if !sel.wants_coll(dbname, &name) {
                 continue;
             }
-            if name.starts_with(BUCKETS_PREFIX) && sel.collection.as_deref() != Some(name.as_str()) {
+            if name.starts_with(BUCKETS_PREFIX) && sel.collection.as_deref() != Some(name.as_str())
+            {
                 // Reached through its time-series collection.
                 continue;
             }
@@ -251,7 +282,9 @@ pub async fn plan(
         });
     }
     if catalog.namespaces.is_empty() {
-        return Err(PlanError::Usage("nothing to dump: no namespace matches the selection".into()));
+        return Err(PlanError::Usage(
+            "nothing to dump: no namespace matches the selection".into(),
+        ));
     }
     Ok((catalog, plans))
 }
@@ -299,12 +332,14 @@ pub async fn still_there(client: &Client, db: &str, coll: &str, uuid: Option<[u8
 
 /// Parses a `--query` given as Extended JSON (canonical or relaxed).
 pub fn parse_query(q: &str) -> Result<Document, PlanError> {
-    let v: serde_json::Value =
-        serde_json::from_str(q).map_err(|e| PlanError::Usage(format!("--query is not valid JSON: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(q)
+        .map_err(|e| PlanError::Usage(format!("--query is not valid JSON: {e}")))?;
     match Bson::try_from(v) {
         Ok(Bson::Document(d)) => Ok(d),
         Ok(_) => Err(PlanError::Usage("--query must be a JSON object".into())),
-        Err(e) => Err(PlanError::Usage(format!("--query is not valid Extended JSON: {e}"))),
+        Err(e) => Err(PlanError::Usage(format!(
+            "--query is not valid Extended JSON: {e}"
+        ))),
     }
 }
 
@@ -353,7 +388,10 @@ mod tests {
 
     #[test]
     fn query_parsing() {
-        assert_eq!(parse_query(r#"{"a": {"$gt": 1}}"#).unwrap(), doc! {"a": {"$gt": 1}});
+        assert_eq!(
+            parse_query(r#"{"a": {"$gt": 1}}"#).unwrap(),
+            doc! {"a": {"$gt": 1}}
+        );
         let d = parse_query(r#"{"t": {"$date": "2024-01-01T00:00:00Z"}}"#).unwrap();
         assert!(matches!(d.get("t"), Some(Bson::DateTime(_))));
         assert!(parse_query("[1]").is_err());

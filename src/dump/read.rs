@@ -102,7 +102,9 @@ pub enum ReadError {
         source: mongodb::error::Error,
     },
     /// A cursor was lost and the read cannot be resumed.
-    #[error("reading {ns}: the cursor was lost after {docs} documents and this read cannot resume ({source}); run the dump again")]
+    #[error(
+        "reading {ns}: the cursor was lost after {docs} documents and this read cannot resume ({source}); run the dump again"
+    )]
     Lost {
         /// `db.collection`.
         ns: String,
@@ -112,7 +114,9 @@ pub enum ReadError {
         source: mongodb::error::Error,
     },
     /// The server returned a document over the limit.
-    #[error("{ns}: document with _id {id} is {len} bytes, over the {max}-byte limit; refusing to dump it")]
+    #[error(
+        "{ns}: document with _id {id} is {len} bytes, over the {max}-byte limit; refusing to dump it"
+    )]
     TooLarge {
         /// `db.collection`.
         ns: String,
@@ -152,15 +156,23 @@ pub struct ReadOutcome {
 
 /// Error codes meaning the cursor is gone but the collection may still be there.
 fn cursor_lost(e: &mongodb::error::Error) -> bool {
-    matches!(code_of(e), Some(43) | Some(237) | Some(175) | Some(11601)) || crate::connect::is_network(e)
+    matches!(code_of(e), Some(43) | Some(237) | Some(175) | Some(11601))
+        || crate::connect::is_network(e)
 }
 
 /// Error codes meaning the collection went away under the cursor.
 pub fn collection_gone(e: &mongodb::error::Error) -> bool {
-    matches!(code_of(e), Some(26) | Some(175) | Some(96) | Some(43) | Some(237))
+    matches!(
+        code_of(e),
+        Some(26) | Some(175) | Some(96) | Some(43) | Some(237)
+    )
 }
 
-async fn open(client: &Client, spec: &ReadSpec, how: &How) -> Result<RawBatchCursor, mongodb::error::Error> {
+async fn open(
+    client: &Client,
+    spec: &ReadSpec,
+    how: &How,
+) -> Result<RawBatchCursor, mongodb::error::Error> {
     let db = client.database(&spec.db);
     if spec.raw_data {
         let cmd = rawdoc! {"find": spec.coll.as_str(), "filter": {}, "rawData": true, "batchSize": spec.batch_size as i32};

@@ -471,9 +471,16 @@ pub fn verify<R: Read>(
             }
             RecordKind::Frame => {
                 let offset = rec.offset;
-                if c.catalog.as_ref().is_some_and(|cat| !cat.namespaces[h.ns_id as usize].has_data()) {
+                if c.catalog
+                    .as_ref()
+                    .is_some_and(|cat| !cat.namespaces[h.ns_id as usize].has_data())
+                {
                     let f = c
-                        .finding("frame-view", offset, format!("frame {} belongs to a view, which has no documents", h.seq))
+                        .finding(
+                            "frame-view",
+                            offset,
+                            format!("frame {} belongs to a view, which has no documents", h.seq),
+                        )
                         .ns(c.name(h.ns_id))
                         .frame(h.seq as u64);
                     c.push(f);

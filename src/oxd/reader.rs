@@ -770,8 +770,21 @@ fn shift_rec(mut r: Record, by: u64) -> Record {
     r
 }
 
+/// A frame that could not be read, as a lenient [`NsSource`] reports it.
+#[derive(Debug, Clone)]
+pub struct SkippedFrame {
+    /// The index entry of the frame (its offset, number and document count).
+    pub entry: FrameEntry,
+    /// What was wrong.
+    pub message: String,
+}
+
 /// One namespace of a seekable archive as a [`Source`]: only its frames are read,
 /// in parallel, and its digest is checked against the footer at the end.
+///
+/// A damaged frame stops the source with an error, unless it was built with
+/// `skip_corrupt`: then the frame is recorded in [`NsSource::skipped`] and reading
+/// goes on with the next one.
 pub struct NsSource {
     path: PathBuf,
     catalog: Catalog,
@@ -779,14 +792,21 @@ pub struct NsSource {
     entries: std::vec::IntoIter<FrameEntry>,
     expected: NsEnd,
     flags: u16,
-    pending: Ordered<Result<(RecordHeader, Vec<u8>), Error>>,
+    pending: Ordered<(FrameEntry, Result<(RecordHeader, Vec<u8>), Error>)>,
     digest: NsDigest,
+    skip_corrupt: bool,
+    skipped: Vec<SkippedFrame>,
     done: bool,
 }
 
 impl NsSource {
     /// Opens namespace `ns` of the archive at `path` through `index`.
     pub fn new(path: &Path, index: &Index, ns: usize) -> NsSource {
+        NsSource::with_options(path, index, ns, false)
+    }
+
+    /// Like [`NsSource::new`], skipping damaged frames when `skip_corrupt`.
+    pub fn with_options(path: &Path, index: &Index, ns: usize, skip_corrupt: bool) -> NsSource {
         NsSource {
             path: path.to_path_buf(),
             catalog: index.catalog.clone(),
@@ -796,55 +816,83 @@ impl NsSource {
             flags: index.footer.namespaces[ns].flags,
             pending: Ordered::new(pool::default_capacity()),
             digest: NsDigest::default(),
+            skip_corrupt,
+            skipped: Vec::new(),
             done: false,
         }
     }
 
+    /// Frames skipped because they were damaged.
+    pub fn skipped(&self) -> &[SkippedFrame] {
+        &self.skipped
+    }
+
+    fn describe(&self, e: &Error) -> String {
+        e.to_string().replace(
+            &format!("of namespace {}", self.ns),
+            &format!("of {}", self.catalog.namespaces[self.ns].full_name()),
+        )
+    }
+
     fn step(&mut self) -> Result<Option<Chunk>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        while !self.pending.is_full() {
-            let Some(e) = self.entries.next() else { break };
-            let path = self.path.clone();
-            self.pending.push(move || {
-                let mut f = File::open(&path).map_err(|e| Error::at(0, e.into()))?;
-                read_frame_at(&mut f, &e)
-            });
-        }
-        match self.pending.pop() {
-            Some(r) => {
-                let (h, raw) = r.map_err(|e| corrupt(&self.path, e))?;
-                self.digest.add_frame(&raw, h.doc_count as u64);
-                Ok(Some(Chunk::Docs {
-                    ns: self.ns,
-                    data: raw,
-                    count: h.doc_count as u64,
-                }))
+        loop {
+            if self.done {
+                return Ok(None);
             }
-            None => {
-                self.done = true;
-                let seen = self.digest.totals();
-                if seen != self.expected {
-                    return Err(SourceError::Corrupt {
-                        path: self.path.clone(),
-                        message: ns_mismatch(
-                            &self.catalog.namespaces[self.ns].full_name(),
-                            &seen,
-                            &self.expected,
-                        )
-                        .replace("NS_END says", "the footer says"),
-                    });
+            while !self.pending.is_full() {
+                let Some(e) = self.entries.next() else { break };
+                let path = self.path.clone();
+                self.pending.push(move || {
+                    let r = File::open(&path)
+                        .map_err(|err| Error::at(e.offset, err.into()))
+                        .and_then(|mut f| read_frame_at(&mut f, &e));
+                    (e, r)
+                });
+            }
+            match self.pending.pop() {
+                Some((_, Ok((h, raw)))) => {
+                    self.digest.add_frame(&raw, h.doc_count as u64);
+                    return Ok(Some(Chunk::Docs {
+                        ns: self.ns,
+                        data: raw,
+                        count: h.doc_count as u64,
+                    }));
                 }
-                let status = if nsend::is_partial(self.flags) {
-                    NsStatus::Partial("the source changed while it was dumped".into())
-                } else {
-                    NsStatus::Complete
-                };
-                Ok(Some(Chunk::End {
-                    ns: self.ns,
-                    status,
-                }))
+                Some((entry, Err(e))) => {
+                    let message = self.describe(&e);
+                    if !self.skip_corrupt || matches!(e.kind, ErrorKind::Io(_)) {
+                        self.done = true;
+                        return Err(corrupt(
+                            &self.path,
+                            Error::at(e.offset, ErrorKind::Inconsistent(message)),
+                        ));
+                    }
+                    self.skipped.push(SkippedFrame { entry, message });
+                }
+                None => {
+                    self.done = true;
+                    let seen = self.digest.totals();
+                    if self.skipped.is_empty() && seen != self.expected {
+                        return Err(SourceError::Corrupt {
+                            path: self.path.clone(),
+                            message: ns_mismatch(
+                                &self.catalog.namespaces[self.ns].full_name(),
+                                &seen,
+                                &self.expected,
+                            )
+                            .replace("NS_END says", "the footer says"),
+                        });
+                    }
+                    let status = if nsend::is_partial(self.flags) {
+                        NsStatus::Partial("the source changed while it was dumped".into())
+                    } else {
+                        NsStatus::Complete
+                    };
+                    return Ok(Some(Chunk::End {
+                        ns: self.ns,
+                        status,
+                    }));
+                }
             }
         }
     }

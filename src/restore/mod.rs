@@ -1,0 +1,1094 @@
+//! `oxidump restore`: load a backup into a server, fast and safely.
+//!
+//! Stages:
+//!
+//! 1. read: any backup format. A complete OXD file or a mongodump directory is read
+//!    per namespace (`jobs` namespaces at once, each from its own reader); a stream
+//!    (mongodump archive, standard input, an incomplete OXD file) is read in order and
+//!    dispatched to per-namespace pipelines as namespaces appear;
+//! 2. [`plan`]: map sources to targets and refuse, before writing anything, what
+//!    cannot be done safely;
+//! 3. create: collections with their options, then views;
+//! 4. [`insert`]: raw documents in unordered batches, `workers` inserters per collection;
+//! 5. [`index`]: each collection's indexes as soon as its data is in, while other
+//!    collections are still loading (or before the data, or not at all).
+//!
+//! Every frame of an OXD backup is checked before any of its documents is sent.
+
+pub mod index;
+pub mod insert;
+pub mod plan;
+pub mod spec;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bson::{Document, doc};
+use mongodb::Client;
+use serde::Serialize;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use crate::catalog::{BUCKETS_PREFIX, Catalog, NsKind};
+use crate::connect::{self, ConnectError, ServerInfo};
+use crate::input::{self, InputFormat};
+use crate::nsmatch::{NsFilter, PatternError, Renamer};
+use crate::oxd::reader::{Index, NsSource, OxdSource};
+use crate::progress::Progress;
+use crate::source::{Chunk, Source, SourceError};
+use insert::{BatchErrors, Batcher, InsertTarget};
+use plan::{Existing, PlanInput, RestorePlanError, Target};
+
+/// When secondary indexes are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexBuild {
+    /// After each collection's data (default).
+    After,
+    /// Before its data.
+    Before,
+    /// Not at all.
+    Skip,
+}
+
+/// Everything `restore` needs; the CLI fills it.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Connection string of the target.
+    pub uri: String,
+    /// The backup (`-` for standard input).
+    pub input: PathBuf,
+    /// `--ns-include`.
+    pub include: Vec<String>,
+    /// `--ns-exclude`.
+    pub exclude: Vec<String>,
+    /// `--ns-from`/`--ns-to` pairs.
+    pub renames: Vec<(String, String)>,
+    /// What to do with existing targets.
+    pub existing: Existing,
+    /// Print the plan and write nothing.
+    pub dry_run: bool,
+    /// When indexes are built.
+    pub index_build: IndexBuild,
+    /// Collections restored at once.
+    pub jobs: usize,
+    /// Concurrent inserters per collection.
+    pub workers: usize,
+    /// `bypassDocumentValidation` on inserts.
+    pub bypass_validation: bool,
+    /// `--write-concern`.
+    pub write_concern: Option<String>,
+    /// Create collections without their options.
+    pub no_options: bool,
+    /// Keep the dumped collection UUIDs.
+    pub preserve_uuid: bool,
+    /// Allow writing to admin, local and config.
+    pub include_system: bool,
+    /// Duplicate-key and validation errors are fatal.
+    pub stop_on_error: bool,
+    /// Restore what is intact around damaged frames.
+    pub skip_corrupt: bool,
+    /// Most bytes per insert command (default: the server's document limit minus headroom).
+    pub batch_bytes: Option<usize>,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            uri: String::new(),
+            input: PathBuf::new(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            renames: Vec::new(),
+            existing: Existing::Refuse,
+            dry_run: false,
+            index_build: IndexBuild::After,
+            jobs: DEFAULT_JOBS,
+            workers: DEFAULT_WORKERS,
+            bypass_validation: false,
+            write_concern: None,
+            no_options: false,
+            preserve_uuid: false,
+            include_system: false,
+            stop_on_error: false,
+            skip_corrupt: false,
+            batch_bytes: None,
+        }
+    }
+}
+
+/// Default collections restored at once (chosen by `benches/restore.rs`).
+pub const DEFAULT_JOBS: usize = 4;
+/// Default inserters per collection (chosen by `benches/restore.rs`).
+pub const DEFAULT_WORKERS: usize = 2;
+
+/// Error of a restore.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Options that do not fit together.
+    #[error("{0}")]
+    Usage(String),
+    /// A namespace pattern does not compile.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// The backup cannot be opened.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Connecting failed.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Refused before writing.
+    #[error(transparent)]
+    Plan(#[from] RestorePlanError),
+    /// A server command failed outside a namespace's own work.
+    #[error("{what}: {source}")]
+    Driver {
+        /// What was being done.
+        what: String,
+        /// The driver error.
+        source: mongodb::error::Error,
+    },
+    /// Interrupted.
+    #[error("interrupted: the target holds a partial restore")]
+    Interrupted,
+}
+
+/// Outcome of one namespace.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct NsReport {
+    /// Source `db.collection`.
+    pub source: String,
+    /// Target `db.collection`.
+    pub target: String,
+    /// Kind.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `restored`, `failed`, `skipped` or `planned` (dry run).
+    pub status: String,
+    /// Why it failed or was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Documents in the backup, when known.
+    pub expected: Option<u64>,
+    /// Documents inserted.
+    pub inserted: u64,
+    /// Documents refused as duplicate keys.
+    pub duplicates: u64,
+    /// Documents refused by the validator.
+    pub invalid: u64,
+    /// `_id`s of the first refused documents.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused_ids: Vec<String>,
+    /// Damaged frames skipped (`--skip-corrupt`) or where the namespace stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
+    /// Raw bytes inserted.
+    pub bytes: u64,
+    /// Seconds spent loading data.
+    pub data_seconds: f64,
+    /// Indexes built.
+    pub indexes: Vec<String>,
+    /// Indexes that failed, with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub index_errors: Vec<(String, String)>,
+    /// Seconds spent building indexes.
+    pub index_seconds: f64,
+    /// Whether it was dropped first.
+    pub dropped: bool,
+}
+
+impl NsReport {
+    /// Whether everything asked for this namespace was done.
+    pub fn ok(&self) -> bool {
+        matches!(self.status.as_str(), "restored" | "skipped" | "planned")
+            && self.duplicates + self.invalid == 0
+            && self.index_errors.is_empty()
+            && self.damaged.is_empty()
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct RestoreReport {
+    /// The backup.
+    pub input: PathBuf,
+    /// Its format.
+    pub format: String,
+    /// Target, credentials removed.
+    pub target: String,
+    /// Target server version.
+    pub server_version: String,
+    /// Whether nothing was written (`--dry-run`).
+    pub dry_run: bool,
+    /// Per namespace, in backup order.
+    pub namespaces: Vec<NsReport>,
+    /// Documents inserted.
+    pub documents: u64,
+    /// Raw bytes inserted.
+    pub bytes: u64,
+    /// Wall seconds of the data phase (first insert to last).
+    pub data_seconds: f64,
+    /// Seconds spent building indexes, summed over collections.
+    pub index_seconds: f64,
+    /// Wall seconds after the data phase until the last index was built.
+    pub index_tail_seconds: f64,
+    /// Total wall seconds.
+    pub seconds: f64,
+    /// Warnings.
+    pub warnings: Vec<String>,
+}
+
+impl RestoreReport {
+    /// Exit 0 only when everything asked for was restored.
+    pub fn ok(&self) -> bool {
+        self.namespaces.iter().all(NsReport::ok)
+    }
+}
+
+enum Feed {
+    Docs(Vec<u8>, u64),
+    Damaged(String),
+    Failed(String),
+}
+
+struct Ctx {
+    client: Client,
+    server: ServerInfo,
+    catalog: Catalog,
+    write_concern: Option<Document>,
+    bypass_validation: bool,
+    bypass_empty_ts: bool,
+    stop_on_error: bool,
+    workers: usize,
+    batch_docs: usize,
+    batch_bytes: usize,
+    index_build: IndexBuild,
+    index_sem: Arc<Semaphore>,
+    progress: Progress,
+    overall: indicatif::ProgressBar,
+}
+
+/// Opened input: random access per namespace, or one stream.
+enum Input {
+    Oxd { path: PathBuf, index: Index },
+    Dir(crate::mongodump::dir::DirReader),
+    Stream(Box<dyn Source>),
+}
+
+fn open_input(path: &Path) -> Result<(Input, String), SourceError> {
+    let opened = input::open(path)?;
+    let name = opened.format.name().to_string();
+    let inp = match opened.format {
+        InputFormat::Oxd if path.as_os_str() != "-" => {
+            let mut f = std::fs::File::open(path).map_err(|source| SourceError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            match Index::open(&mut f) {
+                Ok(index) => Input::Oxd {
+                    path: path.to_path_buf(),
+                    index,
+                },
+                // No valid trailer: read what is intact, in order.
+                Err(_) => Input::Stream(Box::new(OxdSource::new(
+                    opened.stream.expect("stream"),
+                    path.to_path_buf(),
+                )?)),
+            }
+        }
+        InputFormat::MongodumpDir => {
+            Input::Dir(crate::mongodump::dir::DirReader::open(path).map_err(|e| {
+                SourceError::Corrupt {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })?)
+        }
+        _ => Input::Stream(crate::commands::open_source(path)?),
+    };
+    Ok((inp, name))
+}
+
+fn catalog_of(i: &Input) -> &Catalog {
+    match i {
+        Input::Oxd { index, .. } => &index.catalog,
+        Input::Dir(d) => d.catalog(),
+        Input::Stream(s) => s.catalog(),
+    }
+}
+
+/// Whether a server of this version accepts `bypassEmptyTsReplacement`.
+fn accepts_empty_ts_flag(v: &str) -> bool {
+    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (a, b, c) = (
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+        it.next().unwrap_or(0),
+    );
+    match (a, b) {
+        (a, _) if a >= 8 => true,
+        (7, 0) => c >= 13,
+        (6, 0) => c >= 17,
+        (5, 0) => c >= 29,
+        (a, _) => a > 7,
+    }
+}
+
+/// Runs a restore. `shutdown` resolving (Ctrl-C) stops it.
+pub async fn run(
+    opts: RestoreOptions,
+    progress: Progress,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RestoreReport, RestoreError> {
+    if opts.jobs == 0 || opts.workers == 0 {
+        return Err(RestoreError::Usage(
+            "-j and --workers-per-collection must be at least 1".into(),
+        ));
+    }
+    if opts.preserve_uuid && opts.existing != Existing::Drop {
+        return Err(RestoreError::Usage("--preserve-uuid needs --drop (a collection keeps its UUID only when it is created anew)".into()));
+    }
+    let started = Instant::now();
+    let filter = NsFilter::new(&opts.include, &opts.exclude)?;
+    let renamer = Renamer::new(&opts.renames)?;
+    let write_concern = opts
+        .write_concern
+        .as_deref()
+        .map(plan::parse_write_concern)
+        .transpose()
+        .map_err(RestoreError::Usage)?;
+    let (input, format) = open_input(&opts.input)?;
+    let catalog = catalog_of(&input).clone();
+    let counts: Vec<Option<u64>> = match &input {
+        Input::Oxd { index, .. } => index
+            .footer
+            .namespaces
+            .iter()
+            .map(|n| Some(n.end.doc_count))
+            .collect(),
+        _ => vec![None; catalog.namespaces.len()],
+    };
+    let client =
+        connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
+    let server = connect::server_info(&client)
+        .await
+        .map_err(|source| RestoreError::Driver {
+            what: "reading server information".into(),
+            source,
+        })?;
+    let (targets, mut warnings) = plan::plan(
+        &client,
+        PlanInput {
+            catalog: &catalog,
+            counts: &counts,
+            filter: &filter,
+            renamer: &renamer,
+            existing: opts.existing,
+            include_system: opts.include_system,
+            preserve_uuid: opts.preserve_uuid,
+            no_options: opts.no_options,
+            server: &server,
+        },
+    )
+    .await?;
+    if opts.preserve_uuid && !opts.dry_run {
+        let probe = client
+            .database("admin")
+            .run_command(doc! {"applyOps": []})
+            .await;
+        if let Err(e) = probe
+            && matches!(connect::code_of(&e), Some(59) | Some(115))
+        {
+            return Err(RestoreError::Plan(RestorePlanError::Refused(vec![
+                format!(
+                    "--preserve-uuid needs the applyOps command, which this server does not support ({})",
+                    e.kind
+                ),
+            ])));
+        }
+    }
+    let mut report = RestoreReport {
+        input: opts.input.clone(),
+        format,
+        target: connect::redact_uri(&opts.uri),
+        server_version: server.version.clone(),
+        dry_run: opts.dry_run,
+        ..RestoreReport::default()
+    };
+    report.namespaces = targets
+        .iter()
+        .map(|t| NsReport {
+            source: t.source.clone(),
+            target: t.full_name(),
+            kind: t.kind.to_string(),
+            status: match (&t.skip, opts.dry_run) {
+                (Some(_), _) => "skipped".into(),
+                (None, true) => "planned".into(),
+                (None, false) => "pending".into(),
+            },
+            message: t.skip.clone(),
+            expected: t.documents,
+            indexes: if opts.index_build == IndexBuild::Skip {
+                Vec::new()
+            } else {
+                t.indexes.clone()
+            },
+            dropped: t.drop,
+            ..NsReport::default()
+        })
+        .collect();
+    if opts.dry_run {
+        report.warnings = warnings;
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
+    let batch_bytes = opts
+        .batch_bytes
+        .unwrap_or((server.max_bson_size.max(1 << 20) as usize).saturating_sub(1 << 20));
+    let total: u64 = 0;
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        bypass_empty_ts: accepts_empty_ts_flag(&server.version),
+        server,
+        catalog: catalog.clone(),
+        write_concern,
+        bypass_validation: opts.bypass_validation,
+        stop_on_error: opts.stop_on_error,
+        workers: opts.workers,
+        batch_docs: (ctx_max_batch(&client).await).unwrap_or(100_000),
+        batch_bytes,
+        index_build: opts.index_build,
+        index_sem: Arc::new(Semaphore::new(opts.jobs)),
+        overall: progress.bytes((total > 0).then_some(total), "restore"),
+        progress: progress.clone(),
+    });
+    let reports = Arc::new(Mutex::new(std::mem::take(&mut report.namespaces)));
+    let work = restore_all(
+        ctx.clone(),
+        input,
+        targets,
+        opts.jobs,
+        opts.skip_corrupt,
+        reports.clone(),
+    );
+    let data_done = tokio::select! {
+        r = work => r,
+        _ = shutdown => return Err(RestoreError::Interrupted),
+    }?;
+    ctx.overall.finish_and_clear();
+    report.namespaces = Arc::try_unwrap(reports)
+        .map(|m| m.into_inner().expect("lock"))
+        .unwrap_or_else(|a| a.lock().expect("lock").clone());
+    let seconds = started.elapsed().as_secs_f64();
+    report.documents = report.namespaces.iter().map(|n| n.inserted).sum();
+    report.bytes = report.namespaces.iter().map(|n| n.bytes).sum();
+    report.index_seconds = report.namespaces.iter().map(|n| n.index_seconds).sum();
+    report.data_seconds = data_done.data_seconds;
+    report.index_tail_seconds = (data_done.finished - data_done.data_finished).as_secs_f64();
+    report.seconds = seconds;
+    warnings.extend(data_done.warnings);
+    report.warnings = warnings;
+    Ok(report)
+}
+
+async fn ctx_max_batch(client: &Client) -> Option<usize> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .ok()?;
+    match hello.get("maxWriteBatchSize") {
+        Some(bson::Bson::Int32(n)) => Some(*n as usize),
+        Some(bson::Bson::Int64(n)) => Some(*n as usize),
+        _ => None,
+    }
+}
+
+struct DataDone {
+    data_seconds: f64,
+    data_finished: Instant,
+    finished: Instant,
+    warnings: Vec<String>,
+}
+
+/// Creates the targets, loads the data, builds the indexes.
+async fn restore_all(
+    ctx: Arc<Ctx>,
+    input: Input,
+    targets: Vec<Target>,
+    jobs: usize,
+    skip_corrupt: bool,
+    reports: Arc<Mutex<Vec<NsReport>>>,
+) -> Result<DataDone, RestoreError> {
+    let mut warnings = Vec::new();
+    // Create every collection first, views last: nothing is inserted before every
+    // target exists with its options.
+    let live: Vec<usize> = (0..targets.len())
+        .filter(|&k| targets[k].skip.is_none())
+        .collect();
+    let mut order = live.clone();
+    order.sort_by_key(|&k| targets[k].kind == "view");
+    let mut created = vec![false; targets.len()];
+    for &k in &order {
+        let t = &targets[k];
+        match prepare(&ctx, t).await {
+            Ok(()) => {
+                created[k] = true;
+                if t.kind == "view" {
+                    set(&reports, k, |r| r.status = "restored".into());
+                }
+            }
+            Err(m) => set(&reports, k, |r| {
+                r.status = "failed".into();
+                r.message = Some(m);
+            }),
+        }
+        if created[k] && ctx.index_build == IndexBuild::Before && t.kind != "view" {
+            let ns = &ctx.catalog.namespaces[t.src];
+            let o = index::build(
+                &ctx.client.database(&t.db),
+                &t.coll,
+                &spec::secondary_indexes(ns),
+                ctx.write_concern.as_ref(),
+            )
+            .await;
+            set(&reports, k, |r| {
+                r.indexes = o.built.clone();
+                r.index_errors = o.failed.clone();
+                r.index_seconds = o.seconds;
+            });
+        }
+    }
+    let by_src: std::collections::HashMap<usize, usize> = live
+        .iter()
+        .filter(|&&k| created[k] && targets[k].kind != "view")
+        .map(|&k| (targets[k].src, k))
+        .collect();
+    let data_started = Instant::now();
+    let mut pipelines: JoinSet<()> = JoinSet::new();
+    let data_finished = Arc::new(Mutex::new(Instant::now()));
+    match input {
+        Input::Oxd { .. } | Input::Dir(_) => {
+            let input = Arc::new(match input {
+                Input::Oxd { path, index } => Random::Oxd { path, index },
+                Input::Dir(d) => Random::Dir(Mutex::new(d)),
+                Input::Stream(_) => unreachable!("matched above"),
+            });
+            let sem = Arc::new(Semaphore::new(jobs));
+            // Biggest first, so the longest collection starts early.
+            let mut ks: Vec<usize> = by_src.values().copied().collect();
+            ks.sort_by_key(|&k| std::cmp::Reverse(targets[k].documents.unwrap_or(0)));
+            for k in ks {
+                let t = targets[k].clone();
+                let (ctx, input, sem, reports, df) = (
+                    ctx.clone(),
+                    input.clone(),
+                    sem.clone(),
+                    reports.clone(),
+                    data_finished.clone(),
+                );
+                pipelines.spawn(async move {
+                    let permit = sem.acquire_owned().await.expect("semaphore open");
+                    let (tx, rx) = mpsc::channel::<Feed>(4);
+                    let src = t.src;
+                    let name = t.source.clone();
+                    let reader = tokio::task::spawn_blocking(move || {
+                        feed_one(&input, src, &name, skip_corrupt, tx)
+                    });
+                    run_pipeline(ctx, t, k, rx, reports, df, Some(permit)).await;
+                    let _ = reader.await;
+                });
+            }
+        }
+        Input::Stream(source) => {
+            let handle = tokio::runtime::Handle::current();
+            let (ctx2, reports2, df) = (ctx.clone(), reports.clone(), data_finished.clone());
+            let targets2 = targets.clone();
+            let by_src2 = by_src.clone();
+            let (stream_warnings, handles) = tokio::task::spawn_blocking(move || {
+                feed_stream(source, &handle, ctx2, &targets2, &by_src2, reports2, df)
+            })
+            .await
+            .expect("stream reader panicked");
+            warnings.extend(stream_warnings);
+            for h in handles {
+                h.await.expect("restore pipeline panicked");
+            }
+        }
+    }
+    while let Some(r) = pipelines.join_next().await {
+        r.expect("restore pipeline panicked");
+    }
+    let data_finished = *data_finished.lock().expect("lock");
+    Ok(DataDone {
+        data_seconds: (data_finished.max(data_started) - data_started).as_secs_f64(),
+        data_finished: data_finished.max(data_started),
+        finished: Instant::now(),
+        warnings,
+    })
+}
+
+fn set(reports: &Mutex<Vec<NsReport>>, k: usize, f: impl FnOnce(&mut NsReport)) {
+    f(&mut reports.lock().expect("lock")[k]);
+}
+
+/// Drops (with `--drop`) and creates one target.
+async fn prepare(ctx: &Ctx, t: &Target) -> Result<(), String> {
+    let db = ctx.client.database(&t.db);
+    let ns = &ctx.catalog.namespaces[t.src];
+    if t.drop {
+        db.collection::<Document>(&t.coll)
+            .drop()
+            .await
+            .map_err(|e| format!("dropping {}: {}", t.full_name(), e.kind))?;
+    }
+    if t.exists && !t.drop {
+        return Ok(());
+    }
+    let cmd = spec::create_command(&t.coll, ns, true);
+    db.run_command(cmd)
+        .await
+        .map_err(|e| format!("creating {}: {}", t.full_name(), e.kind))?;
+    Ok(())
+}
+
+/// An input read per namespace, shared by the readers.
+enum Random {
+    Oxd { path: PathBuf, index: Index },
+    Dir(Mutex<crate::mongodump::dir::DirReader>),
+}
+
+/// Reads one namespace of a random-access input into its pipeline.
+fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc::Sender<Feed>) {
+    match input {
+        Random::Oxd { path, index } => {
+            let mut s = NsSource::with_options(path, index, src, skip_corrupt);
+            loop {
+                match s.next_chunk() {
+                    Ok(Some(Chunk::Docs { data, count, .. })) => {
+                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some(Chunk::End { .. })) | Ok(None) => break,
+                    Err(e) => {
+                        for f in s.skipped() {
+                            let _ = tx.blocking_send(Feed::Damaged(skipped_message(f)));
+                        }
+                        let _ = tx.blocking_send(Feed::Failed(format!(
+                            "stopped before damaged data: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+            for f in s.skipped() {
+                let _ = tx.blocking_send(Feed::Damaged(skipped_message(f)));
+            }
+        }
+        Random::Dir(d) => {
+            let opened = d.lock().expect("lock").open_namespace(src);
+            let mut r = match opened {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.blocking_send(Feed::Failed(format!("{name}: {e}")));
+                    return;
+                }
+            };
+            loop {
+                match r.next_chunk() {
+                    Ok(Some((data, count))) => {
+                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Feed::Failed(format!(
+                            "stopped before damaged data: {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn skipped_message(f: &crate::oxd::reader::SkippedFrame) -> String {
+    format!(
+        "frame {} at offset {} ({} documents) not restored: {}",
+        f.entry.seq, f.entry.offset, f.entry.doc_count, f.message
+    )
+}
+
+/// Reads a stream in order and dispatches each namespace's documents to a pipeline
+/// started when the namespace first appears.
+fn feed_stream(
+    mut source: Box<dyn Source>,
+    handle: &tokio::runtime::Handle,
+    ctx: Arc<Ctx>,
+    targets: &[Target],
+    by_src: &std::collections::HashMap<usize, usize>,
+    reports: Arc<Mutex<Vec<NsReport>>>,
+    data_finished: Arc<Mutex<Instant>>,
+) -> (Vec<String>, Vec<tokio::task::JoinHandle<()>>) {
+    let mut handles = Vec::new();
+    let mut senders: std::collections::HashMap<usize, mpsc::Sender<Feed>> =
+        std::collections::HashMap::new();
+    let mut ended = std::collections::HashSet::new();
+    let mut warnings = Vec::new();
+    let mut start =
+        |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
+            if let Some(&k) = by_src.get(&src) {
+                let (tx, rx) = mpsc::channel::<Feed>(4);
+                let t = targets[k].clone();
+                let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
+                set(&reports, k, |r| r.status = "loading".into());
+                handles.push(handle.spawn(run_pipeline(ctx, t, k, rx, reports, df, None)));
+                senders.insert(src, tx);
+            }
+        };
+    loop {
+        match source.next_chunk() {
+            Ok(Some(Chunk::Docs { ns, data, count })) => {
+                if !senders.contains_key(&ns) && !ended.contains(&ns) {
+                    start(ns, &mut senders);
+                }
+                if let Some(tx) = senders.get(&ns)
+                    && tx.blocking_send(Feed::Docs(data, count)).is_err()
+                {
+                    senders.remove(&ns);
+                }
+            }
+            Ok(Some(Chunk::End { ns, .. })) => {
+                if !senders.contains_key(&ns) && !ended.contains(&ns) {
+                    start(ns, &mut senders);
+                }
+                senders.remove(&ns);
+                ended.insert(ns);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let msg = format!("the input failed: {e}");
+                for (_, tx) in senders.drain() {
+                    let _ = tx.blocking_send(Feed::Failed(msg.clone()));
+                }
+                for (&src, &k) in by_src {
+                    if !ended.contains(&src) {
+                        set(&reports, k, |r| {
+                            if r.status == "pending" {
+                                r.status = "failed".into();
+                                r.message = Some(msg.clone());
+                            }
+                        });
+                    }
+                }
+                warnings.push(msg);
+                break;
+            }
+        }
+    }
+    // Namespaces the stream never mentioned (possible only for damaged inputs).
+    for (&src, &k) in by_src {
+        if !ended.contains(&src) && !senders.contains_key(&src) {
+            set(&reports, k, |r| {
+                if r.status == "pending" {
+                    r.status = "failed".into();
+                    r.message = Some("the input ended before this namespace's data".into());
+                }
+            });
+        }
+    }
+    drop(senders);
+    drop(start);
+    (warnings, handles)
+}
+
+/// Loads one namespace's documents, then builds its indexes.
+async fn run_pipeline(
+    ctx: Arc<Ctx>,
+    t: Target,
+    k: usize,
+    mut rx: mpsc::Receiver<Feed>,
+    reports: Arc<Mutex<Vec<NsReport>>>,
+    data_finished: Arc<Mutex<Instant>>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let started = Instant::now();
+    set(&reports, k, |r| r.status = "loading".into());
+    let ns = &ctx.catalog.namespaces[t.src];
+    let raw_ts = ns.kind == NsKind::Timeseries && ctx.server.major_minor() >= (8, 3);
+    let coll = if ns.kind == NsKind::Timeseries && !raw_ts {
+        format!("{BUCKETS_PREFIX}{}", t.coll)
+    } else {
+        t.coll.clone()
+    };
+    let target = Arc::new(InsertTarget {
+        db: t.db.clone(),
+        coll,
+        bypass_validation: ctx.bypass_validation && ns.kind != NsKind::Timeseries,
+        bypass_empty_ts: ctx.bypass_empty_ts,
+        raw_data: raw_ts,
+        write_concern: ctx.write_concern.clone(),
+    });
+    let db = ctx.client.database(&t.db);
+    let bar = ctx.progress.docs(t.documents, t.full_name());
+    let mut batcher = Batcher::new(ctx.batch_docs, ctx.batch_bytes);
+    let sem = Arc::new(Semaphore::new(ctx.workers));
+    let mut inflight: JoinSet<Result<(u64, u64, BatchErrors), insert::InsertError>> =
+        JoinSet::new();
+    let mut inserted = 0u64;
+    let mut bytes = 0u64;
+    let mut errors = BatchErrors::default();
+    let mut fatal: Option<String> = None;
+    let mut damaged = Vec::new();
+    let collect =
+        |r: Result<
+            Result<(u64, u64, BatchErrors), insert::InsertError>,
+            tokio::task::JoinError,
+        >,
+         fatal: &mut Option<String>,
+         inserted: &mut u64,
+         bytes: &mut u64,
+         errors: &mut BatchErrors| match r.expect("insert task panicked") {
+            Ok((n, b, e)) => {
+                *inserted += n;
+                *bytes += b;
+                errors.merge(e);
+            }
+            Err(e) => {
+                fatal.get_or_insert(e.to_string());
+            }
+        };
+    'feed: while let Some(f) = rx.recv().await {
+        let (data, _) = match f {
+            Feed::Docs(d, c) => (d, c),
+            Feed::Damaged(m) => {
+                damaged.push(m);
+                continue;
+            }
+            Feed::Failed(m) => {
+                damaged.push(m.clone());
+                fatal.get_or_insert(m);
+                break;
+            }
+        };
+        let full = match batcher.push(&data) {
+            Ok(b) => b,
+            Err(e) => {
+                fatal.get_or_insert(format!("malformed documents: {e}"));
+                break;
+            }
+        };
+        for batch in full {
+            while let Some(r) = inflight.try_join_next() {
+                collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+            }
+            if fatal.is_some() || (ctx.stop_on_error && errors.any()) {
+                break 'feed;
+            }
+            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+            let (db, target, bar, overall, stop) = (
+                db.clone(),
+                target.clone(),
+                bar.clone(),
+                ctx.overall.clone(),
+                ctx.stop_on_error,
+            );
+            inflight.spawn(async move {
+                let b = batch.data.len() as u64;
+                let r = insert::insert_batch(&db, &target, &batch, stop).await;
+                drop(permit);
+                let (n, e) = r?;
+                bar.inc(n);
+                overall.inc(b);
+                Ok((n, b, e))
+            });
+        }
+    }
+    if fatal.is_none()
+        && !(ctx.stop_on_error && errors.any())
+        && let Some(batch) = batcher.finish()
+    {
+        let b = batch.data.len() as u64;
+        match insert::insert_batch(&db, &target, &batch, ctx.stop_on_error).await {
+            Ok((n, e)) => {
+                inserted += n;
+                bytes += b;
+                bar.inc(n);
+                ctx.overall.inc(b);
+                errors.merge(e);
+            }
+            Err(e) => {
+                fatal.get_or_insert(e.to_string());
+            }
+        }
+    }
+    while let Some(r) = inflight.join_next().await {
+        collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+    }
+    // Dropping the receiver tells the reader to stop.
+    drop(rx);
+    bar.finish_and_clear();
+    let data_seconds = started.elapsed().as_secs_f64();
+    {
+        let mut df = data_finished.lock().expect("lock");
+        *df = (*df).max(Instant::now());
+    }
+    drop(permit);
+    let failed = fatal.clone().or_else(|| {
+        (ctx.stop_on_error && errors.any()).then(|| {
+            format!(
+                "stopped at the first refused document (--stop-on-error): {}",
+                errors.first_message.clone().unwrap_or_default()
+            )
+        })
+    });
+    set(&reports, k, |r| {
+        r.inserted = inserted;
+        r.bytes = bytes;
+        r.duplicates = errors.duplicates;
+        r.invalid = errors.invalid;
+        r.refused_ids = errors.ids.clone();
+        r.damaged = damaged.clone();
+        r.data_seconds = data_seconds;
+        if let Some(m) = &failed {
+            r.status = "failed".into();
+            r.message = Some(m.clone());
+        } else {
+            r.status = "indexing".into();
+            if errors.any() {
+                r.message = Some(format!(
+                    "{} duplicate-key and {} validation error(s); first: {}",
+                    errors.duplicates,
+                    errors.invalid,
+                    errors.first_message.clone().unwrap_or_default()
+                ));
+            }
+        }
+    });
+    if failed.is_none() && ctx.index_build == IndexBuild::After {
+        let _p = ctx.index_sem.acquire().await.expect("semaphore open");
+        let specs = spec::secondary_indexes(ns);
+        let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
+        set(&reports, k, |r| {
+            r.indexes = o.built.clone();
+            r.index_errors = o.failed.clone();
+            r.index_seconds = o.seconds;
+        });
+    }
+    set(&reports, k, |r| {
+        if r.status == "indexing" {
+            r.status = "restored".into();
+        }
+    });
+}
+
+fn human(b: u64) -> String {
+    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// The `--dry-run` plan, for people.
+pub fn render_plan(r: &RestoreReport) -> String {
+    let mut s = format!(
+        "restore plan: {} ({}) -> {} (server {}); nothing will be written\n\n",
+        r.input.display(),
+        r.format,
+        r.target,
+        r.server_version
+    );
+    for w in &r.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for n in &r.namespaces {
+        let docs = n
+            .expected
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "?".into());
+        match n.status.as_str() {
+            "skipped" => s.push_str(&format!(
+                "  skip   {}  ({})\n",
+                n.source,
+                n.message.as_deref().unwrap_or("")
+            )),
+            _ => {
+                s.push_str(&format!(
+                    "  {}  {} -> {}  [{}] {} documents{}\n",
+                    if n.dropped { "drop+create" } else { "create" },
+                    n.source,
+                    n.target,
+                    n.kind,
+                    docs,
+                    if n.indexes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", indexes: {}", n.indexes.join(", "))
+                    }
+                ));
+            }
+        }
+    }
+    s
+}
+
+/// The final summary, for people.
+pub fn render_summary(r: &RestoreReport) -> String {
+    let mut s = String::new();
+    for w in &r.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for n in &r.namespaces {
+        if n.ok() && n.message.is_none() {
+            continue;
+        }
+        let mut line = format!("{} -> {}: {}", n.source, n.target, n.status);
+        if let Some(m) = &n.message {
+            line.push_str(&format!(": {m}"));
+        }
+        if n.duplicates + n.invalid > 0 && !n.refused_ids.is_empty() {
+            line.push_str(&format!(
+                " (first refused _ids: {})",
+                n.refused_ids.join(", ")
+            ));
+        }
+        s.push_str(&line);
+        s.push('\n');
+        for d in &n.damaged {
+            s.push_str(&format!("    {d}\n"));
+        }
+        for (ix, e) in &n.index_errors {
+            s.push_str(&format!("    index {ix} failed: {e}\n"));
+        }
+    }
+    let restored = r
+        .namespaces
+        .iter()
+        .filter(|n| n.status == "restored")
+        .count();
+    let failed = r.namespaces.iter().filter(|n| !n.ok()).count();
+    s.push_str(&format!(
+        "restored {restored} namespaces, {} documents, {} in {:.1}s (data {:.1}s, {:.1} MB/s; indexes {:.1}s summed, {:.1}s after the data){}\n",
+        r.documents,
+        human(r.bytes),
+        r.seconds,
+        r.data_seconds,
+        r.bytes as f64 / 1e6 / r.data_seconds.max(1e-9),
+        r.index_seconds,
+        r.index_tail_seconds,
+        if failed > 0 { format!("; {failed} namespace(s) not fully restored") } else { String::new() }
+    ));
+    s
+}

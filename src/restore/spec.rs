@@ -1,0 +1,266 @@
+//! Turning dumped metadata into commands a target server accepts: collection
+//! options for `create`, index specs for `createIndexes`, and the version checks that
+//! refuse what a target cannot know before anything is written.
+
+use bson::{Bson, Document, doc};
+
+use crate::catalog::{Namespace, NsKind};
+
+/// Collection options `create` must not be given (server-internal or obsolete).
+const DROPPED_OPTIONS: [&str; 3] = ["recordIdsReplicated", "flags", "autoIndexId"];
+
+/// Index options that are obsolete and refused or meaningless on current servers.
+const DROPPED_INDEX_OPTIONS: [&str; 4] = ["ns", "v", "dropDups", "safe"];
+
+/// Normalised time-series options: `granularity` implies the bucket span, and a
+/// server refuses `bucketMaxSpanSeconds` next to it, so the derived span is dropped.
+pub fn normalize_timeseries(ts: &Document) -> Document {
+    let mut out = ts.clone();
+    if out.contains_key("granularity") {
+        out.remove("bucketMaxSpanSeconds");
+        out.remove("bucketRoundingSeconds");
+    }
+    out
+}
+
+/// The `create` command for `name` (the target collection) from a dumped namespace.
+/// `with_options` false creates a plain collection (`--no-options`).
+pub fn create_command(name: &str, ns: &Namespace, with_options: bool) -> Document {
+    let mut cmd = doc! {"create": name};
+    match ns.kind {
+        NsKind::View => {
+            for k in ["viewOn", "pipeline", "collation"] {
+                if let Some(v) = ns.options.get(k) {
+                    cmd.insert(k, v.clone());
+                }
+            }
+        }
+        NsKind::Timeseries => {
+            for (k, v) in &ns.options {
+                match k.as_str() {
+                    "timeseries" => {
+                        if let Bson::Document(ts) = v {
+                            cmd.insert(k, normalize_timeseries(ts));
+                        }
+                    }
+                    k if DROPPED_OPTIONS.contains(&k) => {}
+                    _ => {
+                        cmd.insert(k, v.clone());
+                    }
+                }
+            }
+        }
+        NsKind::Collection | NsKind::Oplog => {
+            if with_options {
+                for (k, v) in &ns.options {
+                    if !DROPPED_OPTIONS.contains(&k.as_str()) {
+                        cmd.insert(k, v.clone());
+                    }
+                }
+            }
+            let clustered = ns.options.contains_key("clusteredIndex");
+            if with_options
+                && !clustered
+                && let Some(id) = ns
+                    .indexes
+                    .iter()
+                    .find(|i| i.get_str("name").ok() == Some("_id_"))
+            {
+                cmd.insert("idIndex", normalize_index(id));
+            }
+        }
+    }
+    cmd
+}
+
+/// An index spec as `createIndexes` should receive it: obsolete fields removed,
+/// legacy key values (`"1"`, `true`, `1.0`) made numeric.
+pub fn normalize_index(spec: &Document) -> Document {
+    let mut out = Document::new();
+    for (k, v) in spec {
+        if DROPPED_INDEX_OPTIONS.contains(&k.as_str()) {
+            continue;
+        }
+        if k == "key"
+            && let Bson::Document(key) = v
+        {
+            let mut nk = Document::new();
+            for (f, d) in key {
+                nk.insert(f, normalize_direction(d));
+            }
+            out.insert(k, nk);
+            continue;
+        }
+        out.insert(k, v.clone());
+    }
+    out
+}
+
+fn normalize_direction(v: &Bson) -> Bson {
+    match v {
+        Bson::String(s) => match s.parse::<f64>() {
+            Ok(n) if n < 0.0 => Bson::Int32(-1),
+            Ok(_) => Bson::Int32(1),
+            Err(_) if s.is_empty() => Bson::Int32(1),
+            Err(_) => v.clone(),
+        },
+        Bson::Boolean(_) | Bson::Null => Bson::Int32(1),
+        Bson::Double(d) if *d < 0.0 => Bson::Int32(-1),
+        Bson::Double(d) if *d > 0.0 && d.fract() == 0.0 => Bson::Int32(*d as i32),
+        Bson::Double(0.0) | Bson::Int32(0) | Bson::Int64(0) => Bson::Int32(1),
+        Bson::Int64(n) => Bson::Int32((*n).clamp(-1, 1) as i32),
+        other => other.clone(),
+    }
+}
+
+/// The secondary indexes to build (everything but the `_id` index, which `create`
+/// makes, and the clustered index).
+pub fn secondary_indexes(ns: &Namespace) -> Vec<Document> {
+    ns.indexes
+        .iter()
+        .filter(|i| {
+            i.get_str("name").ok() != Some("_id_") && !i.get_bool("clustered").unwrap_or(false)
+        })
+        .map(normalize_index)
+        .collect()
+}
+
+/// Collection options with the server version that introduced them.
+const OPTION_SINCE: [(&str, (u32, u32)); 5] = [
+    ("timeseries", (5, 0)),
+    ("clusteredIndex", (5, 3)),
+    ("changeStreamPreAndPostImages", (6, 0)),
+    ("expireAfterSeconds", (5, 0)),
+    ("encryptedFields", (7, 0)),
+];
+
+/// Index types with the versions that support them: `(type, since, removed in)`.
+const INDEX_TYPES: [(&str, (u32, u32), Option<(u32, u32)>); 6] = [
+    ("2d", (0, 0), None),
+    ("2dsphere", (2, 4), None),
+    ("text", (2, 4), None),
+    ("hashed", (2, 4), None),
+    ("geoHaystack", (0, 0), Some((4, 9))),
+    ("columnstore", (6, 3), Some((7, 0))),
+];
+
+/// Checks that a target of version `target` can hold `ns`: every collection option
+/// and index type must exist there. Returns one message per problem, naming the option.
+pub fn check_compat(ns: &Namespace, target_name: &str, target: (u32, u32)) -> Vec<String> {
+    let mut out = Vec::new();
+    if target == (0, 0) {
+        return out;
+    }
+    for (opt, since) in OPTION_SINCE {
+        if ns.options.contains_key(opt) && target < since {
+            out.push(format!(
+                "{target_name}: collection option `{opt}` needs server {}.{} or newer; the target is {}.{}",
+                since.0, since.1, target.0, target.1
+            ));
+        }
+    }
+    for ix in &ns.indexes {
+        let name = ix.get_str("name").unwrap_or("?");
+        if let Ok(key) = ix.get_document("key") {
+            for (_, v) in key {
+                if let Bson::String(t) = v {
+                    if t.parse::<f64>().is_ok() {
+                        continue;
+                    }
+                    match INDEX_TYPES.iter().find(|(n, _, _)| n == t) {
+                        Some((_, since, removed)) => {
+                            if target < *since || removed.is_some_and(|r| target >= r) {
+                                out.push(format!(
+                                    "{target_name}: index {name:?} is of type `{t}`, which server {}.{} does not support",
+                                    target.0, target.1
+                                ));
+                            }
+                        }
+                        None if t.starts_with('$') => {}
+                        None => out.push(format!(
+                            "{target_name}: index {name:?} has unknown type `{t}`"
+                        )),
+                    }
+                }
+            }
+            if key.keys().any(|k| k.contains("$**")) && target < (4, 2) {
+                out.push(format!(
+                    "{target_name}: wildcard index {name:?} needs server 4.2 or newer"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeseries_keeps_granularity_drops_span() {
+        let ts = doc! {"timeField": "t", "metaField": "m", "granularity": "seconds", "bucketMaxSpanSeconds": 3600};
+        assert_eq!(
+            normalize_timeseries(&ts),
+            doc! {"timeField": "t", "metaField": "m", "granularity": "seconds"}
+        );
+        let custom =
+            doc! {"timeField": "t", "bucketMaxSpanSeconds": 100, "bucketRoundingSeconds": 100};
+        assert_eq!(normalize_timeseries(&custom), custom);
+    }
+
+    #[test]
+    fn create_commands() {
+        let mut c = Namespace::collection("d", "c");
+        c.options = doc! {"capped": true, "size": 4096, "autoIndexId": true};
+        c.indexes = vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_", "ns": "d.c"}];
+        assert_eq!(
+            create_command("x", &c, true),
+            doc! {"create": "x", "capped": true, "size": 4096, "idIndex": {"key": {"_id": 1}, "name": "_id_"}}
+        );
+        assert_eq!(create_command("x", &c, false), doc! {"create": "x"});
+        let mut v = Namespace::collection("d", "v");
+        v.kind = NsKind::View;
+        v.options = doc! {"viewOn": "c", "pipeline": []};
+        assert_eq!(
+            create_command("v2", &v, true),
+            doc! {"create": "v2", "viewOn": "c", "pipeline": []}
+        );
+        let mut cl = Namespace::collection("d", "cl");
+        cl.options = doc! {"clusteredIndex": {"key": {"_id": 1}, "unique": true}};
+        cl.indexes = vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_", "clustered": true}];
+        assert!(!create_command("cl", &cl, true).contains_key("idIndex"));
+        assert!(secondary_indexes(&cl).is_empty());
+    }
+
+    #[test]
+    fn legacy_index_specs() {
+        let spec = doc! {"v": 1, "key": {"a": "1", "b": -1.0, "c": true, "g": "2dsphere"}, "name": "x", "ns": "d.c", "unique": true};
+        assert_eq!(
+            normalize_index(&spec),
+            doc! {"key": {"a": 1, "b": -1, "c": 1, "g": "2dsphere"}, "name": "x", "unique": true}
+        );
+    }
+
+    #[test]
+    fn compatibility() {
+        let mut n = Namespace::collection("d", "c");
+        n.options = doc! {"clusteredIndex": {"key": {"_id": 1}, "unique": true}};
+        n.indexes = vec![doc! {"key": {"loc": "geoHaystack", "a": 1}, "name": "hay"}];
+        let p = check_compat(&n, "d.c", (5, 0));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("clusteredIndex"));
+        assert!(p[1].contains("geoHaystack"));
+        assert!(
+            check_compat(&n, "d.c", (4, 4))
+                .iter()
+                .any(|m| m.contains("clusteredIndex"))
+        );
+        let mut ok = Namespace::collection("d", "c");
+        ok.indexes = vec![
+            doc! {"key": {"t": "text"}, "name": "t"},
+            doc! {"key": {"$**": 1}, "name": "w"},
+        ];
+        assert!(check_compat(&ok, "d.c", (8, 2)).is_empty());
+    }
+}
