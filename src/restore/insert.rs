@@ -5,6 +5,8 @@
 
 use bson::{Bson, Document, RawArrayBuf, RawDocument, RawDocumentBuf, rawdoc};
 use mongodb::Database;
+use mongodb::error::ErrorKind;
+use mongodb::options::{Acknowledgment, WriteConcern};
 
 use crate::connect::code_of;
 
@@ -108,43 +110,45 @@ pub enum InsertError {
     },
 }
 
-/// A batch of whole documents, concatenated.
+/// A batch of whole documents, each in its own buffer as the driver sends them.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// The documents' bytes.
-    pub data: Vec<u8>,
-    /// Where each document starts.
-    pub starts: Vec<u32>,
+    /// The documents.
+    pub docs: Vec<RawDocumentBuf>,
+    /// Their total size in bytes.
+    pub bytes: usize,
 }
 
 impl Batch {
     /// Number of documents.
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.docs.len()
     }
 
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
-    }
-
-    /// Document `i`.
-    pub fn doc(&self, i: usize) -> &[u8] {
-        let s = self.starts[i] as usize;
-        let e = self
-            .starts
-            .get(i + 1)
-            .map_or(self.data.len(), |&e| e as usize);
-        &self.data[s..e]
+        self.docs.is_empty()
     }
 }
 
+/// Whether a document holds an empty `Timestamp(0, 0)` in one of its first two
+/// fields, which a server replaces with the current time on insert unless told not to.
+pub fn has_empty_timestamp(doc: &RawDocument) -> bool {
+    doc.iter_elements().take(2).any(|e| {
+        e.is_ok_and(|e| {
+            e.element_type() == bson::spec::ElementType::Timestamp
+                && matches!(e.value(), Ok(bson::RawBsonRef::Timestamp(t)) if t.time == 0 && t.increment == 0)
+        })
+    })
+}
+
 /// Cuts runs of documents into batches of at most `max_docs` documents and
-/// `max_bytes` bytes.
+/// `max_bytes` bytes. Documents that need the zero-timestamp flag are set aside.
 pub struct Batcher {
     max_docs: usize,
     max_bytes: usize,
     cur: Batch,
+    special: Batch,
 }
 
 impl Batcher {
@@ -154,6 +158,7 @@ impl Batcher {
             max_docs: max_docs.max(1),
             max_bytes,
             cur: Batch::default(),
+            special: Batch::default(),
         }
     }
 
@@ -162,17 +167,24 @@ impl Batcher {
         let mut full = Vec::new();
         for d in crate::docs::DocIter::new(run) {
             let d = d?;
+            let doc = RawDocumentBuf::from_bytes(d.to_vec()).map_err(|_| {
+                crate::docs::FramingError::BadTerminator {
+                    offset: 0,
+                    len: d.len(),
+                }
+            })?;
+            if has_empty_timestamp(&doc) {
+                self.special.bytes += d.len();
+                self.special.docs.push(doc);
+                continue;
+            }
             if !self.cur.is_empty()
-                && (self.cur.len() >= self.max_docs
-                    || self.cur.data.len() + d.len() > self.max_bytes)
+                && (self.cur.len() >= self.max_docs || self.cur.bytes + d.len() > self.max_bytes)
             {
                 full.push(std::mem::take(&mut self.cur));
             }
-            if self.cur.data.capacity() == 0 {
-                self.cur.data.reserve(self.max_bytes.min(8 << 20));
-            }
-            self.cur.starts.push(self.cur.data.len() as u32);
-            self.cur.data.extend_from_slice(d);
+            self.cur.bytes += d.len();
+            self.cur.docs.push(doc);
         }
         Ok(full)
     }
@@ -181,38 +193,149 @@ impl Batcher {
     pub fn finish(&mut self) -> Option<Batch> {
         (!self.cur.is_empty()).then(|| std::mem::take(&mut self.cur))
     }
+
+    /// Documents that must be inserted with `bypassEmptyTsReplacement`.
+    pub fn take_special(&mut self) -> Batch {
+        std::mem::take(&mut self.special)
+    }
 }
 
-fn show_id(doc: &[u8]) -> String {
-    RawDocument::from_bytes(doc)
+fn show_id(doc: &RawDocument) -> String {
+    doc.get("_id")
         .ok()
-        .and_then(|d| d.get("_id").ok().flatten())
+        .flatten()
         .and_then(|v| Bson::try_from(v).ok())
         .map(|b| b.into_relaxed_extjson().to_string())
         .unwrap_or_else(|| "(no _id)".into())
 }
 
-/// Inserts one batch. Returns the number of documents inserted and the survivable errors.
+/// Converts a write-concern document to the driver's type.
+pub fn write_concern(d: &Document) -> WriteConcern {
+    let mut wc = WriteConcern::default();
+    wc.w = match d.get("w") {
+        Some(Bson::Int32(n)) => Some(Acknowledgment::Nodes((*n).max(0) as u32)),
+        Some(Bson::Int64(n)) => Some(Acknowledgment::Nodes((*n).max(0) as u32)),
+        Some(Bson::String(s)) if s == "majority" => Some(Acknowledgment::Majority),
+        Some(Bson::String(s)) => Some(Acknowledgment::Custom(s.clone())),
+        _ => None,
+    };
+    wc.journal = d.get_bool("j").ok();
+    wc.w_timeout = match d.get("wtimeout") {
+        Some(Bson::Int32(n)) => Some(std::time::Duration::from_millis((*n).max(0) as u64)),
+        Some(Bson::Int64(n)) => Some(std::time::Duration::from_millis((*n).max(0) as u64)),
+        _ => None,
+    };
+    wc
+}
+
+/// Sorts write errors into the survivable (duplicates, validation) and the fatal.
+fn classify(
+    ns: &str,
+    batch: &Batch,
+    errors: impl IntoIterator<Item = (usize, i32, String)>,
+    stop_on_error: bool,
+) -> Result<BatchErrors, InsertError> {
+    let mut errs = BatchErrors::default();
+    for (index, code, message) in errors {
+        let id = batch
+            .docs
+            .get(index)
+            .map(|d| show_id(d))
+            .unwrap_or_else(|| "(unknown)".into());
+        match code {
+            DUPLICATE_KEY | VALIDATION_FAILED if !stop_on_error => {
+                if code == DUPLICATE_KEY {
+                    errs.duplicates += 1;
+                } else {
+                    errs.invalid += 1;
+                }
+                if errs.ids.len() < KEEP_IDS {
+                    errs.ids.push(id);
+                }
+                errs.first_message.get_or_insert(message);
+            }
+            _ => {
+                return Err(InsertError::Refused {
+                    ns: ns.to_string(),
+                    id,
+                    code,
+                    message,
+                });
+            }
+        }
+    }
+    Ok(errs)
+}
+
+/// Inserts one batch (unordered). Documents go as an OP_MSG document sequence,
+/// byte for byte as stored. Returns how many were inserted and the survivable errors.
 pub async fn insert_batch(
     db: &Database,
     t: &InsertTarget,
+    batch: Batch,
+    stop_on_error: bool,
+) -> Result<(u64, BatchErrors), InsertError> {
+    let ns = format!("{}.{}", t.db, t.coll);
+    if batch.is_empty() {
+        return Ok((0, BatchErrors::default()));
+    }
+    if t.raw_data {
+        // rawData is a command field the driver's insert cannot carry.
+        return insert_command(db, t, &batch, false, stop_on_error).await;
+    }
+    let coll = db.collection::<RawDocumentBuf>(&t.coll);
+    let mut op = coll.insert_many(&batch.docs).ordered(false);
+    if t.bypass_validation {
+        op = op.bypass_document_validation(true);
+    }
+    if let Some(wc) = &t.write_concern {
+        op = op.write_concern(write_concern(wc));
+    }
+    match op.await {
+        Ok(r) => Ok((r.inserted_ids.len() as u64, BatchErrors::default())),
+        Err(e) => match e.kind.as_ref() {
+            ErrorKind::InsertMany(im) => {
+                if let Some(wce) = &im.write_concern_error {
+                    return Err(InsertError::WriteConcern {
+                        ns,
+                        message: wce.message.clone(),
+                    });
+                }
+                let list = im.write_errors.clone().unwrap_or_default();
+                let failed = list.len() as u64;
+                let errs = classify(
+                    &ns,
+                    &batch,
+                    list.into_iter().map(|w| (w.index, w.code, w.message)),
+                    stop_on_error,
+                )?;
+                Ok((batch.len() as u64 - failed.min(batch.len() as u64), errs))
+            }
+            _ => Err(InsertError::Driver { ns, source: e }),
+        },
+    }
+}
+
+/// Inserts documents with an `insert` command built here, for what the driver's
+/// insert cannot say: `bypassEmptyTsReplacement` (documents with a zero timestamp in
+/// their first fields) and `rawData`. Used one document at a time for the former.
+pub async fn insert_command(
+    db: &Database,
+    t: &InsertTarget,
     batch: &Batch,
+    empty_ts: bool,
     stop_on_error: bool,
 ) -> Result<(u64, BatchErrors), InsertError> {
     let ns = format!("{}.{}", t.db, t.coll);
     let mut docs = RawArrayBuf::new();
-    for i in 0..batch.len() {
-        let d = RawDocument::from_bytes(batch.doc(i)).map_err(|e| InsertError::Malformed {
-            ns: ns.clone(),
-            message: e.to_string(),
-        })?;
-        docs.push(d);
+    for d in &batch.docs {
+        docs.push(d.as_ref());
     }
     let mut cmd = rawdoc! {"insert": t.coll.as_str(), "ordered": false};
     if t.bypass_validation {
         cmd.append(bson::cstr!("bypassDocumentValidation"), true);
     }
-    if t.bypass_empty_ts {
+    if empty_ts && t.bypass_empty_ts {
         cmd.append(bson::cstr!("bypassEmptyTsReplacement"), true);
     }
     if t.raw_data {
@@ -244,49 +367,27 @@ pub async fn insert_batch(
             message: wce.get_str("errmsg").unwrap_or("unknown").to_string(),
         });
     }
-    let mut errs = BatchErrors::default();
-    if let Ok(list) = reply.get_array("writeErrors") {
-        for e in list {
-            let Bson::Document(e) = e else { continue };
-            let code = match e.get("code") {
-                Some(Bson::Int32(c)) => *c,
-                Some(Bson::Int64(c)) => *c as i32,
-                _ => 0,
-            };
-            let index = match e.get("index") {
-                Some(Bson::Int32(i)) => *i as usize,
-                Some(Bson::Int64(i)) => *i as usize,
-                _ => 0,
-            };
-            let id = if index < batch.len() {
-                show_id(batch.doc(index))
-            } else {
-                "(unknown)".into()
-            };
-            let message = e.get_str("errmsg").unwrap_or("").to_string();
-            match code {
-                DUPLICATE_KEY | VALIDATION_FAILED if !stop_on_error => {
-                    if code == DUPLICATE_KEY {
-                        errs.duplicates += 1;
-                    } else {
-                        errs.invalid += 1;
-                    }
-                    if errs.ids.len() < KEEP_IDS {
-                        errs.ids.push(id);
-                    }
-                    errs.first_message.get_or_insert(message);
-                }
-                _ => {
-                    return Err(InsertError::Refused {
-                        ns,
-                        id,
-                        code,
-                        message,
-                    });
-                }
-            }
-        }
-    }
+    let list: Vec<(usize, i32, String)> = reply
+        .get_array("writeErrors")
+        .map(|l| {
+            l.iter()
+                .filter_map(|e| e.as_document())
+                .map(|e| {
+                    let num = |k: &str| match e.get(k) {
+                        Some(Bson::Int32(v)) => *v as i64,
+                        Some(Bson::Int64(v)) => *v,
+                        _ => 0,
+                    };
+                    (
+                        num("index") as usize,
+                        num("code") as i32,
+                        e.get_str("errmsg").unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let errs = classify(&ns, batch, list, stop_on_error)?;
     Ok((n, errs))
 }
 
@@ -310,6 +411,12 @@ mod tests {
         b
     }
 
+    fn flat(out: &[Batch]) -> Vec<u8> {
+        out.iter()
+            .flat_map(|b| b.docs.iter().flat_map(|d| d.as_bytes().to_vec()))
+            .collect()
+    }
+
     #[test]
     fn batches_respect_both_limits() {
         let data = run(10, 100);
@@ -325,9 +432,7 @@ mod tests {
         let mut out = b.push(&data).unwrap();
         out.extend(b.finish());
         assert_eq!(out.len(), 5);
-        let all: Vec<u8> = out.iter().flat_map(|b| b.data.clone()).collect();
-        assert_eq!(all, data);
-        assert_eq!(out[1].doc(1), &data[one * 3..one * 4]);
+        assert_eq!(flat(&out), data);
     }
 
     #[test]
@@ -337,5 +442,36 @@ mod tests {
         let mut out = b.push(&data).unwrap();
         out.extend(b.finish());
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn zero_timestamps_in_the_first_fields_are_set_aside() {
+        let zero = bson::Timestamp {
+            time: 0,
+            increment: 0,
+        };
+        let mut data = bson::serialize_to_vec(&bson::doc! {"_id": 1, "ts": zero}).unwrap();
+        data.extend(bson::serialize_to_vec(&bson::doc! {"_id": 2, "a": 1, "ts": zero}).unwrap());
+        data.extend(
+            bson::serialize_to_vec(
+                &bson::doc! {"_id": 3, "ts": bson::Timestamp { time: 1, increment: 0 }},
+            )
+            .unwrap(),
+        );
+        let mut b = Batcher::new(100, 1 << 20);
+        assert!(b.push(&data).unwrap().is_empty());
+        assert_eq!(b.take_special().len(), 1);
+        assert_eq!(b.finish().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn write_concern_documents() {
+        let wc = write_concern(&bson::doc! {"w": "majority", "j": true, "wtimeout": 500});
+        assert_eq!(wc.w, Some(Acknowledgment::Majority));
+        assert_eq!(wc.journal, Some(true));
+        assert_eq!(
+            write_concern(&bson::doc! {"w": 2}).w,
+            Some(Acknowledgment::Nodes(2))
+        );
     }
 }

@@ -122,6 +122,9 @@ impl Default for RestoreOptions {
 pub const DEFAULT_JOBS: usize = 4;
 /// Default inserters per collection (chosen by `benches/restore.rs`).
 pub const DEFAULT_WORKERS: usize = 2;
+/// Default bytes per insert batch (chosen by `benches/restore.rs`; the server's
+/// `maxMessageSizeBytes` caps it).
+pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 /// Error of a restore.
 #[derive(Debug, thiserror::Error)]
@@ -445,7 +448,8 @@ pub async fn run(
     }
     let batch_bytes = opts
         .batch_bytes
-        .unwrap_or((server.max_bson_size.max(1 << 20) as usize).saturating_sub(1 << 20));
+        .unwrap_or(DEFAULT_BATCH_BYTES)
+        .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total: u64 = 0;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -898,8 +902,8 @@ async fn run_pipeline(
                 ctx.stop_on_error,
             );
             inflight.spawn(async move {
-                let b = batch.data.len() as u64;
-                let r = insert::insert_batch(&db, &target, &batch, stop).await;
+                let b = batch.bytes as u64;
+                let r = insert::insert_batch(&db, &target, batch, stop).await;
                 drop(permit);
                 let (n, e) = r?;
                 bar.inc(n);
@@ -908,21 +912,46 @@ async fn run_pipeline(
             });
         }
     }
-    if fatal.is_none()
-        && !(ctx.stop_on_error && errors.any())
-        && let Some(batch) = batcher.finish()
-    {
-        let b = batch.data.len() as u64;
-        match insert::insert_batch(&db, &target, &batch, ctx.stop_on_error).await {
-            Ok((n, e)) => {
-                inserted += n;
-                bytes += b;
-                bar.inc(n);
-                ctx.overall.inc(b);
-                errors.merge(e);
+    if fatal.is_none() && !(ctx.stop_on_error && errors.any()) {
+        let last = batcher.finish();
+        let special = batcher.take_special();
+        if let Some(batch) = last {
+            let b = batch.bytes as u64;
+            match insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await {
+                Ok((n, e)) => {
+                    inserted += n;
+                    bytes += b;
+                    bar.inc(n);
+                    ctx.overall.inc(b);
+                    errors.merge(e);
+                }
+                Err(e) => {
+                    fatal.get_or_insert(e.to_string());
+                }
             }
-            Err(e) => {
-                fatal.get_or_insert(e.to_string());
+        }
+        // Documents with an empty timestamp in their first fields, one per command,
+        // flagged so the server keeps the zero.
+        for d in special.docs {
+            if fatal.is_some() {
+                break;
+            }
+            let b = d.as_bytes().len() as u64;
+            let one = insert::Batch {
+                bytes: b as usize,
+                docs: vec![d],
+            };
+            match insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await {
+                Ok((n, e)) => {
+                    inserted += n;
+                    bytes += b;
+                    bar.inc(n);
+                    ctx.overall.inc(b);
+                    errors.merge(e);
+                }
+                Err(e) => {
+                    fatal.get_or_insert(e.to_string());
+                }
             }
         }
     }
