@@ -27,4 +27,5 @@ pub mod progress;
 pub mod restore;
 pub mod sink;
 pub mod source;
+pub mod tsbucket;
 pub mod verify;

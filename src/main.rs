@@ -162,7 +162,7 @@ struct DumpArgs {
     #[arg(short = 'j', long = "jobs", default_value_t = oxidump::dump::DEFAULT_JOBS)]
     jobs: usize,
     /// Split collections larger than this into _id ranges read concurrently (e.g. 64MB, 1GB; 0 never splits).
-    #[arg(long, default_value = "256MB", value_parser = oxidump::dump::parse_size)]
+    #[arg(long, default_value = "1GB", value_parser = oxidump::dump::parse_size)]
     split_above: u64,
     /// zstd level for OXD frames (1 fastest … 19 smallest; 0 stores frames uncompressed).
     #[arg(long, default_value_t = oxidump::oxd::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
@@ -182,6 +182,9 @@ struct DumpArgs {
     /// Read everything and discard it (no output): measures how fast the server can be drained.
     #[arg(long, hide = true)]
     drain_only: bool,
+    /// Target bytes per server reply (tuning).
+    #[arg(long, hide = true, value_parser = oxidump::dump::parse_size)]
+    batch_bytes: Option<u64>,
 }
 
 #[derive(clap::Args)]
@@ -388,6 +391,10 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         oplog: a.oplog,
         overwrite: a.force,
         drain_only: a.drain_only,
+        batch_bytes: a
+            .batch_bytes
+            .map(|b| b as usize)
+            .unwrap_or(oxidump::dump::DEFAULT_BATCH_BYTES),
         ..oxidump::dump::DumpOptions::default()
     };
     let to_stdout = opts.out.as_deref() == Some(std::path::Path::new("-"));

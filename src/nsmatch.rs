@@ -282,7 +282,7 @@ mod tests {
         assert!(!f.allows("shop.tmp1"));
         assert!(!f.allows("logs.x"));
         assert!(NsFilter::default().allows("anything.x"));
-        assert!(f.names_explicitly("shop.orders") == false);
+        assert!(!f.names_explicitly("shop.orders"));
         let f = NsFilter::new(&["admin.system.users".into()], &[]).unwrap();
         assert!(f.names_explicitly("admin.system.users"));
     }

@@ -202,13 +202,18 @@ fn scan_oxd(
     for n in &mut l.namespaces {
         n.stored_bytes = Some(0);
     }
-    loop {
-        let rec = match rr.next_record() {
-            Ok(Next::Record(r)) => r,
-            // Incomplete: list what is intact up to here.
-            Ok(Next::Eof) | Err(_) => break,
-        };
+    // An incomplete archive ends early: list what is intact up to there.
+    while let Ok(Next::Record(rec)) = rr.next_record() {
         let h = rec.header;
+        if h.kind == RecordKind::Footer {
+            if let Ok(raw) = rec.into_raw()
+                && let Ok(f) = crate::oxd::footer::Footer::decode(&raw)
+            {
+                apply_summary(&mut l, &f.summary);
+                l.complete = rr.read_trailer().is_ok();
+            }
+            break;
+        }
         let Some(n) = l.namespaces.get_mut(h.ns_id as usize) else {
             continue;
         };
@@ -220,15 +225,6 @@ fn scan_oxd(
                     (crate::oxd::record::LEN + rec.payload.len()) as u64;
             }
             RecordKind::NsEnd => n.partial = crate::oxd::nsend::is_partial(h.flags),
-            RecordKind::Footer => {
-                if let Ok(raw) = rec.into_raw()
-                    && let Ok(f) = crate::oxd::footer::Footer::decode(&raw)
-                {
-                    apply_summary(&mut l, &f.summary);
-                    l.complete = rr.read_trailer().is_ok();
-                }
-                break;
-            }
             _ => {}
         }
     }

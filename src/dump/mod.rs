@@ -109,10 +109,10 @@ impl Default for DumpOptions {
 
 /// Default number of cursors at once (chosen by `benches/dump.rs`).
 pub const DEFAULT_JOBS: usize = 4;
-/// Default split threshold: 256 MiB (chosen by `benches/dump.rs`).
-pub const DEFAULT_SPLIT_ABOVE: u64 = 256 * 1024 * 1024;
+/// Default split threshold: 1 GiB (chosen by `benches/dump.rs`).
+pub const DEFAULT_SPLIT_ABOVE: u64 = 1024 * 1024 * 1024;
 /// Default target size of one server reply.
-pub const DEFAULT_BATCH_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 /// Error of a dump.
 #[derive(Debug, thiserror::Error)]
@@ -400,7 +400,19 @@ pub async fn run(
 
     let (tx, rx) = mpsc::channel::<Msg>(opts.oxd.in_flight.max(2));
     let (sum_tx, sum_rx) = oneshot::channel::<Summary>();
+    // A drain has no writer: its messages are only counted and dropped.
+    let mut rx = Some(rx);
+    let drain = if sink.is_none() {
+        let mut rx = rx.take().expect("receiver");
+        Some(tokio::spawn(
+            async move { while rx.recv().await.is_some() {} },
+        ))
+    } else {
+        None
+    };
+    let rx = rx;
     let writer = sink.map(|sink| {
+        let rx = rx.expect("receiver");
         let catalog = catalog.clone();
         std::thread::Builder::new()
             .name("oxidump-writer".into())
@@ -441,7 +453,12 @@ pub async fn run(
                 Err(_) => Err(SinkError::Misuse("the writer thread panicked".into())),
             }
         }
-        None => Ok(()),
+        None => {
+            if let Some(d) = drain {
+                let _ = d.await;
+            }
+            Ok(())
+        }
     };
     overall.finish_and_clear();
     // A writer failure explains a reader's "writer stopped": report the writer's.
@@ -783,11 +800,7 @@ async fn send(tx: &mpsc::Sender<Msg>, m: Msg) -> Result<(), DumpError> {
 }
 
 fn spec_for(opts: &DumpOptions, p: &NsPlan, name: String, how: How) -> ReadSpec {
-    let avg = if p.count > 0 {
-        (p.size / p.count).max(1)
-    } else {
-        1024
-    };
+    let avg = p.size.checked_div(p.count).map_or(1024, |a| a.max(1));
     let batch_size = (opts.batch_bytes as u64 / avg).clamp(1, 100_000) as u32;
     ReadSpec {
         ns: p.ns,

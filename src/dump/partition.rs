@@ -18,6 +18,20 @@ pub struct IdRange {
     pub min: Option<Bson>,
     /// Exclusive upper bound.
     pub max: Option<Bson>,
+    /// How the range is queried.
+    pub mode: RangeMode,
+}
+
+/// How a range is expressed to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeMode {
+    /// `min`/`max` index bounds with an `_id` hint: exact whatever the types of the
+    /// `_id`s. Used when `_id`s of several BSON type classes exist.
+    IndexBounds,
+    /// A `$gte`/`$lt` filter sorted by `_id`: exact when every `_id` belongs to one
+    /// type class (the lowest and highest `_id` are of the same class, so nothing of
+    /// another class can sort between them), and cheaper on some servers.
+    Filter,
 }
 
 impl IdRange {
@@ -26,8 +40,75 @@ impl IdRange {
         IdRange {
             min: None,
             max: None,
+            mode: RangeMode::IndexBounds,
         }
     }
+}
+
+/// The comparison class of a BSON type in the server's sort order: values of
+/// different classes never compare equal, and `$lt`/`$gte` only match their own class.
+pub fn type_class(v: &Bson) -> i32 {
+    match v {
+        Bson::MinKey => -1,
+        Bson::Undefined => 0,
+        Bson::Null => 5,
+        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) | Bson::Decimal128(_) => 10,
+        Bson::String(_) | Bson::Symbol(_) => 15,
+        Bson::Document(_) => 20,
+        Bson::Array(_) => 25,
+        Bson::Binary(_) => 30,
+        Bson::ObjectId(_) => 35,
+        Bson::Boolean(_) => 40,
+        Bson::DateTime(_) => 45,
+        Bson::Timestamp(_) => 47,
+        Bson::RegularExpression(_) => 50,
+        Bson::DbPointer(_) => 55,
+        Bson::JavaScriptCode(_) => 60,
+        Bson::JavaScriptCodeWithScope(_) => 65,
+        Bson::MaxKey => 127,
+    }
+}
+
+/// The lowest and highest `_id` of a collection (through the `_id` index).
+pub async fn id_extremes(
+    db: &Database,
+    coll: &str,
+) -> Result<Option<(Bson, Bson)>, mongodb::error::Error> {
+    let c = db.collection::<Document>(coll);
+    let lo = c
+        .find_one(doc! {})
+        .sort(doc! {"_id": 1})
+        .projection(doc! {"_id": 1})
+        .await?
+        .and_then(|d| d.get("_id").cloned());
+    let hi = c
+        .find_one(doc! {})
+        .sort(doc! {"_id": -1})
+        .projection(doc! {"_id": 1})
+        .await?
+        .and_then(|d| d.get("_id").cloned());
+    Ok(lo.zip(hi))
+}
+
+/// The filter of a [`RangeMode::Filter`] range.
+pub fn range_filter(r: &IdRange) -> Document {
+    let mut cond = Document::new();
+    if let Some(lo) = &r.min {
+        cond.insert("$gte", lo.clone());
+    }
+    if let Some(hi) = &r.max {
+        cond.insert("$lt", hi.clone());
+    }
+    if cond.is_empty() {
+        return doc! {};
+    }
+    let f = doc! {"_id": cond};
+    // NaN sorts below every number but matches no comparison: the first range of a
+    // numeric _id space takes it explicitly.
+    if r.min.is_none() && r.max.as_ref().is_some_and(|m| type_class(m) == 10) {
+        return doc! {"$or": [f, {"_id": f64::NAN}]};
+    }
+    f
 }
 
 /// How many ranges a collection of `size` bytes gets with `split_above`.
@@ -39,17 +120,22 @@ pub fn range_count(size: u64, split_above: u64, max_ranges: usize) -> usize {
 }
 
 /// Turns sorted, distinct split points into ranges covering every `_id`.
-pub fn ranges_from_points(points: Vec<Bson>) -> Vec<IdRange> {
+pub fn ranges_from_points(points: Vec<Bson>, mode: RangeMode) -> Vec<IdRange> {
     let mut out = Vec::with_capacity(points.len() + 1);
     let mut lo = None;
     for p in points {
         out.push(IdRange {
             min: lo.take(),
             max: Some(p.clone()),
+            mode,
         });
         lo = Some(p);
     }
-    out.push(IdRange { min: lo, max: None });
+    out.push(IdRange {
+        min: lo,
+        max: None,
+        mode,
+    });
     out
 }
 
@@ -84,7 +170,17 @@ pub async fn split(
         }
     }
     points.dedup();
-    Ok(ranges_from_points(points))
+    // One type class from the lowest to the highest _id: a plain filter is exact.
+    let mode = match id_extremes(db, coll).await? {
+        Some((lo, hi))
+            if type_class(&lo) == type_class(&hi)
+                && points.iter().all(|p| type_class(p) == type_class(&lo)) =>
+        {
+            RangeMode::Filter
+        }
+        _ => RangeMode::IndexBounds,
+    };
+    Ok(ranges_from_points(points, mode))
 }
 
 /// The `min`/`max` index bounds of a range, as documents for `find`.
@@ -110,12 +206,44 @@ mod tests {
 
     #[test]
     fn ranges_cover_everything() {
-        let r = ranges_from_points(vec![Bson::Int32(10), Bson::String("m".into())]);
+        let r = ranges_from_points(
+            vec![Bson::Int32(10), Bson::String("m".into())],
+            RangeMode::IndexBounds,
+        );
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].min, None);
         assert_eq!(r[0].max, Some(Bson::Int32(10)));
         assert_eq!(r[1].min, Some(Bson::Int32(10)));
         assert_eq!(r[2].max, None);
-        assert_eq!(ranges_from_points(vec![]), vec![IdRange::all()]);
+        assert_eq!(
+            ranges_from_points(vec![], RangeMode::IndexBounds),
+            vec![IdRange::all()]
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let r = ranges_from_points(vec![Bson::Int32(10), Bson::Int32(20)], RangeMode::Filter);
+        let f0 = range_filter(&r[0]);
+        assert!(f0.get_array("$or").is_ok(), "{f0}");
+        assert_eq!(range_filter(&r[1]), doc! {"_id": {"$gte": 10, "$lt": 20}});
+        assert_eq!(range_filter(&r[2]), doc! {"_id": {"$gte": 20}});
+        let s = ranges_from_points(vec![Bson::String("m".into())], RangeMode::Filter);
+        assert_eq!(range_filter(&s[0]), doc! {"_id": {"$lt": "m"}});
+        assert_eq!(range_filter(&IdRange::all()), doc! {});
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(type_class(&Bson::Int32(1)), type_class(&Bson::Double(2.0)));
+        assert_ne!(
+            type_class(&Bson::Int32(1)),
+            type_class(&Bson::String("1".into()))
+        );
+        assert!(type_class(&Bson::MinKey) < type_class(&Bson::Null));
+        assert!(
+            type_class(&Bson::ObjectId(bson::oid::ObjectId::new()))
+                < type_class(&Bson::Boolean(true))
+        );
     }
 }

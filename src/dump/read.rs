@@ -17,7 +17,7 @@ use mongodb::options::Hint;
 use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
 use tokio::sync::mpsc;
 
-use super::partition::{IdRange, bounds};
+use super::partition::{IdRange, RangeMode, bounds, range_filter};
 use crate::catalog::NsStatus;
 use crate::connect::code_of;
 use crate::oxd::frame::FrameBuilder;
@@ -181,6 +181,9 @@ async fn open(
     let coll = db.collection::<Document>(&spec.coll);
     let find = match how {
         How::Natural => coll.find(doc! {}).hint(Hint::Keys(doc! {"$natural": 1})),
+        How::Range(r) if r.mode == RangeMode::Filter => {
+            coll.find(range_filter(r)).sort(doc! {"_id": 1})
+        }
         How::Range(r) => {
             let (min, max) = bounds(r);
             let mut f = coll.find(doc! {}).hint(Hint::Keys(doc! {"_id": 1}));
@@ -336,6 +339,7 @@ pub async fn read(
                     how = How::Range(IdRange {
                         min: Some(min),
                         max: r.max.clone(),
+                        mode: r.mode,
                     });
                     skip_first_if = Some(id.clone());
                 }

@@ -84,7 +84,7 @@ impl Checker<'_> {
         self.report.push(f);
     }
 
-    fn from_error(&self, e: &Error) -> Finding {
+    fn finding_of(&self, e: &Error) -> Finding {
         let mut message = e.kind.to_string();
         let mut f = self.finding(e.kind.code(), e.offset, String::new());
         if let Some(rest) = message.strip_prefix("frame ")
@@ -140,7 +140,7 @@ impl Checker<'_> {
                         st.bytes += raw.len() as u64;
                     }
                     Err(e) => {
-                        let f = self.from_error(&e).ns(name).frame(header.seq as u64);
+                        let f = self.finding_of(&e).ns(name).frame(header.seq as u64);
                         self.push(f);
                         self.ns_state(header.ns_id).damaged = true;
                     }
@@ -152,7 +152,7 @@ impl Checker<'_> {
                 end,
             } => match end {
                 Err(e) => {
-                    let f = self.from_error(&e).ns(self.name(header.ns_id));
+                    let f = self.finding_of(&e).ns(self.name(header.ns_id));
                     self.push(f);
                     self.ns_state(header.ns_id).damaged = true;
                 }
@@ -349,7 +349,7 @@ pub fn verify<R: Read>(
         opts,
     };
     if let Err(e) = rr.read_file_header() {
-        let f = c.from_error(&e);
+        let f = c.finding_of(&e);
         c.push(f);
         return;
     }
@@ -379,7 +379,7 @@ pub fn verify<R: Read>(
             Ok(Next::Record(r)) => r,
             Err(e) => {
                 let truncated = matches!(e.kind, ErrorKind::Truncated { .. } | ErrorKind::Io(_));
-                let f = c.from_error(&e);
+                let f = c.finding_of(&e);
                 c.push(f);
                 if truncated {
                     let f = c.finding(
@@ -411,7 +411,7 @@ pub fn verify<R: Read>(
                         break;
                     }
                     Err(e) => {
-                        let f = c.from_error(&e);
+                        let f = c.finding_of(&e);
                         c.push(f);
                         break;
                     }
@@ -435,7 +435,7 @@ pub fn verify<R: Read>(
                 let off = rec.offset;
                 match rec.into_raw() {
                     Err(e) => {
-                        let f = c.from_error(&e);
+                        let f = c.finding_of(&e);
                         c.push(f);
                     }
                     Ok(raw) => match manifest::decode(&raw) {
@@ -520,7 +520,7 @@ pub fn verify<R: Read>(
             }
             RecordKind::Ancillary(_) => {
                 if let Err(e) = rec.check_crc() {
-                    let f = c.from_error(&e);
+                    let f = c.finding_of(&e);
                     c.push(f);
                 }
             }
@@ -528,7 +528,7 @@ pub fn verify<R: Read>(
                 let off = rec.offset;
                 match rec.into_raw() {
                     Err(e) => {
-                        let f = c.from_error(&e);
+                        let f = c.finding_of(&e);
                         c.push(f);
                     }
                     Ok(raw) => match Footer::decode(&raw) {
@@ -556,7 +556,7 @@ pub fn verify<R: Read>(
                         }
                     }
                     Err(e) => {
-                        let f = c.from_error(&e);
+                        let f = c.finding_of(&e);
                         c.push(f);
                     }
                 }

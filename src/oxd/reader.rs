@@ -770,6 +770,9 @@ fn shift_rec(mut r: Record, by: u64) -> Record {
     r
 }
 
+/// A decoded frame or why it could not be decoded.
+type FrameResult = Result<(RecordHeader, Vec<u8>), Error>;
+
 /// A frame that could not be read, as a lenient [`NsSource`] reports it.
 #[derive(Debug, Clone)]
 pub struct SkippedFrame {
@@ -792,7 +795,7 @@ pub struct NsSource {
     entries: std::vec::IntoIter<FrameEntry>,
     expected: NsEnd,
     flags: u16,
-    pending: Ordered<(FrameEntry, Result<(RecordHeader, Vec<u8>), Error>)>,
+    pending: Ordered<(FrameEntry, FrameResult)>,
     digest: NsDigest,
     skip_corrupt: bool,
     skipped: Vec<SkippedFrame>,
@@ -802,11 +805,18 @@ pub struct NsSource {
 impl NsSource {
     /// Opens namespace `ns` of the archive at `path` through `index`.
     pub fn new(path: &Path, index: &Index, ns: usize) -> NsSource {
-        NsSource::with_options(path, index, ns, false)
+        NsSource::with_options(path, index, ns, false, pool::default_capacity())
     }
 
-    /// Like [`NsSource::new`], skipping damaged frames when `skip_corrupt`.
-    pub fn with_options(path: &Path, index: &Index, ns: usize, skip_corrupt: bool) -> NsSource {
+    /// Like [`NsSource::new`], skipping damaged frames when `skip_corrupt`, with at
+    /// most `read_ahead` frames read and decoded ahead of the consumer.
+    pub fn with_options(
+        path: &Path,
+        index: &Index,
+        ns: usize,
+        skip_corrupt: bool,
+        read_ahead: usize,
+    ) -> NsSource {
         NsSource {
             path: path.to_path_buf(),
             catalog: index.catalog.clone(),
@@ -814,7 +824,7 @@ impl NsSource {
             entries: index.footer.frames_of(ns as u32).to_vec().into_iter(),
             expected: index.footer.namespaces[ns].end,
             flags: index.footer.namespaces[ns].flags,
-            pending: Ordered::new(pool::default_capacity()),
+            pending: Ordered::new(read_ahead),
             digest: NsDigest::default(),
             skip_corrupt,
             skipped: Vec::new(),

@@ -122,9 +122,11 @@ impl Default for RestoreOptions {
 pub const DEFAULT_JOBS: usize = 4;
 /// Default inserters per collection (chosen by `benches/restore.rs`).
 pub const DEFAULT_WORKERS: usize = 2;
+/// Frames read and decoded ahead of the inserters, per collection.
+const READ_AHEAD: usize = 3;
 /// Default bytes per insert batch (chosen by `benches/restore.rs`; the server's
 /// `maxMessageSizeBytes` caps it).
-pub const DEFAULT_BATCH_BYTES: usize = 16 * 1024 * 1024;
+pub const DEFAULT_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Error of a restore.
 #[derive(Debug, thiserror::Error)]
@@ -594,7 +596,7 @@ async fn restore_all(
                 );
                 pipelines.spawn(async move {
                     let permit = sem.acquire_owned().await.expect("semaphore open");
-                    let (tx, rx) = mpsc::channel::<Feed>(4);
+                    let (tx, rx) = mpsc::channel::<Feed>(2);
                     let src = t.src;
                     let name = t.source.clone();
                     let reader = tokio::task::spawn_blocking(move || {
@@ -667,7 +669,7 @@ enum Random {
 fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc::Sender<Feed>) {
     match input {
         Random::Oxd { path, index } => {
-            let mut s = NsSource::with_options(path, index, src, skip_corrupt);
+            let mut s = NsSource::with_options(path, index, src, skip_corrupt, READ_AHEAD);
             loop {
                 match s.next_chunk() {
                     Ok(Some(Chunk::Docs { data, count, .. })) => {
@@ -746,7 +748,7 @@ fn feed_stream(
     let mut start =
         |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
             if let Some(&k) = by_src.get(&src) {
-                let (tx, rx) = mpsc::channel::<Feed>(4);
+                let (tx, rx) = mpsc::channel::<Feed>(2);
                 let t = targets[k].clone();
                 let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
                 set(&reports, k, |r| r.status = "loading".into());
@@ -806,7 +808,7 @@ fn feed_stream(
         }
     }
     drop(senders);
-    drop(start);
+    let _ = start;
     (warnings, handles)
 }
 

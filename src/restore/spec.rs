@@ -135,7 +135,10 @@ const OPTION_SINCE: [(&str, (u32, u32)); 5] = [
 ];
 
 /// Index types with the versions that support them: `(type, since, removed in)`.
-const INDEX_TYPES: [(&str, (u32, u32), Option<(u32, u32)>); 6] = [
+/// `(type, introduced in, removed in)`.
+type IndexTypeSupport = (&'static str, (u32, u32), Option<(u32, u32)>);
+
+const INDEX_TYPES: [IndexTypeSupport; 6] = [
     ("2d", (0, 0), None),
     ("2dsphere", (2, 4), None),
     ("text", (2, 4), None),
