@@ -831,7 +831,7 @@ async fn run_pipeline(
     } else {
         t.coll.clone()
     };
-    let target = Arc::new(InsertTarget {
+    let mut target = Arc::new(InsertTarget {
         db: t.db.clone(),
         coll,
         bypass_validation: ctx.bypass_validation && ns.kind != NsKind::Timeseries,
@@ -839,6 +839,10 @@ async fn run_pipeline(
         raw_data: raw_ts,
         write_concern: ctx.write_concern.clone(),
     });
+    // Time-series buckets go in as buckets; a server that keeps measurements instead
+    // refuses them (code 115), and then every bucket is unpacked into its measurements.
+    let mut ts = (ns.kind == NsKind::Timeseries && !raw_ts).then(|| TsFallback::new(&ns.options));
+    let mut unpacked = (0u64, 0u64);
     let db = ctx.client.database(&t.db);
     let bar = ctx.progress.docs(t.documents, t.full_name());
     let mut batcher = Batcher::new(ctx.batch_docs, ctx.batch_bytes);
@@ -879,6 +883,40 @@ async fn run_pipeline(
                 damaged.push(m.clone());
                 fatal.get_or_insert(m);
                 break;
+            }
+        };
+        let data = match ts.as_mut() {
+            None => data,
+            Some(fb) => {
+                if fb.mode.is_none() {
+                    match fb.probe(&db, &target, &data, ctx.stop_on_error).await {
+                        Ok(Some(n)) => {
+                            inserted += n;
+                            bar.inc(n);
+                        }
+                        Ok(None) => {
+                            target = Arc::new(InsertTarget {
+                                coll: t.coll.clone(),
+                                ..(*target).clone()
+                            });
+                        }
+                        Err(m) => {
+                            fatal.get_or_insert(m);
+                            break 'feed;
+                        }
+                    }
+                }
+                match fb.transform(data) {
+                    Ok((d, buckets, measurements)) => {
+                        unpacked.0 += buckets;
+                        unpacked.1 += measurements;
+                        d
+                    }
+                    Err(m) => {
+                        fatal.get_or_insert(format!("unpacking time-series buckets: {m}"));
+                        break 'feed;
+                    }
+                }
             }
         };
         let full = match batcher.push(&data) {
@@ -985,12 +1023,20 @@ async fn run_pipeline(
         r.refused_ids = errors.ids.clone();
         r.damaged = damaged.clone();
         r.data_seconds = data_seconds;
+        if unpacked.0 > 0 {
+            r.message = Some(format!(
+                "the server refuses time-series bucket documents: {} buckets were unpacked into {} measurements and inserted into {}",
+                unpacked.0,
+                unpacked.1,
+                t.full_name()
+            ));
+        }
         if let Some(m) = &failed {
             r.status = "failed".into();
             r.message = Some(m.clone());
         } else {
             r.status = "indexing".into();
-            if errors.any() {
+            if errors.any() && unpacked.0 == 0 {
                 r.message = Some(format!(
                     "{} duplicate-key and {} validation error(s); first: {}",
                     errors.duplicates,
@@ -1122,4 +1168,91 @@ pub fn render_summary(r: &RestoreReport) -> String {
         if failed > 0 { format!("; {failed} namespace(s) not fully restored") } else { String::new() }
     ));
     s
+}
+
+/// Restoring a time-series collection into a server that keeps measurements, not
+/// buckets: the first bucket decides which kind of server this is.
+struct TsFallback {
+    time_field: String,
+    meta_field: Option<String>,
+    /// `None` until decided; `Some(true)` to unpack buckets into measurements.
+    mode: Option<bool>,
+    /// The probe inserted the first bucket: drop it from the first run.
+    skip_first: bool,
+}
+
+impl TsFallback {
+    fn new(options: &Document) -> TsFallback {
+        let ts = options.get_document("timeseries").ok();
+        TsFallback {
+            time_field: ts
+                .and_then(|t| t.get_str("timeField").ok())
+                .unwrap_or("t")
+                .to_string(),
+            meta_field: ts
+                .and_then(|t| t.get_str("metaField").ok())
+                .map(str::to_string),
+            mode: None,
+            skip_first: false,
+        }
+    }
+
+    /// Inserts the first bucket of `data` on its own. `Some(1)` when the server took
+    /// it (buckets go in as they are), `None` when it refused buckets (unpack them).
+    async fn probe(
+        &mut self,
+        db: &mongodb::Database,
+        target: &InsertTarget,
+        data: &[u8],
+        stop_on_error: bool,
+    ) -> Result<Option<u64>, String> {
+        let Some(first) = crate::docs::DocIter::new(data).next() else {
+            return Ok(Some(0));
+        };
+        let first = first.map_err(|e| e.to_string())?;
+        let doc = bson::RawDocumentBuf::from_bytes(first.to_vec()).map_err(|e| e.to_string())?;
+        let one = insert::Batch {
+            bytes: first.len(),
+            docs: vec![doc],
+        };
+        match insert::insert_command(db, target, &one, false, stop_on_error).await {
+            Ok((n, _)) => {
+                self.mode = Some(false);
+                // Taken: the caller skips it.
+                self.skip_first = true;
+                Ok(Some(n))
+            }
+            Err(insert::InsertError::Refused { code: 115, .. }) => {
+                self.mode = Some(true);
+                Ok(None)
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The documents to insert for a run of buckets: the buckets themselves, or their
+    /// measurements. Returns (documents, buckets unpacked, measurements made).
+    fn transform(&mut self, data: Vec<u8>) -> Result<(Vec<u8>, u64, u64), String> {
+        let skip = std::mem::take(&mut self.skip_first);
+        if self.mode != Some(true) {
+            if !skip {
+                return Ok((data, 0, 0));
+            }
+            let first = crate::docs::declared_len(&data).unwrap_or(0).max(0) as usize;
+            return Ok((data[first.min(data.len())..].to_vec(), 0, 0));
+        }
+        let mut out = Vec::with_capacity(data.len() * 2);
+        let (mut buckets, mut measurements) = (0u64, 0u64);
+        for b in crate::docs::DocIter::new(&data) {
+            let b = b.map_err(|e| e.to_string())?;
+            let ms = crate::tsbucket::unpack(b, &self.time_field, self.meta_field.as_deref())
+                .map_err(|e| e.to_string())?;
+            buckets += 1;
+            measurements += ms.len() as u64;
+            for m in ms {
+                out.extend_from_slice(&m);
+            }
+        }
+        Ok((out, buckets, measurements))
+    }
 }

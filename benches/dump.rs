@@ -1,0 +1,229 @@
+//! `oxidump dump` against a live server, beside a raw-drain baseline measured in the
+//! same run: the same cursors drained and the bytes discarded.
+//!
+//! Starts a throwaway SecantusDB server (or uses `OXIDUMP_BENCH_URI`, which must then
+//! already hold the data), loads `../shared/bench/gen_dataset.py --scale S` for each
+//! scale of `OXIDUMP_BENCH_SCALES` (default `0.5`), and for each measures: the drain,
+//! a dump to OXD at the default level, to a mongodump archive, and to a gzipped one.
+//! Reports wall time, CPU seconds of oxidump and of the server, MB/s (raw BSON,
+//! 10^6 bytes per second), peak RSS and output size. `OXIDUMP_BENCH_SWEEP=1` adds
+//! runs over `-j` and `--split-above` to show how the defaults were chosen.
+//!
+//!   cargo bench --bench dump
+//!   OXIDUMP_BENCH_SCALES=0.1,1 cargo bench --bench dump
+
+mod common;
+
+use std::path::Path;
+
+struct Row {
+    label: String,
+    wall: f64,
+    cpu: f64,
+    server_cpu: f64,
+    bytes: u64,
+    rss_mb: f64,
+    out_bytes: Option<u64>,
+}
+
+fn dump(
+    bin: &str,
+    uri: &str,
+    dbs: &[String],
+    extra: &[&str],
+    out: Option<&Path>,
+    server_pid: Option<u32>,
+    label: &str,
+) -> Row {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let mut args: Vec<String> = vec![
+        bin.into(),
+        "dump".into(),
+        "--uri".into(),
+        uri.into(),
+        "-q".into(),
+    ];
+    for d in dbs {
+        args.push("--db".into());
+        args.push(d.clone());
+    }
+    args.push("--report-json".into());
+    args.push(report.display().to_string());
+    match out {
+        Some(o) => {
+            args.push("--out".into());
+            args.push(o.display().to_string());
+        }
+        None => args.push("--drain-only".into()),
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let s0 = server_pid.map(common::pid_cpu);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let cost = common::run_measured(&argv, &[]);
+    let s1 = server_pid.map(common::pid_cpu);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let out_bytes = out.and_then(|o| dir_size(o));
+    if let Some(o) = out {
+        let _ = std::fs::remove_file(o).or_else(|_| std::fs::remove_dir_all(o));
+    }
+    Row {
+        label: label.into(),
+        wall: cost.wall,
+        cpu: cost.cpu,
+        server_cpu: match (s0, s1) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => f64::NAN,
+        },
+        bytes: r["bytes"].as_u64().unwrap_or(0),
+        rss_mb: cost.max_rss_kb as f64 / 1024.0,
+        out_bytes,
+    }
+}
+
+fn dir_size(p: &Path) -> Option<u64> {
+    let m = std::fs::metadata(p).ok()?;
+    if m.is_file() {
+        return Some(m.len());
+    }
+    Some(
+        std::fs::read_dir(p)
+            .ok()?
+            .flatten()
+            .filter_map(|e| dir_size(&e.path()))
+            .sum(),
+    )
+}
+
+fn print(rows: &[Row], baseline: f64) {
+    println!(
+        "| run | wall s | vs drain | oxidump CPU s | server CPU s | MB/s | peak RSS MB | output MB |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.2} | {:.2}x | {:.2} | {:.2} | {:.0} | {:.0} | {} |",
+            r.label,
+            r.wall,
+            r.wall / baseline,
+            r.cpu,
+            r.server_cpu,
+            common::mbps(r.bytes, r.wall),
+            r.rss_mb,
+            r.out_bytes
+                .map(|b| format!("{:.1}", b as f64 / 1e6))
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_oxidump");
+    let server = common::server();
+    let scales = std::env::var("OXIDUMP_BENCH_SCALES").unwrap_or_else(|_| "0.5".into());
+    let reps: usize = std::env::var("OXIDUMP_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let work = tempfile::tempdir().expect("tempdir");
+    for scale in scales.split(',') {
+        let dbs = if std::env::var("OXIDUMP_BENCH_URI").is_ok() {
+            vec!["shop".to_string(), "logs".to_string()]
+        } else {
+            eprintln!("loading gen_dataset.py --scale {scale} ...");
+            common::load_dataset(&server.uri, scale);
+            vec!["shop".to_string(), "logs".to_string()]
+        };
+        println!("\n### dump, gen_dataset.py --scale {scale} (best of {reps})\n");
+        let best = |f: &dyn Fn() -> Row| -> Row {
+            let mut rows: Vec<Row> = (0..reps).map(|_| f()).collect();
+            rows.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+            rows.swap_remove(0)
+        };
+        let pid = server.pid;
+        let mut rows = Vec::new();
+        rows.push(best(&|| {
+            dump(
+                bin,
+                &server.uri,
+                &dbs,
+                &[],
+                None,
+                pid,
+                "raw drain (baseline)",
+            )
+        }));
+        let oxd = work.path().join("b.oxd");
+        rows.push(best(&|| {
+            dump(
+                bin,
+                &server.uri,
+                &dbs,
+                &[],
+                Some(&oxd),
+                pid,
+                "oxidump dump (OXD, default level)",
+            )
+        }));
+        let arc = work.path().join("b.archive");
+        rows.push(best(&|| {
+            dump(
+                bin,
+                &server.uri,
+                &dbs,
+                &["--format", "mongodump-archive"],
+                Some(&arc),
+                pid,
+                "oxidump dump --format mongodump-archive",
+            )
+        }));
+        let gz = work.path().join("b.archive.gz");
+        rows.push(best(&|| {
+            dump(
+                bin,
+                &server.uri,
+                &dbs,
+                &["--format", "mongodump-archive", "--gzip"],
+                Some(&gz),
+                pid,
+                "oxidump dump --format mongodump-archive --gzip",
+            )
+        }));
+        if std::env::var("OXIDUMP_BENCH_SWEEP").is_ok() {
+            for j in ["1", "2", "4", "8"] {
+                let l = format!("OXD -j {j}");
+                rows.push(best(&|| {
+                    dump(bin, &server.uri, &dbs, &["-j", j], Some(&oxd), pid, &l)
+                }));
+            }
+            for j in ["1", "2", "8"] {
+                let l = format!("raw drain -j {j}");
+                rows.push(best(&|| {
+                    dump(bin, &server.uri, &dbs, &["-j", j], None, pid, &l)
+                }));
+            }
+            for s in ["64MB", "1GB"] {
+                let l = format!("raw drain --split-above {s}");
+                rows.push(best(&|| {
+                    dump(bin, &server.uri, &dbs, &["--split-above", s], None, pid, &l)
+                }));
+            }
+        }
+        let baseline = rows[0].wall;
+        print(&rows, baseline);
+        if std::env::var("OXIDUMP_BENCH_URI").is_err() {
+            // Next scale starts from an empty server.
+            let _ = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    "import sys; from pymongo import MongoClient; c = MongoClient(sys.argv[1]); [c.drop_database(d) for d in ('shop', 'logs')]",
+                    &server.uri,
+                ])
+                .status();
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Frame encode, decode and verify, each next to its physical ceiling measured in the
+//! same run on the same bytes: memcpy, CRC-32 alone, raw zstd compression and
+//! decompression. Single-threaded, so every figure is per core.
+//!
+//! `cargo bench --bench frames` (set `OXIDUMP_BENCH_DATA` to a backup to measure its
+//! documents instead of the synthetic corpus).
+
+mod common;
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use oxidump::catalog::{Catalog, Namespace, NsStatus, Summary};
+use oxidump::oxd::frame;
+use oxidump::oxd::reader::Record;
+use oxidump::oxd::writer::{OxdWriter, WriterOptions};
+use oxidump::verify::{Report, VerifyOptions};
+
+const FRAME: usize = oxidump::oxd::DEFAULT_FRAME_SIZE;
+
+fn benches(c: &mut Criterion) {
+    let (data, label) = common::corpus(64 << 20);
+    eprintln!("corpus: {label}, {} bytes", data.len());
+    let frames = common::frames(&data, FRAME);
+    let total: u64 = frames.iter().map(|f| f.0.len() as u64).sum();
+    let mut g = c.benchmark_group("frames");
+    g.throughput(Throughput::Bytes(total));
+    g.sample_size(10);
+
+    g.bench_function("ceiling/memcpy", |b| {
+        let mut dst = vec![0u8; FRAME * 2];
+        b.iter(|| {
+            for (f, _) in &frames {
+                dst[..f.len()].copy_from_slice(f);
+                black_box(&dst);
+            }
+        })
+    });
+    g.bench_function("ceiling/crc32", |b| {
+        b.iter(|| {
+            for (f, _) in &frames {
+                black_box(crc32fast::hash(f));
+            }
+        })
+    });
+    for level in [1, 3] {
+        g.bench_function(format!("ceiling/zstd-compress-l{level}"), |b| {
+            let mut cx = zstd::bulk::Compressor::new(level).unwrap();
+            b.iter(|| {
+                for (f, _) in &frames {
+                    black_box(cx.compress(f).unwrap());
+                }
+            })
+        });
+        g.bench_function(format!("encode/l{level}"), |b| {
+            b.iter(|| {
+                for (i, (f, n)) in frames.iter().enumerate() {
+                    black_box(frame::encode(0, i as u32, f.clone(), *n, Some(level)));
+                }
+            })
+        });
+    }
+    // Decoding works on what the default level stores.
+    let encoded: Vec<frame::EncodedFrame> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, (f, n))| {
+            frame::encode(
+                0,
+                i as u32,
+                f.clone(),
+                *n,
+                Some(oxidump::oxd::DEFAULT_ZSTD_LEVEL),
+            )
+        })
+        .collect();
+    g.bench_function("ceiling/zstd-decompress", |b| {
+        let mut dx = zstd::bulk::Decompressor::new().unwrap();
+        b.iter(|| {
+            for e in &encoded {
+                black_box(
+                    dx.decompress(&e.stored.bytes, e.header.raw_len as usize)
+                        .unwrap(),
+                );
+            }
+        })
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            for e in &encoded {
+                let rec = Record {
+                    offset: 0,
+                    header: e.header,
+                    payload: e.stored.bytes.clone(),
+                };
+                let raw = rec.into_raw().unwrap();
+                frame::check_docs(&e.header, &raw).unwrap();
+                black_box(raw);
+            }
+        })
+    });
+    // verify: the whole checker over an archive of the same frames, on one core.
+    let archive = {
+        let cat = Catalog {
+            namespaces: vec![Namespace::collection("bench", "c")],
+            ..Catalog::default()
+        };
+        let mut w = OxdWriter::new(Vec::new(), &cat, WriterOptions::default()).unwrap();
+        for (f, n) in &frames {
+            w.write_frame(0, f.clone(), *n).unwrap();
+        }
+        w.end_namespace(0, &NsStatus::Complete).unwrap();
+        w.finish(&Summary::default()).unwrap().0
+    };
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    g.bench_function("verify", |b| {
+        b.iter(|| {
+            one.install(|| {
+                let mut rep = Report::new("bench.oxd", "oxd");
+                oxidump::oxd::check::verify(
+                    &archive[..],
+                    Path::new("bench.oxd"),
+                    &VerifyOptions::default(),
+                    &mut rep,
+                    &mut |_| {},
+                );
+                assert!(rep.is_ok());
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(frames_group, benches);
+criterion_main!(frames_group);
