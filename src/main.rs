@@ -48,10 +48,9 @@ enum Command {
     ///
     /// Reports every finding with its namespace, frame and byte offset, not just the first.
     /// Exit status: 0 clean, 1 corrupt or incomplete, 2 usage or I/O error.
-    ///
-    /// Examples:
-    ///   oxidump verify backup.oxd
-    ///   oxidump verify --deep --json dump/ archive.gz
+    #[command(
+        after_long_help = "Examples:\n  oxidump verify backup.oxd\n  oxidump verify --deep --json dump/ nightly.archive.gz\n  ssh backup 'cat backup.oxd' | oxidump verify -"
+    )]
     Verify {
         /// Backups to check: OXD files, mongodump archives (plain or gzipped), mongodump directories, `-`.
         #[arg(required = true)]
@@ -68,7 +67,11 @@ enum Command {
     },
     /// List a backup: where it came from, then per namespace its type, documents, sizes and indexes.
     ///
-    /// A complete OXD file is listed from its footer without reading the data.
+    /// A complete OXD file is listed from its footer without reading the data. Exit status 1
+    /// when the backup is incomplete (what is intact is still listed).
+    #[command(
+        after_long_help = "Examples:\n  oxidump ls backup.oxd\n  oxidump ls --json dump/ | jq '.namespaces[].documents'"
+    )]
     Ls {
         /// The backup.
         path: PathBuf,
@@ -78,9 +81,10 @@ enum Command {
     },
     /// Write one namespace's documents to standard output.
     ///
-    /// Examples:
-    ///   oxidump cat backup.oxd --ns shop.orders > orders.bson
-    ///   oxidump cat dump/ --ns shop.users --format json | head
+    /// A complete OXD file is read through its index: only that namespace's frames are read.
+    #[command(
+        after_long_help = "Examples:\n  oxidump cat backup.oxd --ns shop.orders > orders.bson\n  oxidump cat dump/ --ns shop.users --format json | head"
+    )]
     Cat {
         /// The backup.
         path: PathBuf,
@@ -92,11 +96,9 @@ enum Command {
         format: CatFormatArg,
     },
     /// Convert a backup to another format, every document byte for byte, all metadata carried over.
-    ///
-    /// Examples:
-    ///   oxidump convert dump/ backup.oxd --to oxd
-    ///   oxidump convert backup.oxd dump.archive.gz --to mongodump-archive --gzip
-    ///   oxidump convert backup.oxd restored-dump/ --to mongodump-dir
+    #[command(
+        after_long_help = "Examples:\n  oxidump convert dump/ backup.oxd --to oxd\n  oxidump convert backup.oxd dump.archive.gz --to mongodump-archive --gzip\n  oxidump convert backup.oxd restored-dump/ --to mongodump-dir"
+    )]
     Convert {
         /// The backup to read (any format, `-` for standard input).
         input: PathBuf,

@@ -259,6 +259,8 @@ enum Feed {
 
 struct Ctx {
     client: Client,
+    no_options: bool,
+    preserve_uuid: bool,
     server: ServerInfo,
     catalog: Catalog,
     write_concern: Option<Document>,
@@ -455,6 +457,8 @@ pub async fn run(
     let total: u64 = 0;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
+        no_options: opts.no_options,
+        preserve_uuid: opts.preserve_uuid,
         bypass_empty_ts: accepts_empty_ts_flag(&server.version),
         server,
         catalog: catalog.clone(),
@@ -652,10 +656,31 @@ async fn prepare(ctx: &Ctx, t: &Target) -> Result<(), String> {
     if t.exists && !t.drop {
         return Ok(());
     }
-    let cmd = spec::create_command(&t.coll, ns, true);
-    db.run_command(cmd)
-        .await
-        .map_err(|e| format!("creating {}: {}", t.full_name(), e.kind))?;
+    let cmd = spec::create_command(&t.coll, ns, !ctx.no_options);
+    match ns
+        .uuid
+        .filter(|_| ctx.preserve_uuid && ns.kind != NsKind::View)
+    {
+        // A collection keeps its UUID only when created through applyOps with `ui`.
+        Some(uuid) => {
+            let op = doc! {
+                "op": "c",
+                "ns": format!("{}.$cmd", t.db),
+                "o": cmd,
+                "ui": bson::Binary { subtype: bson::spec::BinarySubtype::Uuid, bytes: uuid.to_vec() },
+            };
+            ctx.client
+                .database("admin")
+                .run_command(doc! {"applyOps": [op]})
+                .await
+                .map_err(|e| format!("creating {} with its UUID: {}", t.full_name(), e.kind))?;
+        }
+        None => {
+            db.run_command(cmd)
+                .await
+                .map_err(|e| format!("creating {}: {}", t.full_name(), e.kind))?;
+        }
+    }
     Ok(())
 }
 
