@@ -37,7 +37,6 @@ use crate::nsmatch::{NsFilter, PatternError};
 use crate::oxd::writer::WriterOptions;
 use crate::progress::Progress;
 use crate::sink::{Sink, SinkError};
-use partition::IdRange;
 use plan::{NsPlan, PlanError, Selection};
 use read::{Counters, How, Msg, ReadError, ReadSpec};
 
@@ -343,11 +342,10 @@ pub async fn run(
         include: opts.include.clone(),
     };
     let (catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
-    if let Some(q) = &query
+    if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
     {
-        let _ = q;
         return Err(DumpError::Usage(
             "--query is not supported for time-series collections".into(),
         ));
@@ -818,11 +816,6 @@ fn spec_for(opts: &DumpOptions, p: &NsPlan, name: String, how: How) -> ReadSpec 
         frame_size: opts.oxd.frame_size,
         drain_only: opts.drain_only,
     }
-}
-
-/// Whether a range covers the whole collection.
-pub fn is_whole(r: &IdRange) -> bool {
-    r.min.is_none() && r.max.is_none()
 }
 
 /// Parses a size like `512`, `64KB`, `1MB`, `256MiB`, `2GB` (units are powers of 1024).

@@ -13,7 +13,7 @@ use super::footer::{Footer, FrameEntry};
 use super::frame;
 use super::header::{self, FileHeader};
 use super::nsend::{self, NsDigest, NsEnd};
-use super::record::{self, Codec, RecordHeader, RecordKind};
+use super::record::{self, RecordHeader, RecordKind};
 use super::trailer::{self, Trailer};
 use super::{Error, ErrorKind, manifest};
 use crate::catalog::{Catalog, NsStatus, Summary};
@@ -916,11 +916,6 @@ impl Source for NsSource {
     fn next_chunk(&mut self) -> Result<Option<Chunk>, SourceError> {
         self.step()
     }
-}
-
-/// Whether `codec` compresses (for listings).
-pub fn is_compressed(codec: Codec) -> bool {
-    codec != Codec::None
 }
 
 #[cfg(test)]

@@ -404,16 +404,3 @@ impl Sink for OxdSink {
         Ok(())
     }
 }
-
-/// Whether `flags` of an NS_END record mark its namespace partial.
-pub fn status_of(flags: u16, warning: Option<&str>) -> NsStatus {
-    if nsend::is_partial(flags) {
-        NsStatus::Partial(
-            warning
-                .unwrap_or("the source changed during the dump")
-                .into(),
-        )
-    } else {
-        NsStatus::Complete
-    }
-}
