@@ -367,6 +367,15 @@ pub async fn run(
         .map_err(RestoreError::Usage)?;
     let (input, format) = open_input(&opts.input)?;
     let catalog = catalog_of(&input).clone();
+    let raw_total: u64 = match &input {
+        Input::Oxd { index, .. } => index
+            .footer
+            .namespaces
+            .iter()
+            .map(|n| n.end.raw_bytes)
+            .sum(),
+        _ => 0,
+    };
     let counts: Vec<Option<u64>> = match &input {
         Input::Oxd { index, .. } => index
             .footer
@@ -454,7 +463,7 @@ pub async fn run(
         .batch_bytes
         .unwrap_or(DEFAULT_BATCH_BYTES)
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
-    let total: u64 = 0;
+    let total = raw_total;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         no_options: opts.no_options,
