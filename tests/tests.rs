@@ -10,3 +10,6 @@ mod common;
 
 /// The test server answers, stores documents, and takes the edge-case corpus.
 mod server_smoke;
+
+/// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.
+mod dump;

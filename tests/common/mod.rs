@@ -2,6 +2,7 @@
 //! that cannot collide ([`unique_db`], [`DbGuard`]), content digests comparable with the
 //! dataset generators' manifests, and running the `oxidump` binary.
 
+pub mod private_server;
 pub mod server;
 
 use std::fmt::Write as _;
