@@ -13,3 +13,7 @@ mod server_smoke;
 
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.
 mod dump;
+/// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
+mod vectors;
+/// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
+mod roundtrip;
