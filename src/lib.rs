@@ -17,6 +17,7 @@ pub mod connect;
 pub mod docs;
 pub mod dump;
 pub mod extjson;
+pub mod gzip;
 pub mod input;
 pub mod mongodump;
 pub mod nsmatch;

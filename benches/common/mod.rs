@@ -159,11 +159,12 @@ fn cpu_of_stat(s: &str) -> Duration {
     Duration::from_millis(t * 10)
 }
 
-/// Runs `f` and returns (its result, wall time, CPU time of this thread).
+/// Runs `f` and returns (its result, wall time, CPU time of the whole process, every
+/// thread included).
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration, Duration) {
-    let (c0, w0) = (thread_cpu(), Instant::now());
+    let (c0, w0) = (process_cpu(), Instant::now());
     let r = f();
-    (r, w0.elapsed(), thread_cpu().saturating_sub(c0))
+    (r, w0.elapsed(), process_cpu().saturating_sub(c0))
 }
 
 /// What `/usr/bin/time` reports for a child.

@@ -35,8 +35,6 @@ use std::path::{Path, PathBuf};
 
 use bson::RawDocument;
 use bson::raw::RawBsonRef;
-use flate2::Compression;
-use flate2::write::GzEncoder;
 
 use crate::catalog::{Catalog, Namespace, NsKind, NsStatus, Summary};
 use crate::docs::{self, DocIter, MAX_DOC_LEN, MAX_USER_DOC_LEN, MIN_DOC_LEN};
@@ -1543,7 +1541,7 @@ impl ArchiveOutput for OutFile {
 /// with `--archive` writes it. Any other compressor producing a gzip stream (a parallel
 /// one, say) can take its place through [`ArchiveOutput`].
 pub struct GzipOutput {
-    enc: GzEncoder<Box<dyn ArchiveOutput>>,
+    enc: crate::gzip::ParallelGzip<Box<dyn ArchiveOutput>>,
     path: PathBuf,
 }
 
@@ -1552,7 +1550,7 @@ impl GzipOutput {
     pub fn new(inner: Box<dyn ArchiveOutput>) -> GzipOutput {
         let path = inner.display_path();
         GzipOutput {
-            enc: GzEncoder::new(inner, Compression::default()),
+            enc: crate::gzip::ParallelGzip::new(inner),
             path,
         }
     }

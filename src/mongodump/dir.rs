@@ -25,8 +25,6 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use serde_json::Value;
 
 use crate::catalog::{Catalog, Namespace, NsKind, NsStatus, Summary};
@@ -994,14 +992,14 @@ pub struct DirWriterOptions {
 
 enum FileOut {
     Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Gzip(crate::gzip::ParallelGzip<BufWriter<File>>),
 }
 
 impl FileOut {
     fn create(path: &Path, gzip: bool) -> io::Result<FileOut> {
         let f = BufWriter::with_capacity(1 << 20, File::create(path)?);
         Ok(if gzip {
-            FileOut::Gzip(GzEncoder::new(f, Compression::default()))
+            FileOut::Gzip(crate::gzip::ParallelGzip::new(f))
         } else {
             FileOut::Plain(f)
         })
