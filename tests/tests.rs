@@ -17,3 +17,5 @@ mod dump;
 mod vectors;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
 mod roundtrip;
+/// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
+mod restore;
