@@ -39,7 +39,7 @@ pub enum ConnectError {
         message: String,
     },
     /// Any other driver error while connecting.
-    #[error("{uri}: {source}")]
+    #[error("{uri}: {}", describe(source))]
     Driver {
         /// The redacted URI.
         uri: String,
@@ -154,7 +154,7 @@ pub async fn connect(
             Err(ConnectError::Unreachable {
                 uri: shown,
                 timeout,
-                message: e.kind.to_string(),
+                message: short_message(&e),
             })
         }
         Err(e)
@@ -163,7 +163,7 @@ pub async fn connect(
         {
             Err(ConnectError::Auth {
                 uri: shown,
-                message: e.kind.to_string(),
+                message: short_message(&e),
             })
         }
         Err(source) => Err(ConnectError::Driver { uri: shown, source }),
@@ -183,6 +183,49 @@ pub fn code_of(e: &mongodb::error::Error) -> Option<i32> {
             .map(|w| w.code),
         ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(w)) => Some(w.code),
         _ => None,
+    }
+}
+
+/// The driver's message without its topology dump.
+fn short_message(e: &mongodb::error::Error) -> String {
+    use mongodb::error::ErrorKind;
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { message, .. } => message
+            .split(" Topology:")
+            .next()
+            .unwrap_or(message)
+            .trim_end_matches('.')
+            .to_string(),
+        ErrorKind::Authentication { message, .. } => message.clone(),
+        ErrorKind::Command(c) => c.message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A driver error in one line, for people: what failed, without the driver's
+/// internal labels and topology dumps.
+pub fn describe(e: &mongodb::error::Error) -> String {
+    use mongodb::error::ErrorKind;
+    match e.kind.as_ref() {
+        ErrorKind::Io(io) => format!("the connection to the server was lost ({io})"),
+        ErrorKind::ConnectionPoolCleared { .. } => "the connection to the server was lost".into(),
+        ErrorKind::ServerSelection { message, .. } => {
+            let m = message
+                .split(" Topology:")
+                .next()
+                .unwrap_or(message)
+                .trim_end_matches('.');
+            format!("the server cannot be reached ({m})")
+        }
+        ErrorKind::Command(c) => {
+            if c.code_name.is_empty() {
+                format!("server error {}: {}", c.code, c.message)
+            } else {
+                format!("server error {} ({}): {}", c.code, c.code_name, c.message)
+            }
+        }
+        ErrorKind::Authentication { message, .. } => format!("authentication failed: {message}"),
+        other => other.to_string(),
     }
 }
 

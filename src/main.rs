@@ -308,6 +308,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes to standard output, reporting errors (a closed pipe) instead of panicking.
+fn out(s: &str) -> io::Result<()> {
+    let mut o = io::stdout().lock();
+    o.write_all(s.as_bytes())?;
+    o.flush()
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
@@ -482,7 +489,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if report.dry_run {
-        print!("{}", oxidump::restore::render_plan(&report));
+        out(&oxidump::restore::render_plan(&report))?;
     } else if !a.quiet {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
@@ -513,7 +520,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     Ok(r) => {
                         failed |= !r.is_ok();
                         if !json {
-                            print!("{}", verify::render_text(&r));
+                            out(&verify::render_text(&r))?;
                         }
                         reports.push(r);
                     }
@@ -524,7 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&reports)?);
+                out(&(serde_json::to_string_pretty(&reports)? + "\n"))?;
             }
             if let Some(e) = io_error {
                 return Err(e.into());
@@ -534,9 +541,9 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Ls { path, json } => {
             let l = ls::run(&path)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&l)?);
+                out(&(serde_json::to_string_pretty(&l)? + "\n"))?;
             } else {
-                print!("{}", ls::render_text(&l));
+                out(&ls::render_text(&l))?;
             }
             Ok(if l.complete {
                 Outcome::Ok

@@ -33,6 +33,32 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
     }
 }
 
+/// Outputs get the usual modes (0666 and 0777 before the umask), not the private ones
+/// temporary files are created with.
+#[cfg(unix)]
+fn file_mode() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o666)
+}
+
+#[cfg(unix)]
+fn dir_mode() -> fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    fs::Permissions::from_mode(0o777)
+}
+
+#[cfg(not(unix))]
+fn file_mode() -> fs::Permissions {
+    fs::metadata(".")
+        .map(|m| m.permissions())
+        .expect("current directory")
+}
+
+#[cfg(not(unix))]
+fn dir_mode() -> fs::Permissions {
+    file_mode()
+}
+
 fn parent_of(dest: &Path) -> PathBuf {
     match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -63,6 +89,7 @@ impl AtomicFile {
         let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(dest))
+            .permissions(file_mode())
             .tempfile_in(&dir)
             .map_err(io_err(&dir))?;
         Ok(AtomicFile {
@@ -121,6 +148,7 @@ impl AtomicDir {
         let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(dest))
+            .permissions(dir_mode())
             .tempdir_in(&dir)
             .map_err(io_err(&dir))?;
         Ok(AtomicDir {
@@ -227,6 +255,20 @@ mod tests {
             AtomicFile::create(&dest, false),
             Err(OutputError::Exists(_))
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.oxd");
+        AtomicFile::create(&dest, false).unwrap().commit().unwrap();
+        // Group or others can read it under any usual umask (022, 002, 027).
+        assert_ne!(fs::metadata(&dest).unwrap().permissions().mode() & 0o044, 0);
+        let d = dir.path().join("dump");
+        AtomicDir::create(&d).unwrap().commit().unwrap();
+        assert_ne!(fs::metadata(&d).unwrap().permissions().mode() & 0o055, 0);
     }
 
     #[test]

@@ -832,7 +832,6 @@ fn namespace_filters_select_exactly_what_they_say() {
 }
 
 #[test]
-#[ignore = "bug: --ns-exclude does not remove a namespace that an --ns-include names exactly (no wildcard)"]
 fn ns_exclude_wins_over_an_exact_ns_include() {
     let guard = DbGuard::new("dump_flt_exact");
     let d1 = guard.name();
@@ -1250,7 +1249,6 @@ fn dump_to_stdout_streams_a_verifiable_backup() {
 }
 
 #[test]
-#[ignore = "bug: `oxidump cat -` reads standard input twice and loses its first 8 bytes (\"not a backup oxidump can read\")"]
 fn cat_reads_a_dump_from_stdin() {
     let guard = DbGuard::new("dump_cat_stdin");
     let db = guard.name();

@@ -1087,7 +1087,6 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 /// The dry-run plan also shows each collection's options (here capped and a
 /// validator), as the restore command's description promises.
 #[test]
-#[ignore = "bug: the --dry-run plan does not show collection options"]
 fn dry_run_plan_shows_collection_options() {
     let mut guard = DbGuard::new("dryo_src");
     let src = guard.name().to_string();
@@ -1416,7 +1415,6 @@ fn append_counts_duplicate_keys_and_inserts_the_rest() {
 /// documents are inserted than without it, the report's count matches what the
 /// target holds, and the message says why it stopped.
 #[test]
-#[ignore = "bug: --stop-on-error inserts the rest of the unordered batch and reports 0 inserted"]
 fn stop_on_error_stops_at_the_first_refused_document() {
     let mut guard = DbGuard::new("dups_src");
     let tmp = tempfile::tempdir().expect("tempdir");

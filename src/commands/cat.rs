@@ -94,10 +94,11 @@ pub fn run(path: &Path, ns: &str, format: CatFormat, out: &mut dyn Write) -> Res
                     let i = find_ns(&idx.catalog, path, ns)?;
                     Box::new(NsSource::new(path, &idx, i))
                 }
-                Err(_) => super::open_source(path)?,
+                // No valid trailer: read it in order, as far as it is intact.
+                Err(_) => super::source_from(opened)?,
             }
         }
-        _ => super::open_source(path)?,
+        _ => super::source_from(opened)?,
     };
     let target = find_ns(src.catalog(), path, ns)?;
     let name = src.catalog().namespaces[target].full_name();

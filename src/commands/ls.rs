@@ -153,7 +153,7 @@ pub fn run(path: &Path) -> Result<Listing, SourceError> {
             }
         }
         InputFormat::Oxd => scan_oxd(path, opened.stream.expect("stream"), opened.size)?,
-        _ => read_through(path, opened.format, opened.size)?,
+        _ => read_through(path, opened)?,
     };
     finish_ratios(&mut listing);
     Ok(listing)
@@ -231,12 +231,9 @@ fn scan_oxd(
     Ok(l)
 }
 
-fn read_through(
-    path: &Path,
-    format: InputFormat,
-    size: Option<u64>,
-) -> Result<Listing, SourceError> {
-    let mut src = super::open_source(path)?;
+fn read_through(path: &Path, opened: input::Opened) -> Result<Listing, SourceError> {
+    let (format, size) = (opened.format, opened.size);
+    let mut src = super::source_from(opened)?;
     let catalog = src.catalog().clone();
     let mut l = base(path, format, size, &catalog);
     while let Some(c) = src.next_chunk()? {

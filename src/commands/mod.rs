@@ -14,7 +14,12 @@ use crate::source::{Source, SourceError};
 
 /// Opens any backup as a [`Source`] read in order.
 pub fn open_source(path: &Path) -> Result<Box<dyn Source>, SourceError> {
-    let opened = input::open(path)?;
+    source_from(input::open(path)?)
+}
+
+/// A [`Source`] over an input already opened (and its format detected): standard
+/// input can be opened only once.
+pub fn source_from(opened: input::Opened) -> Result<Box<dyn Source>, SourceError> {
     match opened.format {
         InputFormat::Oxd => Ok(Box::new(OxdSource::new(
             opened.stream.expect("stream formats have a stream"),

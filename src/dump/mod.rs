@@ -138,7 +138,7 @@ pub enum DumpError {
     #[error("writing the output: {0}")]
     Sink(#[from] SinkError),
     /// A server command failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
         /// What was being done.
         what: String,

@@ -54,7 +54,7 @@ pub struct NsPlan {
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A server command failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
         /// What was being asked.
         what: String,
@@ -132,7 +132,9 @@ impl Selection {
             return c == name && self.filter.allows(&full);
         }
         if self.filter.names_explicitly(&full) {
-            return true;
+            // Named without a wildcard: kept even if it is a system collection, but an
+            // exclude still wins.
+            return self.filter.allows(&full);
         }
         if name.contains('$') && !name.contains(".oplog.$") {
             return false;

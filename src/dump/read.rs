@@ -94,7 +94,7 @@ pub struct Counters {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The server failed the read.
-    #[error("reading {ns}: {source}")]
+    #[error("reading {ns}: {}", crate::connect::describe(source))]
     Driver {
         /// `db.collection`.
         ns: String,

@@ -837,8 +837,10 @@ impl NsSource {
         &self.skipped
     }
 
+    /// What is wrong with a frame, naming its namespace (without the offset, which the
+    /// error carries separately).
     fn describe(&self, e: &Error) -> String {
-        e.to_string().replace(
+        e.kind.to_string().replace(
             &format!("of namespace {}", self.ns),
             &format!("of {}", self.catalog.namespaces[self.ns].full_name()),
         )

@@ -73,7 +73,7 @@ impl BatchErrors {
 #[derive(Debug, thiserror::Error)]
 pub enum InsertError {
     /// The command failed.
-    #[error("inserting into {ns}: {source}")]
+    #[error("inserting into {ns}: {}", crate::connect::describe(source))]
     Driver {
         /// Target namespace.
         ns: String,
@@ -228,12 +228,12 @@ pub fn write_concern(d: &Document) -> WriteConcern {
     wc
 }
 
-/// Sorts write errors into the survivable (duplicates, validation) and the fatal.
+/// Sorts write errors into the counted (duplicates, validation: the caller decides
+/// whether they stop the restore) and the fatal.
 fn classify(
     ns: &str,
     batch: &Batch,
     errors: impl IntoIterator<Item = (usize, i32, String)>,
-    stop_on_error: bool,
 ) -> Result<BatchErrors, InsertError> {
     let mut errs = BatchErrors::default();
     for (index, code, message) in errors {
@@ -243,7 +243,7 @@ fn classify(
             .map(|d| show_id(d))
             .unwrap_or_else(|| "(unknown)".into());
         match code {
-            DUPLICATE_KEY | VALIDATION_FAILED if !stop_on_error => {
+            DUPLICATE_KEY | VALIDATION_FAILED => {
                 if code == DUPLICATE_KEY {
                     errs.duplicates += 1;
                 } else {
@@ -284,7 +284,9 @@ pub async fn insert_batch(
         return insert_command(db, t, &batch, false, stop_on_error).await;
     }
     let coll = db.collection::<RawDocumentBuf>(&t.coll);
-    let mut op = coll.insert_many(&batch.docs).ordered(false);
+    // With --stop-on-error the batch is ordered, so the server stops at the first
+    // refused document and everything before it is in.
+    let mut op = coll.insert_many(&batch.docs).ordered(stop_on_error);
     if t.bypass_validation {
         op = op.bypass_document_validation(true);
     }
@@ -302,14 +304,17 @@ pub async fn insert_batch(
                     });
                 }
                 let list = im.write_errors.clone().unwrap_or_default();
-                let failed = list.len() as u64;
+                let inserted = if stop_on_error {
+                    list.iter().map(|w| w.index).min().unwrap_or(batch.len()) as u64
+                } else {
+                    batch.len() as u64 - (list.len() as u64).min(batch.len() as u64)
+                };
                 let errs = classify(
                     &ns,
                     &batch,
                     list.into_iter().map(|w| (w.index, w.code, w.message)),
-                    stop_on_error,
                 )?;
-                Ok((batch.len() as u64 - failed.min(batch.len() as u64), errs))
+                Ok((inserted, errs))
             }
             _ => Err(InsertError::Driver { ns, source: e }),
         },
@@ -331,7 +336,7 @@ pub async fn insert_command(
     for d in &batch.docs {
         docs.push(d.as_ref());
     }
-    let mut cmd = rawdoc! {"insert": t.coll.as_str(), "ordered": false};
+    let mut cmd = rawdoc! {"insert": t.coll.as_str(), "ordered": stop_on_error};
     if t.bypass_validation {
         cmd.append(bson::cstr!("bypassDocumentValidation"), true);
     }
@@ -387,7 +392,7 @@ pub async fn insert_command(
                 .collect()
         })
         .unwrap_or_default();
-    let errs = classify(&ns, batch, list, stop_on_error)?;
+    let errs = classify(&ns, batch, list)?;
     Ok((n, errs))
 }
 

@@ -147,7 +147,7 @@ pub enum RestoreError {
     #[error(transparent)]
     Plan(#[from] RestorePlanError),
     /// A server command failed outside a namespace's own work.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
         /// What was being done.
         what: String,
@@ -201,6 +201,9 @@ pub struct NsReport {
     pub index_seconds: f64,
     /// Whether it was dropped first.
     pub dropped: bool,
+    /// Collection option names (`capped`, `validator`, `timeseries`, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
 }
 
 impl NsReport {
@@ -312,7 +315,7 @@ fn open_input(path: &Path) -> Result<(Input, String), SourceError> {
                 }
             })?)
         }
-        _ => Input::Stream(crate::commands::open_source(path)?),
+        _ => Input::Stream(crate::commands::source_from(opened)?),
     };
     Ok((inp, name))
 }
@@ -451,6 +454,7 @@ pub async fn run(
                 t.indexes.clone()
             },
             dropped: t.drop,
+            options: t.options.clone(),
             ..NsReport::default()
         })
         .collect();
@@ -1137,12 +1141,17 @@ pub fn render_plan(r: &RestoreReport) -> String {
             )),
             _ => {
                 s.push_str(&format!(
-                    "  {}  {} -> {}  [{}] {} documents{}\n",
+                    "  {}  {} -> {}  [{}] {} documents{}{}\n",
                     if n.dropped { "drop+create" } else { "create" },
                     n.source,
                     n.target,
                     n.kind,
                     docs,
+                    if n.options.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", options: {}", n.options.join(", "))
+                    },
                     if n.indexes.is_empty() {
                         String::new()
                     } else {
@@ -1162,7 +1171,12 @@ pub fn render_summary(r: &RestoreReport) -> String {
         s.push_str(&format!("warning: {w}\n"));
     }
     for n in &r.namespaces {
-        if n.ok() && n.message.is_none() {
+        // Namespaces left out by the user's own filters are not news.
+        let filtered = n.status == "skipped"
+            && n.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("excluded by"));
+        if filtered || (n.ok() && n.message.is_none()) {
             continue;
         }
         let mut line = format!("{} -> {}: {}", n.source, n.target, n.status);

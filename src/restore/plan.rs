@@ -71,7 +71,7 @@ pub enum RestorePlanError {
     #[error("refusing to restore (nothing was written):\n  - {}", .0.join("\n  - "))]
     Refused(Vec<String>),
     /// A server command failed.
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
         /// What was being asked.
         what: String,
@@ -172,6 +172,15 @@ pub async fn plan(
         }
         if coll.starts_with(BUCKETS_PREFIX) {
             refusals.push(format!("{source}: restoring into {renamed} (a time-series bucket collection) directly is not allowed"));
+            continue;
+        }
+        if SYSTEM_DBS.contains(&db)
+            && !input.include_system
+            && !SYSTEM_DBS.contains(&ns.db.as_str())
+        {
+            refusals.push(format!(
+                "{source} would be restored into {renamed}, in the system database {db}: add --include-system to allow it"
+            ));
             continue;
         }
         if SYSTEM_DBS.contains(&db) && !input.include_system {
