@@ -119,7 +119,7 @@ fn print(rows: &[Row], baseline: f64) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    if !common::benchmarking() {
         return;
     }
     let bin = env!("CARGO_BIN_EXE_oxidump");
