@@ -46,6 +46,15 @@ fn render_doc(
                     .map_err(|e| RenderError(e.to_string()))?;
                 render_doc(d, out, true, depth + 1)?
             }
+            // The scope is a document: walked here too, under the same depth limit
+            // (the bson crate's own conversion recurses without one).
+            RawBsonRef::JavaScriptCodeWithScope(c) => {
+                out.push_str("{\"$code\":");
+                out.push_str(&serde_json::to_string(c.code).expect("a string serializes"));
+                out.push_str(",\"$scope\":");
+                render_doc(c.scope, out, false, depth + 1)?;
+                out.push('}');
+            }
             v => {
                 let b = Bson::try_from(v).map_err(|e| RenderError(e.to_string()))?;
                 let _ = write!(out, "{}", b.into_canonical_extjson());
@@ -84,5 +93,37 @@ mod tests {
         let mut s = String::new();
         render(&raw, &mut s).unwrap();
         assert_eq!(s, r#"{"k":{"$numberInt":"1"},"k":{"$numberInt":"2"}}"#);
+    }
+
+    #[test]
+    fn code_with_scope_is_canonical_and_depth_limited() {
+        let d = bson::serialize_to_vec(&bson::doc! {"c": bson::Bson::JavaScriptCodeWithScope(
+            bson::JavaScriptCodeWithScope { code: "f(\"x\")".into(), scope: bson::doc! {"x": 1} },
+        )})
+        .unwrap();
+        let mut s = String::new();
+        render(&d, &mut s).unwrap();
+        assert_eq!(
+            s,
+            r#"{"c":{"$code":"f(\"x\")","$scope":{"x":{"$numberInt":"1"}}}}"#
+        );
+        // a scope nested far deeper than any stack allows: an error, not a stack overflow
+        let depth = 100_000;
+        let mut scope = Vec::with_capacity(5 + 9 * depth);
+        for k in (1..=depth).rev() {
+            scope.extend(((5 + 8 * k) as i32).to_le_bytes());
+            scope.extend(b"\x03a\0");
+        }
+        scope.extend([5, 0, 0, 0, 0]);
+        scope.extend(std::iter::repeat_n(0u8, depth));
+        let mut cws = ((4 + 4 + 2 + scope.len()) as i32).to_le_bytes().to_vec();
+        cws.extend(2i32.to_le_bytes());
+        cws.extend(b"x\0");
+        cws.extend(&scope);
+        let mut doc = ((4 + 3 + cws.len() + 1) as i32).to_le_bytes().to_vec();
+        doc.extend(b"\x0fc\0");
+        doc.extend(&cws);
+        doc.push(0);
+        assert!(render(&doc, &mut String::new()).is_err());
     }
 }
