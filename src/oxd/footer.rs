@@ -232,6 +232,8 @@ fn parse_summary(b: &[u8]) -> Result<Summary, String> {
         Some(n) if n as i64 == b.len() as i64 => {}
         _ => return Err("summary is not exactly one BSON document".into()),
     }
+    // The walk is depth-limited; the bson crate's decoding recurses without a limit.
+    crate::docs::deep_check(b).map_err(|e| format!("summary: {e}"))?;
     let d = Document::from_reader(&mut &b[..]).map_err(|e| format!("summary: {e}"))?;
     let completed_at = match d.get("completed_at") {
         Some(Bson::DateTime(t)) => Some(*t),
@@ -335,5 +337,25 @@ mod tests {
         let at = HEAD_LEN + 2 * NS_ENTRY_LEN + 12;
         b[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
         assert!(Footer::decode(&b).unwrap_err().contains("seq"));
+    }
+
+    #[test]
+    fn deep_summary_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let mut b = sample().encode();
+        b.pop();
+        // the summary follows the two namespace and two frame entries of the sample
+        let summary_at = HEAD_LEN + 2 * NS_ENTRY_LEN + 2 * FRAME_ENTRY_LEN;
+        b.extend(b"\x03deep\0");
+        for k in (1..=depth).rev() {
+            b.extend(((5 + 8 * k) as i32).to_le_bytes());
+            b.extend(b"\x03a\0");
+        }
+        b.extend([5, 0, 0, 0, 0]);
+        b.extend(std::iter::repeat_n(0u8, depth + 1));
+        let n = (b.len() - summary_at) as i32;
+        b[summary_at..summary_at + 4].copy_from_slice(&n.to_le_bytes());
+        let e = Footer::decode(&b).unwrap_err();
+        assert!(e.contains("nesting deeper"), "{e}");
     }
 }

@@ -82,6 +82,8 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
         Some(n) if n as i64 == bytes.len() as i64 => {}
         _ => return Err("the payload is not exactly one BSON document".into()),
     }
+    // The walk is depth-limited; the bson crate's decoding recurses without a limit.
+    crate::docs::deep_check(bytes).map_err(|e| format!("not a BSON document: {e}"))?;
     let d =
         Document::from_reader(&mut &bytes[..]).map_err(|e| format!("not a BSON document: {e}"))?;
     let created_at = match d.get("created_at") {
@@ -226,5 +228,23 @@ mod tests {
                 .contains("created_at")
         );
         assert!(decode(b"garbage").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let depth = 100_000;
+        let mut d = encode(&sample());
+        d.pop();
+        d.extend(b"\x03deep\0");
+        for k in (1..=depth).rev() {
+            d.extend(((5 + 8 * k) as i32).to_le_bytes());
+            d.extend(b"\x03a\0");
+        }
+        d.extend([5, 0, 0, 0, 0]);
+        d.extend(std::iter::repeat_n(0u8, depth + 1));
+        let n = d.len() as i32;
+        d[..4].copy_from_slice(&n.to_le_bytes());
+        let e = decode(&d).unwrap_err();
+        assert!(e.contains("nesting deeper"), "{e}");
     }
 }
