@@ -10,7 +10,7 @@
 //! Consequences are not reported twice: once a namespace has a damaged, missing or
 //! misplaced frame, its NS_END totals are not compared (they cannot match).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 use std::path::Path;
 
@@ -56,9 +56,12 @@ struct Checker<'a> {
     path: &'a Path,
     report: &'a mut Report,
     catalog: Option<Catalog>,
-    ns: Vec<NsCheck>,
-    /// Frames whose records were read and checked, by offset: (ns, seq).
-    frames_at: HashMap<u64, (u32, u32)>,
+    /// By namespace id: those of the manifest, and any other id seen when the manifest
+    /// is unreadable (a map, so that an id of 4 billion costs one entry).
+    ns: BTreeMap<u32, NsCheck>,
+    /// Frames whose records were read and checked, by offset: (ns, seq, doc_count,
+    /// raw_len), all of which the footer's frame index repeats.
+    frames_at: HashMap<u64, (u32, u32, u32, u32)>,
     /// Byte ranges skipped over after damage.
     skipped: Vec<(u64, u64)>,
     opts: &'a VerifyOptions,
@@ -101,11 +104,7 @@ impl Checker<'_> {
     }
 
     fn ns_state(&mut self, ns: u32) -> &mut NsCheck {
-        let i = ns as usize;
-        if self.ns.len() <= i {
-            self.ns.resize_with(i + 1, NsCheck::default);
-        }
-        &mut self.ns[i]
+        self.ns.entry(ns).or_default()
     }
 
     fn known_ns(&self, ns: u32) -> bool {
@@ -123,7 +122,10 @@ impl Checker<'_> {
                 result,
             } => {
                 let name = self.name(header.ns_id);
-                self.frames_at.insert(offset, (header.ns_id, header.seq));
+                self.frames_at.insert(
+                    offset,
+                    (header.ns_id, header.seq, header.doc_count, header.raw_len),
+                );
                 match result {
                     Ok((raw, deep)) => {
                         for m in deep {
@@ -172,7 +174,7 @@ impl Checker<'_> {
                     }
                     st.end = Some((offset, end, header.flags));
                     let order_ok = self.check_order(header.ns_id, Some(end.frames));
-                    let st = &self.ns[header.ns_id as usize];
+                    let st = &self.ns[&header.ns_id];
                     if order_ok && !st.damaged {
                         let seen = st.digest.totals();
                         if seen != end {
@@ -188,7 +190,7 @@ impl Checker<'_> {
                                 .finding(code, offset, ns_mismatch(&name, &seen, &end))
                                 .ns(name);
                             self.push(f);
-                            self.ns[header.ns_id as usize].damaged = true;
+                            self.ns_state(header.ns_id).damaged = true;
                         }
                     }
                 }
@@ -200,7 +202,7 @@ impl Checker<'_> {
     /// the count its NS_END declares, when known. Returns whether all was in order.
     fn check_order(&mut self, ns: u32, frames: Option<u64>) -> bool {
         let name = self.name(ns);
-        let st = &self.ns[ns as usize];
+        let st = &self.ns[&ns];
         let mut ok = true;
         let mut findings = Vec::new();
         let mut seen = BTreeSet::new();
@@ -231,13 +233,23 @@ impl Checker<'_> {
                 );
                 break;
             }
-            expected = expected.max(seq + 1);
+            expected = expected.max(seq.saturating_add(1));
         }
         let declared =
             frames.unwrap_or_else(|| seen.iter().next_back().map_or(0, |m| *m as u64 + 1));
-        let missing: Vec<u64> = (0..declared)
-            .filter(|s| !seen.contains(&(*s as u32)))
-            .collect();
+        // Runs of missing numbers, from the gaps between those seen: `declared` comes
+        // from the archive and may be anything up to 2^64.
+        let mut missing: Vec<(u64, u64)> = Vec::new();
+        let mut next = 0u64;
+        for s in seen.iter().map(|&s| s as u64).take_while(|&s| s < declared) {
+            if s > next {
+                missing.push((next, s - 1));
+            }
+            next = s + 1;
+        }
+        if next < declared {
+            missing.push((next, declared - 1));
+        }
         if !missing.is_empty() && !st.damaged {
             let list = compact(&missing);
             let explained = !self.skipped.is_empty();
@@ -254,7 +266,7 @@ impl Checker<'_> {
                     format!("frame(s) {list} of {declared} missing{why}"),
                 )
                 .ns(name.clone())
-                .frame(missing[0]),
+                .frame(missing[0].0),
             );
         }
         if frames.is_some_and(|f| seen.iter().next_back().is_some_and(|m| *m as u64 >= f)) {
@@ -275,29 +287,24 @@ impl Checker<'_> {
             for f in findings {
                 self.push(f);
             }
-            self.ns[ns as usize].damaged = true;
+            self.ns_state(ns).damaged = true;
         }
         ok
     }
 }
 
-/// Renders `[1,2,3,7]` as `1-3, 7`.
-fn compact(v: &[u64]) -> String {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < v.len() {
-        let mut j = i;
-        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
-            j += 1;
-        }
-        out.push(if i == j {
-            v[i].to_string()
-        } else {
-            format!("{}-{}", v[i], v[j])
-        });
-        i = j + 1;
-    }
-    out.join(", ")
+/// Renders the runs `[(1, 3), (7, 7)]` as `1-3, 7`.
+fn compact(runs: &[(u64, u64)]) -> String {
+    runs.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, Vec<String>), Error> {
@@ -343,7 +350,7 @@ pub fn verify<R: Read>(
         path,
         report,
         catalog: None,
-        ns: Vec::new(),
+        ns: BTreeMap::new(),
         frames_at: HashMap::new(),
         skipped: Vec::new(),
         opts,
@@ -440,7 +447,9 @@ pub fn verify<R: Read>(
                     }
                     Ok(raw) => match manifest::decode(&raw) {
                         Ok(cat) => {
-                            c.ns.resize_with(cat.namespaces.len(), NsCheck::default);
+                            for i in 0..cat.namespaces.len() as u32 {
+                                c.ns.entry(i).or_default();
+                            }
                             c.catalog = Some(cat);
                         }
                         Err(m) => {
@@ -572,14 +581,13 @@ pub fn verify<R: Read>(
 }
 
 fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
-    let n = c
-        .catalog
-        .as_ref()
-        .map(|cat| cat.namespaces.len())
-        .unwrap_or(c.ns.len());
-    c.ns.resize_with(n.max(c.ns.len()), NsCheck::default);
-    for i in 0..c.ns.len() as u32 {
-        if c.ns[i as usize].end.is_none() {
+    let n = c.catalog.as_ref().map_or(0, |cat| cat.namespaces.len());
+    for i in 0..n as u32 {
+        c.ns.entry(i).or_default();
+    }
+    let ids: Vec<u32> = c.ns.keys().copied().collect();
+    for &i in &ids {
+        if c.ns[&i].end.is_none() {
             c.check_order(i, None);
             if complete || footer.is_some() {
                 let name = c.name(i);
@@ -595,12 +603,12 @@ fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
     }
     let clean_end = complete && footer.is_some();
     c.report.complete = clean_end && c.catalog.is_some();
-    for i in 0..c.ns.len() {
-        let name = c.name(i as u32);
+    for i in ids {
+        let name = c.name(i);
         c.report.namespaces.push(NsTotals {
             namespace: name,
-            documents: c.ns[i].docs,
-            bytes: c.ns[i].bytes,
+            documents: c.ns[&i].docs,
+            bytes: c.ns[&i].bytes,
         });
     }
 }
@@ -620,7 +628,9 @@ fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
         return;
     }
     for e in &footer.namespaces {
-        let st = &c.ns[e.ns_id as usize];
+        let Some(st) = c.ns.get(&e.ns_id) else {
+            continue;
+        };
         if let Some((end_off, end, flags)) = st.end
             && (end_off != e.end_offset || end != e.end || flags != e.flags)
         {
@@ -634,11 +644,11 @@ fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
             c.push(f);
         }
     }
-    let damaged = !c.skipped.is_empty() || c.ns.iter().any(|s| s.damaged);
+    let damaged = !c.skipped.is_empty() || c.ns.values().any(|s| s.damaged);
     let mut wrong = Vec::new();
     for fe in &footer.frames {
         match c.frames_at.get(&fe.offset) {
-            Some(&(ns, seq)) if (ns, seq) == (fe.ns_id, fe.seq) => {}
+            Some(&f) if f == (fe.ns_id, fe.seq, fe.doc_count, fe.raw_len) => {}
             _ => wrong.push(fe),
         }
     }
@@ -709,5 +719,57 @@ mod tests {
             assert!(!r.is_ok() && !r.complete, "cut at {cut}");
             assert!(!r.findings.is_empty(), "cut at {cut}: {:?}", codes(&r));
         }
+    }
+
+    #[test]
+    fn hostile_ids_and_counts_cost_nothing() {
+        use crate::oxd::header::FileHeader;
+        use crate::oxd::nsend::NsEnd;
+        use crate::oxd::record::{RecordHeader, RecordKind};
+        let rec = |mut h: RecordHeader, payload: &[u8]| {
+            let mut b = h.seal(payload).to_vec();
+            b.extend_from_slice(payload);
+            b
+        };
+        let mut a = FileHeader::default().encode().to_vec();
+        // an unreadable manifest, then the last frame of namespace id 4294967040
+        let manifest = RecordHeader {
+            raw_len: 8,
+            ..RecordHeader::new(RecordKind::Manifest)
+        };
+        a.extend(rec(manifest, b"garbage!"));
+        let frame = RecordHeader {
+            ns_id: u32::MAX - 255,
+            seq: u32::MAX,
+            raw_len: 5,
+            doc_count: 1,
+            ..RecordHeader::new(RecordKind::Frame)
+        };
+        a.extend(rec(frame, &[5, 0, 0, 0, 0]));
+        // an NS_END declaring 2^63 frames
+        let end = NsEnd {
+            frames: 1 << 63,
+            ..NsEnd::default()
+        };
+        let ns_end = RecordHeader {
+            ns_id: 7,
+            raw_len: 32,
+            ..RecordHeader::new(RecordKind::NsEnd)
+        };
+        a.extend(rec(ns_end, &end.encode()));
+        let r = run(&a, false);
+        let c = codes(&r);
+        assert!(
+            c.contains(&"manifest") && c.contains(&"frame-missing"),
+            "{c:?}"
+        );
+        assert_eq!(r.namespaces.len(), 2);
+        assert!(
+            r.findings
+                .iter()
+                .any(|f| f.message.contains("frame(s) 0-9223372036854775807 of")),
+            "{:?}",
+            r.findings
+        );
     }
 }
