@@ -19,3 +19,5 @@ mod vectors;
 mod roundtrip;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
+/// Inputs kept under `fuzz/regressions/` replay through the fuzz targets' entry points without a panic.
+mod fuzz_regressions;
