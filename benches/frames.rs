@@ -1,4 +1,4 @@
-//! Frame encode, decode and verify, each next to its physical ceiling measured in the
+//! Frame encode and decode (what `verify` does per frame), each next to its physical ceiling measured in the
 //! same run on the same bytes: memcpy, CRC-32 alone, raw zstd compression and
 //! decompression. Single-threaded, so every figure is per core.
 //!
@@ -8,14 +8,10 @@
 mod common;
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group};
-use oxidump::catalog::{Catalog, Namespace, NsStatus, Summary};
 use oxidump::oxd::frame;
 use oxidump::oxd::reader::Record;
-use oxidump::oxd::writer::{OxdWriter, WriterOptions};
-use oxidump::verify::{Report, VerifyOptions};
 
 const FRAME: usize = oxidump::oxd::DEFAULT_FRAME_SIZE;
 
@@ -98,38 +94,6 @@ fn benches(c: &mut Criterion) {
                 frame::check_docs(&e.header, &raw).unwrap();
                 black_box(raw);
             }
-        })
-    });
-    // verify: the whole checker over an archive of the same frames, on one core.
-    let archive = {
-        let cat = Catalog {
-            namespaces: vec![Namespace::collection("bench", "c")],
-            ..Catalog::default()
-        };
-        let mut w = OxdWriter::new(Vec::new(), &cat, WriterOptions::default()).unwrap();
-        for (f, n) in &frames {
-            w.write_frame(0, f.clone(), *n).unwrap();
-        }
-        w.end_namespace(0, &NsStatus::Complete).unwrap();
-        w.finish(&Summary::default()).unwrap().0
-    };
-    let one = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    g.bench_function("verify", |b| {
-        b.iter(|| {
-            one.install(|| {
-                let mut rep = Report::new("bench.oxd", "oxd");
-                oxidump::oxd::check::verify(
-                    &archive[..],
-                    Path::new("bench.oxd"),
-                    &VerifyOptions::default(),
-                    &mut rep,
-                    &mut |_| {},
-                );
-                assert!(rep.is_ok());
-            })
         })
     });
     g.finish();

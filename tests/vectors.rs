@@ -827,46 +827,9 @@ fn variants(none: &[u8], zstd: &[u8]) -> Vec<Variant> {
 // Findings
 // ---------------------------------------------------------------------------------------
 
-/// Findings recorded for a variant that are wrong or misleading (see the bug tests
-/// below); the recorded output pins the current behaviour.
-const DISPUTED: &[(&str, &str)] = &[
-    (
-        "nsend-flip.oxd",
-        "`ns-missing-end` for vec.other is wrong: its NS_END is there (offset 3282), only its payload is damaged, which the `payload-crc` finding already reports. Expected: the `payload-crc` finding alone. Test: bug_damaged_ns_end_is_not_reported_missing.",
-    ),
-    (
-        "frame-dropped.oxd",
-        "The five `footer` findings (one per namespace) only repeat that every record after the dropped frame moved by 572 bytes: each NsEntry's totals equal its NS_END, only `end_offset` differs, and the trailer's `inconsistent` (archive_len) already says the length changed. Expected: `frame-missing` then the trailer's `inconsistent`, in that (input) order; the trailer finding is listed first. Tests: bug_shifted_records_give_at_most_one_footer_finding, bug_findings_are_in_input_order.",
-    ),
-    (
-        "frame-duplicated.oxd",
-        "`frame-order` reports the repeated copy of frame 1 (2810) a second time, after `frame-duplicate` named it; the five `footer` findings only repeat that every later record moved by 572 bytes (totals agree, only `end_offset` differs). Expected: `frame-duplicate` and the trailer's `inconsistent`. Tests: bug_duplicated_frame_is_reported_once, bug_shifted_records_give_at_most_one_footer_finding.",
-    ),
-    (
-        "payload-flip.oxd",
-        "The finding is right; the report's `complete: true` is not: spec section 12 calls an archive complete only when every record passes its checks (manifest-flip.oxd, with an intact trailer and footer, is reported not complete). The same holds for every variant reported complete. Test: bug_corrupt_archives_are_not_reported_complete.",
-    ),
-    (
-        "truncated-mid-frame.oxd",
-        "`truncated` names no namespace or frame although the header at 2238 was read and checked (frame 1 of vec.coll); and no finding says which namespaces were left without a matching NS_END (all five here), which spec section 12 requires. Tests: bug_truncated_frame_names_its_namespace, bug_incomplete_names_the_unclosed_namespaces.",
-    ),
-    (
-        "zstd-truncated-mid-frame.oxd",
-        "As truncated-mid-frame.oxd: `truncated` names no namespace or frame although the header at 1127 (frame 1 of vec.coll) was read and checked. Test: bug_truncated_frame_names_its_namespace.",
-    ),
-    (
-        "truncated-in-record-header.oxd",
-        "Right codes and offsets, but no finding says which namespaces were not closed by a matching NS_END (vec.coll, vec.other, vec.view, local.oplog.rs; vec.empty was closed at 2810), which spec section 12 requires. Test: bug_incomplete_names_the_unclosed_namespaces.",
-    ),
-    (
-        "truncated-before-trailer.oxd",
-        "`truncated` alone: the archive has no valid end, so `incomplete` belongs with it (section 15: `incomplete` covers an archive cut inside a structure), as for every other truncation. Test: bug_missing_trailer_is_reported_incomplete.",
-    ),
-    (
-        "truncated-1-byte-short.oxd",
-        "`truncated` alone: the archive is cut inside its trailer, so `incomplete` belongs with it (section 15), as for every other truncation. Test: bug_missing_trailer_is_reported_incomplete.",
-    ),
-];
+/// Findings recorded for a variant that are judged wrong or misleading, as a note
+/// written next to them in `findings.json` (none at present).
+const DISPUTED: &[(&str, &str)] = &[];
 
 /// `oxidump verify --json` on `path`: exit code, `complete`, and the findings as
 /// `{code, namespace, frame, offset}`.
@@ -1255,7 +1218,7 @@ fn spec_appendix_lists_every_vector() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Findings judged wrong (see `disputed` in findings.json): what they should be
+// Findings once judged wrong, pinned so they stay right: what they should be
 // ---------------------------------------------------------------------------------------
 
 fn golden_layout() -> Vec<Rec> {
@@ -1281,8 +1244,7 @@ fn codes(findings: &[Value]) -> Vec<&str> {
 }
 
 #[test]
-#[ignore = "bug: an NS_END whose payload is damaged is also reported as ns-missing-end"]
-fn bug_damaged_ns_end_is_not_reported_missing() {
+fn damaged_ns_end_is_not_reported_missing() {
     let end = find(&golden_layout(), 3, OTHER, 0);
     let (_, _, got) = verify_findings(&vectors_dir().join("nsend-flip.oxd"));
     assert_eq!(
@@ -1294,16 +1256,14 @@ fn bug_damaged_ns_end_is_not_reported_missing() {
 }
 
 #[test]
-#[ignore = "bug: a duplicated frame is reported twice, as frame-duplicate and frame-order"]
-fn bug_duplicated_frame_is_reported_once() {
+fn duplicated_frame_is_reported_once() {
     let (_, _, got) = verify_findings(&vectors_dir().join("frame-duplicated.oxd"));
     assert!(codes(&got).contains(&"frame-duplicate"), "{got:?}");
     assert!(!codes(&got).contains(&"frame-order"), "{got:?}");
 }
 
 #[test]
-#[ignore = "bug: records shifted by a dropped or repeated frame give one footer finding per namespace"]
-fn bug_shifted_records_give_at_most_one_footer_finding() {
+fn shifted_records_give_at_most_one_footer_finding() {
     for name in ["frame-dropped.oxd", "frame-duplicated.oxd"] {
         let (_, _, got) = verify_findings(&vectors_dir().join(name));
         let footer = codes(&got).iter().filter(|c| **c == "footer").count();
@@ -1312,8 +1272,7 @@ fn bug_shifted_records_give_at_most_one_footer_finding() {
 }
 
 #[test]
-#[ignore = "bug: findings are not in input order (the trailer's comes before an earlier NS_END's)"]
-fn bug_findings_are_in_input_order() {
+fn findings_are_in_input_order() {
     let (_, _, got) = verify_findings(&vectors_dir().join("frame-dropped.oxd"));
     let c = codes(&got);
     let missing = c
@@ -1332,8 +1291,7 @@ fn bug_findings_are_in_input_order() {
 }
 
 #[test]
-#[ignore = "bug: a truncated frame's finding does not name its namespace and frame"]
-fn bug_truncated_frame_names_its_namespace() {
+fn truncated_frame_names_its_namespace() {
     for name in ["truncated-mid-frame.oxd", "zstd-truncated-mid-frame.oxd"] {
         let (_, _, got) = verify_findings(&vectors_dir().join(name));
         let t = got
@@ -1346,8 +1304,7 @@ fn bug_truncated_frame_names_its_namespace() {
 }
 
 #[test]
-#[ignore = "bug: verify does not say which namespaces an incomplete archive leaves unclosed (spec section 12)"]
-fn bug_incomplete_names_the_unclosed_namespaces() {
+fn incomplete_names_the_unclosed_namespaces() {
     for (name, unclosed) in [
         (
             "truncated-in-record-header.oxd",
@@ -1381,8 +1338,7 @@ fn bug_incomplete_names_the_unclosed_namespaces() {
 }
 
 #[test]
-#[ignore = "bug: an archive cut inside or before its trailer is not reported incomplete"]
-fn bug_missing_trailer_is_reported_incomplete() {
+fn missing_trailer_is_reported_incomplete() {
     for name in ["truncated-before-trailer.oxd", "truncated-1-byte-short.oxd"] {
         let (_, _, got) = verify_findings(&vectors_dir().join(name));
         assert_eq!(codes(&got), ["truncated", "incomplete"], "{name}");
@@ -1390,8 +1346,7 @@ fn bug_missing_trailer_is_reported_incomplete() {
 }
 
 #[test]
-#[ignore = "bug: `complete` in the verify report does not follow spec section 12: true despite a damaged frame, false with a valid trailer and footer after a damaged manifest"]
-fn bug_corrupt_archives_are_not_reported_complete() {
+fn corrupt_archives_are_not_reported_complete() {
     let recorded = read_json("findings.json");
     for rec in recorded.as_array().unwrap() {
         let name = rec["file"].as_str().unwrap();

@@ -59,12 +59,25 @@ pub fn render_text(r: &Report) -> String {
         .iter()
         .filter(|f| f.severity == crate::verify::Severity::Error)
         .count();
-    let verdict = if r.is_ok() {
-        "OK".to_string()
-    } else if !r.complete && errors == 0 {
-        "INCOMPLETE".to_string()
-    } else {
-        format!("CORRUPT ({errors} error(s))")
+    // Incomplete: it stops early. Corrupt: something that is there is wrong.
+    let incomplete = r.findings.iter().any(|f| f.code == "incomplete");
+    let corrupt = r.findings.iter().any(|f| {
+        f.severity == crate::verify::Severity::Error
+            && !matches!(
+                f.code,
+                "incomplete"
+                    | "truncated"
+                    | "ns-missing-end"
+                    | "archive-truncated"
+                    | "archive-missing-eof"
+            )
+    });
+    let verdict = match (r.is_ok(), corrupt, incomplete) {
+        (true, _, _) => "OK".to_string(),
+        (false, true, true) => format!("CORRUPT and INCOMPLETE ({errors} error(s))"),
+        (false, false, true) => format!("INCOMPLETE ({errors} error(s))"),
+        (false, _, _) if errors == 0 => "INCOMPLETE".to_string(),
+        (false, _, _) => format!("CORRUPT ({errors} error(s))"),
     };
     s.push_str(&format!(
         "{}: {} ({}, {} namespaces, {} documents, {} bytes{})\n",
@@ -74,7 +87,7 @@ pub fn render_text(r: &Report) -> String {
         r.namespaces.len(),
         docs,
         bytes,
-        if r.complete { "" } else { ", incomplete" }
+        if incomplete { ", incomplete" } else { "" }
     ));
     s
 }

@@ -48,6 +48,8 @@ struct NsCheck {
     digest: NsDigest,
     damaged: bool,
     end: Option<(u64, NsEnd, u16)>,
+    /// An NS_END record was there but its payload is damaged.
+    end_damaged: bool,
     docs: u64,
     bytes: u64,
 }
@@ -156,7 +158,9 @@ impl Checker<'_> {
                 Err(e) => {
                     let f = self.finding_of(&e).ns(self.name(header.ns_id));
                     self.push(f);
-                    self.ns_state(header.ns_id).damaged = true;
+                    let st = self.ns_state(header.ns_id);
+                    st.damaged = true;
+                    st.end_damaged = true;
                 }
                 Ok(end) => {
                     let name = self.name(header.ns_id);
@@ -220,7 +224,12 @@ impl Checker<'_> {
             }
         }
         let mut expected = 0u32;
+        let mut met = BTreeSet::new();
         for &(seq, off) in &st.seqs {
+            // A repeated frame is reported as a duplicate, not again as misplaced.
+            if !met.insert(seq) {
+                continue;
+            }
             if seq != expected && seen.contains(&expected) {
                 findings.push(
                     self.finding(
@@ -385,7 +394,12 @@ pub fn verify<R: Read>(
             }
             Ok(Next::Record(r)) => r,
             Err(e) => {
-                let truncated = matches!(e.kind, ErrorKind::Truncated { .. } | ErrorKind::Io(_));
+                let truncated = matches!(
+                    e.kind,
+                    ErrorKind::Truncated { .. }
+                        | ErrorKind::TruncatedRecord { .. }
+                        | ErrorKind::Io(_)
+                );
                 let f = c.finding_of(&e);
                 c.push(f);
                 if truncated {
@@ -567,6 +581,14 @@ pub fn verify<R: Read>(
                     Err(e) => {
                         let f = c.finding_of(&e);
                         c.push(f);
+                        if matches!(e.kind, ErrorKind::Truncated { .. }) {
+                            let f = c.finding(
+                                "incomplete",
+                                e.offset,
+                                "the archive is cut short before the end of its trailer: it is incomplete; everything before this offset was checked",
+                            );
+                            c.push(f);
+                        }
                     }
                 }
                 break;
@@ -587,22 +609,30 @@ fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
     }
     let ids: Vec<u32> = c.ns.keys().copied().collect();
     for &i in &ids {
-        if c.ns[&i].end.is_none() {
+        if c.ns[&i].end.is_none() && !c.ns[&i].end_damaged {
             c.check_order(i, None);
-            if complete || footer.is_some() {
-                let name = c.name(i);
-                let f = Finding::error("ns-missing-end", "the namespace has no NS_END record")
-                    .file(c.path)
-                    .ns(name);
-                c.push(f);
-            }
+            let message = if complete || footer.is_some() {
+                "the namespace has no NS_END record"
+            } else {
+                "the archive stops before this namespace's NS_END: its documents may be incomplete"
+            };
+            let name = c.name(i);
+            let f = Finding::error("ns-missing-end", message)
+                .file(c.path)
+                .ns(name);
+            c.push(f);
         }
     }
     if let Some((off, f)) = &footer {
         check_footer(c, *off, f);
     }
+    // Spec §12: complete means a valid trailer pointing at a valid footer, and
+    // everything else agreeing. Findings are in archive order.
+    c.report
+        .findings
+        .sort_by_key(|f| f.offset.unwrap_or(u64::MAX));
     let clean_end = complete && footer.is_some();
-    c.report.complete = clean_end && c.catalog.is_some();
+    c.report.complete = clean_end && c.catalog.is_some() && !c.report.has_errors();
     for i in ids {
         let name = c.name(i);
         c.report.namespaces.push(NsTotals {
@@ -631,8 +661,8 @@ fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
         let Some(st) = c.ns.get(&e.ns_id) else {
             continue;
         };
-        if let Some((end_off, end, flags)) = st.end
-            && (end_off != e.end_offset || end != e.end || flags != e.flags)
+        if let Some((_, end, flags)) = st.end
+            && (end != e.end || flags != e.flags)
         {
             let f = c
                 .finding(
@@ -646,6 +676,15 @@ fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
     }
     let damaged = !c.skipped.is_empty() || c.ns.values().any(|s| s.damaged);
     let mut wrong = Vec::new();
+    let moved_ends = footer
+        .namespaces
+        .iter()
+        .filter(|e| {
+            c.ns.get(&e.ns_id)
+                .and_then(|s| s.end)
+                .is_some_and(|(o, _, _)| o != e.end_offset)
+        })
+        .count();
     for fe in &footer.frames {
         match c.frames_at.get(&fe.offset) {
             Some(&f) if f == (fe.ns_id, fe.seq, fe.doc_count, fe.raw_len) => {}
@@ -655,13 +694,13 @@ fn check_footer(c: &mut Checker<'_>, off: u64, footer: &Footer) {
     let indexed: std::collections::HashSet<u64> = footer.frames.iter().map(|f| f.offset).collect();
     let unindexed = c.frames_at.keys().filter(|o| !indexed.contains(o)).count();
     // Index entries that point into damaged regions are explained by that damage.
-    if (!wrong.is_empty() || unindexed > 0) && !damaged {
+    if (!wrong.is_empty() || unindexed > 0 || moved_ends > 0) && !damaged {
         let first = wrong.first().map(|f| f.offset).unwrap_or(off);
         let f = c.finding(
             "footer-index",
             off,
             format!(
-                "the frame index disagrees with the archive: {} entr(y/ies) do not point at the frame they name (first: offset {first}), {unindexed} frame(s) are not indexed",
+                "the index disagrees with the archive: {} frame entr(y/ies) do not point at the frame they name (first: offset {first}), {unindexed} frame(s) are not indexed, {moved_ends} NS_END offset(s) differ",
                 wrong.len()
             ),
         );

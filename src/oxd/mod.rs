@@ -178,6 +178,18 @@ pub enum ErrorKind {
         /// Bytes that were there.
         available: u64,
     },
+    /// The input ends inside a record whose header was read and is valid.
+    #[error(
+        "{what}: the archive ends inside this record: {needed} byte(s) needed, {available} available"
+    )]
+    TruncatedRecord {
+        /// Which record (`frame 3 of namespace 1`, …).
+        what: String,
+        /// Bytes the record needs from its start.
+        needed: u64,
+        /// Bytes that were there.
+        available: u64,
+    },
     /// The manifest does not parse or lacks a required field.
     #[error("manifest: {0}")]
     Manifest(String),
@@ -211,7 +223,7 @@ impl ErrorKind {
             ErrorKind::PayloadChecksum { .. } => "payload-crc",
             ErrorKind::Decode { .. } => "frame-decode",
             ErrorKind::Framing { .. } => "frame-docs",
-            ErrorKind::Truncated { .. } => "truncated",
+            ErrorKind::Truncated { .. } | ErrorKind::TruncatedRecord { .. } => "truncated",
             ErrorKind::Manifest(_) => "manifest",
             ErrorKind::Footer(_) => "footer",
             ErrorKind::Inconsistent(_) => "inconsistent",

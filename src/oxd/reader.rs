@@ -192,8 +192,8 @@ impl<R: Read> RecordReader<R> {
             self.consume(got);
             return Err(Error::at(
                 offset,
-                ErrorKind::Truncated {
-                    structure: header.kind.name(),
+                ErrorKind::TruncatedRecord {
+                    what: header.describe(),
                     needed: (record::LEN + len) as u64,
                     available: got as u64,
                 },
