@@ -64,7 +64,7 @@ fn dump(
     let s1 = server_pid.map(common::pid_cpu);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
-    let out_bytes = out.and_then(|o| dir_size(o));
+    let out_bytes = out.and_then(dir_size);
     if let Some(o) = out {
         let _ = std::fs::remove_file(o).or_else(|_| std::fs::remove_dir_all(o));
     }
