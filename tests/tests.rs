@@ -13,11 +13,11 @@ mod server_smoke;
 
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.
 mod dump;
-/// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
-mod vectors;
-/// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
-mod roundtrip;
-/// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
-mod restore;
 /// Inputs kept under `fuzz/regressions/` replay through the fuzz targets' entry points without a panic.
 mod fuzz_regressions;
+/// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
+mod restore;
+/// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
+mod roundtrip;
+/// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
+mod vectors;
