@@ -32,7 +32,7 @@ enum Step {
     Frame {
         offset: u64,
         header: RecordHeader,
-        result: Result<(Vec<u8>, Vec<String>), Error>,
+        result: Result<(Vec<u8>, u64, Vec<String>), Error>,
     },
     End {
         offset: u64,
@@ -129,7 +129,7 @@ impl Checker<'_> {
                     (header.ns_id, header.seq, header.doc_count, header.raw_len),
                 );
                 match result {
-                    Ok((raw, deep)) => {
+                    Ok((raw, crc, deep)) => {
                         for m in deep {
                             let f = Finding::error("doc-deep", m)
                                 .file(self.path)
@@ -139,9 +139,11 @@ impl Checker<'_> {
                             self.push(f);
                         }
                         let st = self.ns_state(header.ns_id);
-                        st.digest.add_frame(&raw, header.doc_count as u64);
+                        st.digest
+                            .add_digested(crc, raw.len() as u64, header.doc_count as u64);
                         st.docs += header.doc_count as u64;
                         st.bytes += raw.len() as u64;
+                        frame::recycle(raw);
                     }
                     Err(e) => {
                         let f = self.finding_of(&e).ns(name).frame(header.seq as u64);
@@ -316,11 +318,14 @@ fn compact(runs: &[(u64, u64)]) -> String {
         .join(", ")
 }
 
-fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, Vec<String>), Error> {
+/// Checks one frame on a worker thread: checksum, decompression, document chain
+/// (and every element with `deep`), and the frame's digest while its bytes are in cache.
+fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, u64, Vec<String>), Error> {
     let h = rec.header;
     let offset = rec.offset;
     let raw = rec.into_raw()?;
     frame::check_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
+    let crc = crate::oxd::nsend::crc64(&raw);
     let mut notes = Vec::new();
     if deep {
         let mut it = DocIter::new(&raw);
@@ -342,7 +347,7 @@ fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, Vec<String>), Error>
             notes.push(format!("{extra} more invalid document(s) in this frame"));
         }
     }
-    Ok((raw, notes))
+    Ok((raw, crc, notes))
 }
 
 /// Verifies an OXD archive read from `r`, filling `report`. `progress` receives the

@@ -38,14 +38,53 @@ pub fn zstd_compress(raw: &[u8], level: i32) -> Vec<u8> {
     })
 }
 
+/// Buffers given back by consumers that are done with a frame's raw bytes, reused for
+/// the next decompressions: fresh multi-megabyte allocations would otherwise be
+/// page-faulted in (and zeroed by the kernel) frame after frame.
+static SPARE: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+
+/// Most spare buffers kept.
+const SPARE_MAX: usize = 32;
+
+/// Gives a buffer back for reuse by later decompressions.
+pub fn recycle(mut buf: Vec<u8>) {
+    if buf.capacity() == 0 || buf.capacity() > super::MAX_FRAME_RAW as usize {
+        return;
+    }
+    buf.clear();
+    if let Ok(mut s) = SPARE.lock()
+        && s.len() < SPARE_MAX
+    {
+        s.push(buf);
+    }
+}
+
+fn spare(capacity: usize) -> Vec<u8> {
+    let mut b = SPARE
+        .lock()
+        .ok()
+        .and_then(|mut s| s.pop())
+        .unwrap_or_default();
+    b.reserve(capacity);
+    b
+}
+
 /// Decompresses one zstd frame that must yield exactly `raw_len` bytes.
 pub fn zstd_decompress(stored: &[u8], raw_len: usize) -> Result<Vec<u8>, String> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         let d = d.get_or_insert_with(|| zstd::bulk::Decompressor::new().expect("zstd context"));
-        let out = d
-            .decompress(stored, raw_len)
+        // Decompresses into the buffer's spare capacity (at least `raw_len` bytes;
+        // more only for a frame that lies about its size, which is then refused).
+        let mut out = spare(raw_len);
+        let n = d
+            .decompress_to_buffer(stored, &mut out)
             .map_err(|e| format!("zstd: {e}"))?;
+        if n > raw_len {
+            return Err(format!(
+                "decompressed to more than the header's raw_len {raw_len}"
+            ));
+        }
         if out.len() != raw_len {
             return Err(format!(
                 "decompressed to {} bytes, header says raw_len {raw_len}",
@@ -99,12 +138,15 @@ pub struct EncodedFrame {
     pub header: RecordHeader,
     /// The payload.
     pub stored: Stored,
+    /// CRC-64/XZ of the raw payload, for the namespace digest.
+    pub raw_crc: u64,
 }
 
 /// Encodes one frame of namespace `ns_id` with frame number `seq`. `raw` must be
 /// `doc_count` whole documents (the caller builds frames from framed documents).
 pub fn encode(ns_id: u32, seq: u32, raw: Vec<u8>, doc_count: u32, level: Level) -> EncodedFrame {
     let raw_len = raw.len() as u32;
+    let raw_crc = super::nsend::crc64(&raw);
     let stored = store(raw, level);
     let mut header = RecordHeader {
         codec: stored.codec,
@@ -115,7 +157,11 @@ pub fn encode(ns_id: u32, seq: u32, raw: Vec<u8>, doc_count: u32, level: Level) 
         ..RecordHeader::new(RecordKind::Frame)
     };
     header.seal(&stored.bytes);
-    EncodedFrame { header, stored }
+    EncodedFrame {
+        header,
+        stored,
+        raw_crc,
+    }
 }
 
 /// Decodes a stored payload to its raw bytes according to the header's codec.

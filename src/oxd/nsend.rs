@@ -52,36 +52,103 @@ pub fn is_partial(flags: u16) -> bool {
     flags & FLAG_PARTIAL != 0
 }
 
-/// Accumulates a namespace's totals frame by frame, in frame order.
-pub struct NsDigest {
-    totals: NsEnd,
-    crc: crc64fast::Digest,
+/// CRC-64/XZ of `data` (the digest of one frame's documents).
+pub fn crc64(data: &[u8]) -> u64 {
+    let mut d = crc64fast::Digest::new();
+    d.write(data);
+    d.sum64()
 }
 
-impl Default for NsDigest {
-    fn default() -> Self {
-        NsDigest {
-            totals: NsEnd::default(),
-            crc: crc64fast::Digest::new(),
+/// The CRC-64/XZ polynomial, reflected.
+const POLY: u64 = 0xC96C_5795_D787_0F42;
+
+fn gf2_times(mat: &[u64; 64], mut vec: u64) -> u64 {
+    let mut sum = 0;
+    let mut i = 0;
+    while vec != 0 {
+        if vec & 1 != 0 {
+            sum ^= mat[i];
+        }
+        vec >>= 1;
+        i += 1;
+    }
+    sum
+}
+
+fn gf2_square(square: &mut [u64; 64], mat: &[u64; 64]) {
+    for n in 0..64 {
+        square[n] = gf2_times(mat, mat[n]);
+    }
+}
+
+/// The CRC-64/XZ of `A ‖ B` from `crc(A)`, `crc(B)` and the length of `B`.
+///
+/// This is what lets frames be digested in parallel, each by the thread that
+/// decompressed it while its bytes are in cache, and the namespace digest be put
+/// together in order afterwards. `crc64fast` has no combine, so it is done here, by
+/// the classic method: the effect of appending `len_b` zero bytes to A is a linear map
+/// over GF(2), applied by repeated squaring of the one-zero-bit operator.
+pub fn crc64_combine(mut crc_a: u64, crc_b: u64, mut len_b: u64) -> u64 {
+    if len_b == 0 {
+        return crc_a;
+    }
+    let mut even = [0u64; 64];
+    let mut odd = [0u64; 64];
+    // The operator for one zero bit.
+    odd[0] = POLY;
+    let mut row = 1u64;
+    for slot in odd.iter_mut().skip(1) {
+        *slot = row;
+        row <<= 1;
+    }
+    gf2_square(&mut even, &odd); // two zero bits
+    gf2_square(&mut odd, &even); // four zero bits
+    loop {
+        gf2_square(&mut even, &odd); // first pass: one zero byte
+        if len_b & 1 != 0 {
+            crc_a = gf2_times(&even, crc_a);
+        }
+        len_b >>= 1;
+        if len_b == 0 {
+            break;
+        }
+        gf2_square(&mut odd, &even);
+        if len_b & 1 != 0 {
+            crc_a = gf2_times(&odd, crc_a);
+        }
+        len_b >>= 1;
+        if len_b == 0 {
+            break;
         }
     }
+    crc_a ^ crc_b
+}
+
+/// Accumulates a namespace's totals frame by frame, in frame order.
+#[derive(Default)]
+pub struct NsDigest {
+    totals: NsEnd,
 }
 
 impl NsDigest {
     /// Adds one frame's raw payload holding `docs` documents.
     pub fn add_frame(&mut self, raw: &[u8], docs: u64) {
-        self.crc.write(raw);
-        self.totals.doc_count += docs;
-        self.totals.raw_bytes += raw.len() as u64;
-        self.totals.frames += 1;
+        self.add_digested(crc64(raw), raw.len() as u64, docs);
+    }
+
+    /// Adds one frame whose raw payload of `len` bytes has CRC-64 `crc` (computed by
+    /// whoever had the bytes at hand).
+    pub fn add_digested(&mut self, crc: u64, len: u64, docs: u64) {
+        let t = &mut self.totals;
+        t.digest = crc64_combine(t.digest, crc, len);
+        t.doc_count += docs;
+        t.raw_bytes += len;
+        t.frames += 1;
     }
 
     /// The totals so far.
     pub fn totals(&self) -> NsEnd {
-        NsEnd {
-            digest: self.crc.sum64(),
-            ..self.totals
-        }
+        self.totals
     }
 }
 
@@ -100,5 +167,25 @@ mod tests {
         assert_eq!((t.doc_count, t.raw_bytes, t.frames), (2, 9, 2));
         assert_eq!(NsEnd::decode(&t.encode()), t);
         assert_eq!(NsDigest::default().totals().digest, 0);
+    }
+
+    #[test]
+    fn combine_matches_the_whole() {
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for cut in [0, 1, 7, 8, 9, 4095, 65536, 99_999, 100_000] {
+            let (a, b) = data.split_at(cut);
+            assert_eq!(
+                crc64_combine(crc64(a), crc64(b), b.len() as u64),
+                crc64(&data),
+                "cut {cut}"
+            );
+        }
+        let mut d = NsDigest::default();
+        for part in data.chunks(33_333) {
+            d.add_digested(crc64(part), part.len() as u64, 1);
+        }
+        assert_eq!(d.totals().digest, crc64(&data));
     }
 }

@@ -102,19 +102,9 @@ impl<R: Read> RecordReader<R> {
             }
             let have = self.buf.len();
             let want = (n - have).max(BUF);
-            self.buf.resize(have + want, 0);
-            let got = loop {
-                match self.r.read(&mut self.buf[have..]) {
-                    Ok(g) => break g,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.buf.truncate(have);
-                        return Err(e);
-                    }
-                }
-            };
-            self.buf.truncate(have + got);
-            if got == 0 {
+            // Appends into spare capacity: nothing is zeroed first.
+            let got = (&mut self.r).take(want as u64).read_to_end(&mut self.buf)?;
+            if got < want {
                 self.eof = true;
             }
         }
@@ -187,21 +177,32 @@ impl<R: Read> RecordReader<R> {
         let offset = self.offset;
         let header = RecordHeader::decode(&b, offset)?;
         let len = header.stored_len as usize;
-        let got = self.fill(record::LEN + len).map_err(|e| self.io(e))?;
-        if got < record::LEN + len {
-            self.consume(got);
-            return Err(Error::at(
-                offset,
-                ErrorKind::TruncatedRecord {
-                    what: header.describe(),
-                    needed: (record::LEN + len) as u64,
-                    available: got as u64,
-                },
-            ));
-        }
+        // The payload goes straight into its own buffer: what is already buffered is
+        // copied, the rest read directly, so large payloads are never shuffled around.
+        let mut payload = Vec::with_capacity(len);
+        let buffered = (self.buf.len() - self.pos - record::LEN).min(len);
         let start = self.pos + record::LEN;
-        let payload = self.buf[start..start + len].to_vec();
-        self.consume(record::LEN + len);
+        payload.extend_from_slice(&self.buf[start..start + buffered]);
+        self.consume(record::LEN + buffered);
+        if buffered < len {
+            let want = (len - buffered) as u64;
+            let got = (&mut self.r)
+                .take(want)
+                .read_to_end(&mut payload)
+                .map_err(|e| self.io(e))?;
+            self.offset += got as u64;
+            if (got as u64) < want {
+                self.eof = true;
+                return Err(Error::at(
+                    offset,
+                    ErrorKind::TruncatedRecord {
+                        what: header.describe(),
+                        needed: (record::LEN + len) as u64,
+                        available: (record::LEN + payload.len()) as u64,
+                    },
+                ));
+            }
+        }
         Ok(Next::Record(Record {
             offset,
             header,
@@ -308,6 +309,7 @@ enum Item {
         offset: u64,
         header: RecordHeader,
         raw: Vec<u8>,
+        crc: u64,
     },
     End {
         offset: u64,
@@ -420,10 +422,12 @@ impl<R: Read + Send> OxdSource<R> {
                             let offset = rec.offset;
                             let raw = rec.into_raw()?;
                             frame::check_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
+                            let crc = super::nsend::crc64(&raw);
                             Ok(Item::Frame {
                                 offset,
                                 header: h,
                                 raw,
+                                crc,
                             })
                         });
                     } else {
@@ -476,6 +480,7 @@ impl<R: Read + Send> OxdSource<R> {
                     offset,
                     header,
                     raw,
+                    crc,
                 } => {
                     let st = &mut self.ns[header.ns_id as usize];
                     if st.ended || header.seq != st.next_seq {
@@ -496,7 +501,8 @@ impl<R: Read + Send> OxdSource<R> {
                         return Err(Error::at(offset, ErrorKind::Inconsistent(msg)));
                     }
                     st.next_seq += 1;
-                    st.digest.add_frame(&raw, header.doc_count as u64);
+                    st.digest
+                        .add_digested(crc, raw.len() as u64, header.doc_count as u64);
                     Ok(Some(Chunk::Docs {
                         ns: header.ns_id as usize,
                         data: raw,
@@ -771,7 +777,7 @@ fn shift_rec(mut r: Record, by: u64) -> Record {
 }
 
 /// A decoded frame or why it could not be decoded.
-type FrameResult = Result<(RecordHeader, Vec<u8>), Error>;
+type FrameResult = Result<(RecordHeader, Vec<u8>, u64), Error>;
 
 /// A frame that could not be read, as a lenient [`NsSource`] reports it.
 #[derive(Debug, Clone)]
@@ -857,13 +863,18 @@ impl NsSource {
                 self.pending.push(move || {
                     let r = File::open(&path)
                         .map_err(|err| Error::at(e.offset, err.into()))
-                        .and_then(|mut f| read_frame_at(&mut f, &e));
+                        .and_then(|mut f| read_frame_at(&mut f, &e))
+                        .map(|(h, raw)| {
+                            let crc = super::nsend::crc64(&raw);
+                            (h, raw, crc)
+                        });
                     (e, r)
                 });
             }
             match self.pending.pop() {
-                Some((_, Ok((h, raw)))) => {
-                    self.digest.add_frame(&raw, h.doc_count as u64);
+                Some((_, Ok((h, raw, crc)))) => {
+                    self.digest
+                        .add_digested(crc, raw.len() as u64, h.doc_count as u64);
                     return Ok(Some(Chunk::Docs {
                         ns: self.ns,
                         data: raw,

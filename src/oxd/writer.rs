@@ -211,9 +211,11 @@ impl<W: Write> OxdWriter<W> {
                 let h = f.header;
                 self.put(&h.encode())?;
                 self.put(&f.stored.bytes)?;
-                self.ns[h.ns_id as usize]
-                    .digest
-                    .add_frame(f.stored.raw(), h.doc_count as u64);
+                self.ns[h.ns_id as usize].digest.add_digested(
+                    f.raw_crc,
+                    h.raw_len as u64,
+                    h.doc_count as u64,
+                );
                 self.frames.push(FrameEntry {
                     offset: at,
                     ns_id: h.ns_id,
