@@ -179,7 +179,9 @@ impl<R: Read> RecordReader<R> {
         let len = header.stored_len as usize;
         // The payload goes straight into its own buffer: what is already buffered is
         // copied, the rest read directly, so large payloads are never shuffled around.
-        let mut payload = Vec::with_capacity(len);
+        // Capacity grows with the bytes that actually arrive (a header may claim
+        // up to the format's limit on a stream that ends early).
+        let mut payload = Vec::with_capacity(len.min(8 << 20));
         let buffered = (self.buf.len() - self.pos - record::LEN).min(len);
         let start = self.pos + record::LEN;
         payload.extend_from_slice(&self.buf[start..start + buffered]);
