@@ -324,8 +324,7 @@ fn check_frame(rec: Record, deep: bool) -> Result<(Vec<u8>, u64, Vec<String>), E
     let h = rec.header;
     let offset = rec.offset;
     let raw = rec.into_raw()?;
-    frame::check_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
-    let crc = crate::oxd::nsend::crc64(&raw);
+    let crc = frame::digest_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
     let mut notes = Vec::new();
     if deep {
         let mut it = DocIter::new(&raw);

@@ -81,45 +81,50 @@ fn gf2_square(square: &mut [u64; 64], mat: &[u64; 64]) {
     }
 }
 
+/// The operators that append 2^k zero bytes to a CRC, for k = 0..64, built once.
+fn zero_byte_operators() -> &'static [[u64; 64]; 64] {
+    static OPS: std::sync::OnceLock<Box<[[u64; 64]; 64]>> = std::sync::OnceLock::new();
+    OPS.get_or_init(|| {
+        let mut ops = Box::new([[0u64; 64]; 64]);
+        // The operator for one zero bit, then squared three times: one zero byte.
+        let mut op = [0u64; 64];
+        op[0] = POLY;
+        let mut row = 1u64;
+        for slot in op.iter_mut().skip(1) {
+            *slot = row;
+            row <<= 1;
+        }
+        let mut next = [0u64; 64];
+        for _ in 0..3 {
+            gf2_square(&mut next, &op);
+            op = next;
+        }
+        for k in 0..64 {
+            ops[k] = op;
+            gf2_square(&mut next, &op);
+            op = next;
+        }
+        ops
+    })
+}
+
 /// The CRC-64/XZ of `A ‖ B` from `crc(A)`, `crc(B)` and the length of `B`.
 ///
 /// This is what lets frames be digested in parallel, each by the thread that
 /// decompressed it while its bytes are in cache, and the namespace digest be put
 /// together in order afterwards. `crc64fast` has no combine, so it is done here, by
-/// the classic method: the effect of appending `len_b` zero bytes to A is a linear map
-/// over GF(2), applied by repeated squaring of the one-zero-bit operator.
-pub fn crc64_combine(mut crc_a: u64, crc_b: u64, mut len_b: u64) -> u64 {
-    if len_b == 0 {
-        return crc_a;
-    }
-    let mut even = [0u64; 64];
-    let mut odd = [0u64; 64];
-    // The operator for one zero bit.
-    odd[0] = POLY;
-    let mut row = 1u64;
-    for slot in odd.iter_mut().skip(1) {
-        *slot = row;
-        row <<= 1;
-    }
-    gf2_square(&mut even, &odd); // two zero bits
-    gf2_square(&mut odd, &even); // four zero bits
-    loop {
-        gf2_square(&mut even, &odd); // first pass: one zero byte
-        if len_b & 1 != 0 {
-            crc_a = gf2_times(&even, crc_a);
+/// the classic method: appending `len_b` zero bytes to A is a linear map over GF(2),
+/// the product of the precomputed maps for the powers of two that make up `len_b`.
+pub fn crc64_combine(mut crc_a: u64, crc_b: u64, len_b: u64) -> u64 {
+    let ops = zero_byte_operators();
+    let mut k = 0;
+    let mut n = len_b;
+    while n != 0 {
+        if n & 1 != 0 {
+            crc_a = gf2_times(&ops[k], crc_a);
         }
-        len_b >>= 1;
-        if len_b == 0 {
-            break;
-        }
-        gf2_square(&mut odd, &even);
-        if len_b & 1 != 0 {
-            crc_a = gf2_times(&odd, crc_a);
-        }
-        len_b >>= 1;
-        if len_b == 0 {
-            break;
-        }
+        n >>= 1;
+        k += 1;
     }
     crc_a ^ crc_b
 }

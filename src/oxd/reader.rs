@@ -423,8 +423,8 @@ impl<R: Read + Send> OxdSource<R> {
                         self.pending.push(move || {
                             let offset = rec.offset;
                             let raw = rec.into_raw()?;
-                            frame::check_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
-                            let crc = super::nsend::crc64(&raw);
+                            let crc =
+                                frame::digest_docs(&h, &raw).map_err(|k| Error::at(offset, k))?;
                             Ok(Item::Frame {
                                 offset,
                                 header: h,
