@@ -220,8 +220,7 @@ pub fn digest_docs(h: &RecordHeader, raw: &[u8]) -> Result<u64, ErrorKind> {
             }
             let len =
                 u32::from_le_bytes([raw[pos], raw[pos + 1], raw[pos + 2], raw[pos + 3]]) as usize;
-            if len < crate::docs::MIN_DOC_LEN
-                || len > crate::docs::MAX_DOC_LEN
+            if !(crate::docs::MIN_DOC_LEN..=crate::docs::MAX_DOC_LEN).contains(&len)
                 || len > n - pos
                 || raw[pos + len - 1] != 0
             {
