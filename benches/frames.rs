@@ -1,6 +1,7 @@
-//! Frame encode and decode (what `verify` does per frame), each next to its physical ceiling measured in the
-//! same run on the same bytes: memcpy, CRC-32 alone, raw zstd compression and
-//! decompression. Single-threaded, so every figure is per core.
+//! Frame encode, frame decode and the whole `verify`, each next to its physical
+//! ceiling measured in the same run on the same bytes: memcpy, CRC-32 alone, raw zstd
+//! compression and decompression. Every figure is per core: single-threaded, or (for
+//! `verify`, which decodes on the thread pool) CPU seconds of all threads.
 //!
 //! `cargo bench --bench frames` (set `OXIDUMP_BENCH_DATA` to a backup to measure its
 //! documents instead of the synthetic corpus).
@@ -94,6 +95,19 @@ fn benches(c: &mut Criterion) {
                 frame::check_docs(&e.header, &raw).unwrap();
                 black_box(raw);
             }
+        })
+    });
+    // The whole of `oxidump verify` (without --deep) on an archive of these frames.
+    // It decodes on the thread pool, so it is timed in CPU seconds of the whole
+    // process, all threads: per core, like the single-threaded figures above.
+    let archive = common::archive(&frames, oxidump::oxd::DEFAULT_ZSTD_LEVEL);
+    g.bench_function("verify (CPU time)", |b| {
+        b.iter_custom(|iters| {
+            let c0 = common::process_cpu();
+            for _ in 0..iters {
+                common::verify(black_box(&archive));
+            }
+            common::process_cpu().saturating_sub(c0)
         })
     });
     g.finish();

@@ -1007,6 +1007,70 @@ fn system_databases_are_not_written_without_include_system() {
     }
 }
 
+/// Each collection's UUID in `db`, by name.
+fn collection_uuids(db: &str) -> BTreeMap<String, String> {
+    first_batch(db, doc! { "listCollections": 1 })
+        .iter()
+        .filter_map(|c| {
+            let uuid = c.get_document("info").ok()?.get("uuid")?;
+            Some((c.get_str("name").ok()?.to_string(), format!("{uuid:?}")))
+        })
+        .collect()
+}
+
+/// `--preserve-uuid`: UUIDs still held by other collections are refused before
+/// anything is written, naming the holder; once they are free the collections keep
+/// their UUIDs where the server has `applyOps` (a real mongod), and a server without it
+/// gets a clear refusal, again with nothing written.
+#[test]
+fn preserve_uuid_refuses_taken_uuids_and_keeps_free_ones() {
+    let mut guard = DbGuard::new("uuid_src");
+    let src = small_source(&guard);
+    let dst = guard.add("uuid_dst");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let backup = tmp.path().join("src.oxd");
+    dump(&src, &backup, &[]);
+    let uuids = collection_uuids(&src);
+    assert_eq!(uuids.len(), 3, "the source lists no UUIDs: {uuids:?}");
+    let from = format!("{src}.*");
+    let to = format!("{dst}.*");
+    let args = ["--ns-from", &from, "--ns-to", &to, "--preserve-uuid", "-q"];
+
+    // The source collections still hold those UUIDs.
+    let (_, out, err) = run_failing(&mut restore_cmd(&backup, &args));
+    let text = format!("{out}{err}");
+    assert!(
+        text.contains("already used by") && text.contains(&format!("{src}.a")),
+        "the refusal does not name the collection holding the UUID:\n{text}"
+    );
+    assert!(
+        !database_names().contains(&dst),
+        "a refused restore wrote {dst}"
+    );
+
+    // Freed: the UUIDs are kept, or the server's lack of applyOps is named.
+    wait(client().database(&src).drop()).expect("drop the source");
+    let out = restore_cmd(&backup, &args).output().expect("run oxidump");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        assert_eq!(collection_uuids(&dst), uuids, "UUIDs not preserved");
+    } else {
+        assert!(
+            text.contains("--preserve-uuid needs the applyOps command"),
+            "{}: no clear reason:\n{text}",
+            out.status
+        );
+        assert!(
+            !database_names().contains(&dst),
+            "a refused restore wrote {dst}"
+        );
+    }
+}
+
 /// `--dry-run` prints the plan (source -> target, documents, indexes, what would be
 /// dropped) and writes nothing: a fresh target database does not exist afterwards,
 /// and with `--drop` an existing target keeps its documents.

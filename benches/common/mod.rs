@@ -309,3 +309,42 @@ pub fn benchmarking() -> bool {
 pub fn mbps(bytes: u64, secs: f64) -> f64 {
     bytes as f64 / 1e6 / secs.max(1e-9)
 }
+
+/// The catalog of the one namespace the CPU benchmarks put their frames in.
+pub fn catalog() -> oxidump::catalog::Catalog {
+    oxidump::catalog::Catalog {
+        namespaces: vec![oxidump::catalog::Namespace::collection("bench", "data")],
+        ..oxidump::catalog::Catalog::default()
+    }
+}
+
+/// A complete OXD archive, in memory, holding `frames` compressed at `level`.
+pub fn archive(frames: &[(Vec<u8>, u32)], level: i32) -> Vec<u8> {
+    use oxidump::sink::Sink;
+    let opts = oxidump::oxd::writer::WriterOptions {
+        level: Some(level),
+        ..oxidump::oxd::writer::WriterOptions::default()
+    };
+    let mut w = oxidump::oxd::writer::OxdWriter::new(Vec::new(), &catalog(), opts).expect("writer");
+    for (f, n) in frames {
+        w.write_frame(0, f.clone(), *n).expect("frame");
+    }
+    w.end_namespace(0, &oxidump::catalog::NsStatus::Complete)
+        .expect("end");
+    w.finish(&oxidump::catalog::Summary::default())
+        .expect("finish")
+        .0
+}
+
+/// Runs `oxidump verify`'s checker over an in-memory archive; panics on any finding.
+pub fn verify(archive: &[u8]) {
+    let mut rep = oxidump::verify::Report::new("bench.oxd", "oxd");
+    oxidump::oxd::check::verify(
+        archive,
+        Path::new("bench.oxd"),
+        &oxidump::verify::VerifyOptions::default(),
+        &mut rep,
+        &mut |_| {},
+    );
+    assert!(rep.is_ok(), "{:?}", rep.findings);
+}
