@@ -320,7 +320,6 @@ pub fn catalog() -> oxidump::catalog::Catalog {
 
 /// A complete OXD archive, in memory, holding `frames` compressed at `level`.
 pub fn archive(frames: &[(Vec<u8>, u32)], level: i32) -> Vec<u8> {
-    use oxidump::sink::Sink;
     let opts = oxidump::oxd::writer::WriterOptions {
         level: Some(level),
         ..oxidump::oxd::writer::WriterOptions::default()
