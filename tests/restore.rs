@@ -1034,7 +1034,15 @@ fn preserve_uuid_refuses_taken_uuids_and_keeps_free_ones() {
     assert_eq!(uuids.len(), 3, "the source lists no UUIDs: {uuids:?}");
     let from = format!("{src}.*");
     let to = format!("{dst}.*");
-    let args = ["--ns-from", &from, "--ns-to", &to, "--preserve-uuid", "-q"];
+    let args = [
+        "--ns-from",
+        &from,
+        "--ns-to",
+        &to,
+        "--preserve-uuid",
+        "--drop",
+        "-q",
+    ];
 
     // The source collections still hold those UUIDs.
     let (_, out, err) = run_failing(&mut restore_cmd(&backup, &args));
