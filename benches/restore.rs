@@ -5,8 +5,9 @@
 //! Starts a throwaway SecantusDB server (or uses `OXIDUMP_BENCH_URI`), loads
 //! `../shared/bench/gen_dataset.py --scale S` (`OXIDUMP_BENCH_SCALE`, default 0.5),
 //! dumps it once to OXD and to a mongodump archive, then measures restores into fresh
-//! databases: from OXD with indexes built after each collection's data (default),
-//! from OXD with indexes built before, and from the mongodump archive. Reports wall
+//! databases: from OXD with indexes created before the data (the default) and built
+//! after each collection's data, from the mongodump archive, and from OXD without
+//! indexes. Runs go round by round, every run in each round. Reports wall
 //! time split into data and index time, CPU seconds, MB/s and peak RSS.
 //!
 //!   cargo bench --bench restore
@@ -234,15 +235,19 @@ fn main() {
     let runs: [(&std::path::Path, &[&str], &str); 4] = [
         (
             &oxd,
-            &[],
-            "oxidump restore OXD (indexes after each collection, default)",
+            &["--index-build", "before"],
+            "oxidump restore OXD --index-build before (default)",
         ),
         (
             &oxd,
-            &["--index-build", "before"],
-            "oxidump restore OXD --index-build before",
+            &["--index-build", "after"],
+            "oxidump restore OXD --index-build after",
         ),
-        (&arc, &[], "oxidump restore mongodump archive"),
+        (
+            &arc,
+            &["--index-build", "before"],
+            "oxidump restore mongodump archive --index-build before",
+        ),
         (
             &oxd,
             &["--index-build", "skip"],

@@ -685,6 +685,77 @@ fn split_and_unsplit_agree_on_ids_of_every_type() {
     );
 }
 
+/// A cursor killed on the server in the middle of a read (`killCursors`, injected
+/// with `OXIDUMP_FAULT_KILL_CURSOR` after a few batches): an `_id` range resumes after
+/// the last `_id` it read and the dump is complete, with a warning; a collection read
+/// whole in natural order cannot resume, so the dump fails, naming the collection, and
+/// leaves no output.
+#[test]
+fn a_killed_cursor_resumes_its_range_or_fails_the_dump_clearly() {
+    let guard = DbGuard::new("dump_killed");
+    let db = guard.name();
+    // Numbers and strings: ranges go through the `_id` index bounds.
+    let docs = (0..3000)
+        .map(|i| {
+            let id = if i % 3 == 0 {
+                Bson::String(format!("s{i:05}"))
+            } else {
+                Bson::Int32(i)
+            };
+            doc! {"_id": id, "pad": "k".repeat(400)}
+        })
+        .collect();
+    insert(db, "c", docs);
+    let ns = format!("{db}.c");
+    let expected = collection_digest(db, "c");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // Split into ranges, small replies: the fourth reply of some range is its last
+    // before the kill.
+    let out = dir.path().join("split.oxd");
+    let report = dir.path().join("split.json");
+    let mut cmd = dump(&server().uri);
+    cmd.args([
+        "--db",
+        db,
+        "--split-above",
+        "200KB",
+        "--batch-bytes",
+        "16KB",
+    ])
+    .arg("--out")
+    .arg(&out)
+    .arg("--report-json")
+    .arg(&report)
+    .env("OXIDUMP_FAULT_KILL_CURSOR", "4");
+    run(&mut cmd, 0);
+    let report = read_report(&report);
+    assert!(report_ranges(&report, &ns) > 1, "{report:#}");
+    let warned = report.to_string();
+    assert!(
+        warned.contains("lost the cursor 1 time(s)") && warned.contains(&ns),
+        "no warning of the resumed cursor in the report: {report:#}"
+    );
+    assert_eq!(cat_digest(&out, &ns), expected, "resumed dump of {ns}");
+
+    // Whole, in natural order: a clear failure and nothing written.
+    let out = dir.path().join("whole.oxd");
+    let mut cmd = dump(&server().uri);
+    cmd.args(["--db", db, "--batch-bytes", "16KB"])
+        .arg("--out")
+        .arg(&out)
+        .env("OXIDUMP_FAULT_KILL_CURSOR", "4");
+    let res = cmd.output().expect("run dump");
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{}\n{stderr}", res.status);
+    assert!(
+        stderr.contains(&ns) && stderr.contains("the cursor was lost after"),
+        "the failure does not say what was lost where:\n{stderr}"
+    );
+    assert_eq!(entries(dir.path()).len(), 2, "{:?}", entries(dir.path()));
+    assert!(!out.exists());
+}
+
 #[test]
 fn split_and_unsplit_agree_on_ids_of_one_type() {
     let guard = DbGuard::new("dump_split_same");

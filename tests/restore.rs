@@ -1565,6 +1565,8 @@ fn a_failed_index_build_is_reported_and_the_exit_code_is_not_zero() {
             "--ns-to",
             &format!("{dst}.*"),
             "--append",
+            "--index-build",
+            "after",
             "--report-json",
             report_path.to_str().expect("UTF-8"),
         ],

@@ -685,8 +685,17 @@ async fn dump_data(
                 overall.inc(bytes);
             };
             let r = read::read(&client, &spec, &tx, &run.counters, &on_batch).await;
+            let mut notes = Vec::new();
             let outcome = match r {
-                Ok(_) => None,
+                Ok(o) => {
+                    if o.resumes > 0 {
+                        notes.push(format!(
+                            "reading {}: the server lost the cursor {} time(s); the range was resumed after the last _id read, nothing is missing",
+                            spec.name, o.resumes
+                        ));
+                    }
+                    None
+                }
                 Err(ReadError::Driver { source, .. })
                     if read::collection_gone(&source)
                         && !plan::still_there(&client, &p.db, &p.data_coll, p.uuid).await =>
@@ -730,16 +739,18 @@ async fn dump_data(
                 }
                 send(&tx, Msg::End { ns: p.ns, status }).await?;
             }
-            Ok::<Option<String>, DumpError>(gone)
+            notes.extend(gone);
+            Ok::<Vec<String>, DumpError>(notes)
         });
     }
     while let Some(r) = set.join_next().await {
         match r.expect("a dump task panicked") {
-            Ok(Some(w)) => {
-                progress.println(format!("warning: {w}"));
-                warnings.push(w);
+            Ok(notes) => {
+                for w in notes {
+                    progress.println(format!("warning: {w}"));
+                    warnings.push(w);
+                }
             }
-            Ok(None) => {}
             Err(e) => {
                 set.abort_all();
                 return Err(e);

@@ -7,7 +7,7 @@
 //! The next batch is fetched while the current one is being framed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bson::{Bson, Document, RawBson, RawBsonRef, Timestamp, doc, rawdoc};
@@ -154,6 +154,37 @@ pub struct ReadOutcome {
     pub resumes: u32,
 }
 
+/// Fault injection for tests, never set in normal use: with
+/// `OXIDUMP_FAULT_KILL_CURSOR=N` in the environment, the first cursor of the run to
+/// deliver its N-th batch is killed on the server (`killCursors`), as an operator or a
+/// failover would kill it, so that tests can watch a read lose its cursor midway.
+const FAULT_KILL_CURSOR: &str = "OXIDUMP_FAULT_KILL_CURSOR";
+
+/// Whether the fault of [`FAULT_KILL_CURSOR`] has been injected in this process.
+static FAULT_FIRED: AtomicBool = AtomicBool::new(false);
+
+/// Kills the cursor that delivered `batch` if the fault of [`FAULT_KILL_CURSOR`] is
+/// due at this cursor's `batches`-th batch.
+async fn inject_cursor_fault(client: &Client, spec: &ReadSpec, batch: &RawBatch, batches: u64) {
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var(FAULT_KILL_CURSOR).ok()?.parse().ok());
+    let due = *at == Some(batches);
+    if !due || FAULT_FIRED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let id = batch
+        .as_raw_document()
+        .get_document("cursor")
+        .and_then(|c| c.get_i64("id"))
+        .unwrap_or(0);
+    if id != 0 {
+        let _ = client
+            .database(&spec.db)
+            .run_command(doc! {"killCursors": &spec.coll, "cursors": [id]})
+            .await;
+    }
+}
+
 /// Error codes meaning the cursor is gone but the collection may still be there.
 fn cursor_lost(e: &mongodb::error::Error) -> bool {
     matches!(code_of(e), Some(43) | Some(237) | Some(175) | Some(11601))
@@ -249,6 +280,7 @@ pub async fn read(
             }
         });
         let mut failure = None;
+        let mut batches = 0u64;
         while let Some(batch) = brx.recv().await {
             let batch = match batch {
                 Ok(b) => b,
@@ -311,6 +343,8 @@ pub async fn read(
             counters.docs.fetch_add(n, Ordering::Relaxed);
             counters.bytes.fetch_add(bytes, Ordering::Relaxed);
             on_batch(n, bytes);
+            batches += 1;
+            inject_cursor_fault(client, spec, &batch, batches).await;
         }
         let _ = fetch.await;
         match failure {
