@@ -23,7 +23,7 @@ use bson::doc;
 use mongodb::Client;
 use mongodb::options::ClientOptions;
 
-use super::server::block_on;
+use super::server::{block_on, secantus_bin, wait_for_ping};
 
 /// How long a starting server may take to print its port, and then to answer `ping`.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -126,7 +126,7 @@ impl PrivateServer {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        if let Err(e) = wait_for_ping(server.uri(), deadline) {
+        if let Err(e) = wait_for_ping(&server.uri(), deadline) {
             failed(&server, format!("does not answer ping: {e}"));
         }
         server
@@ -207,63 +207,4 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
-}
-
-/// Where `secantusd-rs` is: `$SECANTUSD`, then the cache `scripts/setup` installs into,
-/// then `PATH` (the search of `common/server.rs` and `scripts/lib.sh`).
-fn secantus_bin() -> Result<PathBuf, String> {
-    const HINT: &str = "run scripts/setup to install it, or set SECANTUSD to its path";
-    if let Some(path) = std::env::var_os("SECANTUSD").filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "SECANTUSD={} is not a file; {HINT}",
-                path.display()
-            ))
-        };
-    }
-    let cache = match std::env::var_os("OXIDUMP_CACHE").filter(|p| !p.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/oxidump"),
-    };
-    let cached = cache.join("secantus/bin/secantusd-rs");
-    if cached.is_file() {
-        return Ok(cached);
-    }
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("secantusd-rs"))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            format!(
-                "the test server secantusd-rs is not installed (looked in $SECANTUSD, {}, PATH); {HINT}",
-                cached.display()
-            )
-        })
-}
-
-/// Pings until the server answers or `deadline` passes; the last error otherwise.
-fn wait_for_ping(uri: String, deadline: Instant) -> Result<(), String> {
-    block_on(async {
-        let mut options = ClientOptions::parse(&uri)
-            .await
-            .map_err(|e| e.to_string())?;
-        options.server_selection_timeout = Some(Duration::from_secs(2));
-        options.connect_timeout = Some(Duration::from_secs(2));
-        let client = Client::with_options(options).map_err(|e| e.to_string())?;
-        loop {
-            match client
-                .database("admin")
-                .run_command(doc! { "ping": 1 })
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() > deadline => return Err(e.to_string()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    })
 }

@@ -79,7 +79,7 @@ fn external(uri: String) -> Result<TestServer, String> {
 
 /// Where `secantusd-rs` is: `$SECANTUSD`, then the cache `scripts/setup` installs into,
 /// then `PATH`. The same search as `secantus_bin` in `scripts/lib.sh`.
-fn secantus_bin() -> Result<PathBuf, String> {
+pub(super) fn secantus_bin() -> Result<PathBuf, String> {
     const HINT: &str = "run scripts/setup to install it, or set SECANTUSD to its path, \
                         or set MONGODB_URI to use a MongoDB server of your own";
     if let Some(path) = std::env::var_os("SECANTUSD").filter(|p| !p.is_empty()) {
@@ -226,7 +226,7 @@ fn start_local() -> Result<TestServer, String> {
 }
 
 /// Pings until the server answers or `deadline` passes; the last error otherwise.
-fn wait_for_ping(uri: &str, deadline: Instant) -> Result<(), String> {
+pub(super) fn wait_for_ping(uri: &str, deadline: Instant) -> Result<(), String> {
     block_on(async {
         let mut options = ClientOptions::parse(uri).await.map_err(|e| e.to_string())?;
         options.server_selection_timeout = Some(Duration::from_secs(2));
