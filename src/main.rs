@@ -222,8 +222,9 @@ struct RestoreArgs {
     /// Print the plan (source -> target, documents, indexes, options, drops) and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// When to build secondary indexes: before the data (default; measured faster on
-    /// the test server), after each collection's data (usually faster on mongod), or skip.
+    /// When to build secondary indexes: create them before inserting (default), build
+    /// each collection's as soon as its data is in (often the faster on mongod), or skip
+    /// them. The README's benchmarks compare the two.
     #[arg(long, value_enum, default_value_t = IndexBuildArg::Before)]
     index_build: IndexBuildArg,
     /// Collections restored at once.

@@ -47,7 +47,7 @@ use plan::{Existing, PlanInput, RestorePlanError, Target};
 pub enum IndexBuild {
     /// After each collection's data, while other collections still load.
     After,
-    /// Before its data (default: measured faster on the test server, see the README).
+    /// Before its data (default: the faster on SecantusDB, see the README's benchmarks).
     Before,
     /// Not at all.
     Skip,
