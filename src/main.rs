@@ -38,8 +38,8 @@ enum Command {
     Dump(DumpArgs),
     /// Restore a backup (OXD, mongodump directory or archive, plain or gzipped, or `-`) into a server.
     ///
-    /// Collections are created with their options, documents inserted in parallel unordered
-    /// batches, and each collection's indexes built as soon as its data is in. Nothing is
+    /// Collections are created with their options and indexes (or indexes built after the
+    /// data: --index-build), and documents inserted in parallel unordered batches. Nothing is
     /// written to admin, local or config without --include-system, and a target collection
     /// that already holds documents stops the restore before anything is written, unless
     /// --drop or --append. Exit status: 0 only when everything asked for was restored.
