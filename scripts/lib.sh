@@ -43,6 +43,9 @@ start_secantus() {
     local bin port="" i
     bin=$(secantus_bin) || return 1
     mkdir -p "$dir/data" || return 1
+    # Created here, not by the background job's redirection, which may not have run yet
+    # when the loop below first reads it.
+    : >"$dir/server.log" || return 1
     "$bin" --port 0 --storage-path "$dir/data" --cache-size 256M --log-level WARNING \
         >"$dir/server.log" 2>&1 </dev/null &
     SECANTUS_PID=$!
