@@ -686,49 +686,57 @@ fn split_and_unsplit_agree_on_ids_of_every_type() {
 }
 
 /// A cursor killed on the server in the middle of a read (`killCursors`, injected
-/// with `OXIDUMP_FAULT_KILL_CURSOR` after a few batches): an `_id` range resumes after
-/// the last `_id` it read and the dump is complete, with a warning; a collection read
+/// with `OXIDUMP_FAULT_KILL_CURSOR` after a few batches): an `_id` range of one type
+/// resumes after the last `_id` it read and the dump is complete, with a warning; a
+/// range across `_id` types (whose order not every server keeps) and a collection read
 /// whole in natural order cannot resume, so the dump fails, naming the collection, and
 /// leaves no output.
 #[test]
 fn a_killed_cursor_resumes_its_range_or_fails_the_dump_clearly() {
     let guard = DbGuard::new("dump_killed");
     let db = guard.name();
-    // Numbers and strings: ranges go through the `_id` index bounds.
-    let docs = (0..3000)
-        .map(|i| {
-            let id = if i % 3 == 0 {
-                Bson::String(format!("s{i:05}"))
-            } else {
-                Bson::Int32(i)
-            };
-            doc! {"_id": id, "pad": "k".repeat(400)}
-        })
-        .collect();
-    insert(db, "c", docs);
-    let ns = format!("{db}.c");
-    let expected = collection_digest(db, "c");
-    let dir = tempfile::tempdir().expect("tempdir");
-
-    // Split into ranges, small replies: the fourth reply of some range is its last
-    // before the kill.
-    let out = dir.path().join("split.oxd");
-    let report = dir.path().join("split.json");
-    let mut cmd = dump(&server().uri);
-    cmd.args([
-        "--db",
+    let pad = "k".repeat(400);
+    insert(
         db,
-        "--split-above",
-        "200KB",
-        "--batch-bytes",
-        "16KB",
-    ])
-    .arg("--out")
-    .arg(&out)
-    .arg("--report-json")
-    .arg(&report)
-    .env("OXIDUMP_FAULT_KILL_CURSOR", "4");
-    run(&mut cmd, 0);
+        "ints",
+        (0..3000).map(|i| doc! {"_id": i, "pad": &pad}).collect(),
+    );
+    insert(
+        db,
+        "mixed",
+        (0..3000)
+            .map(|i| {
+                let id = if i % 3 == 0 {
+                    Bson::String(format!("s{i:05}"))
+                } else {
+                    Bson::Int32(i)
+                };
+                doc! {"_id": id, "pad": &pad}
+            })
+            .collect(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Small replies: the fourth reply of some cursor is its last before the kill.
+    let killed = |coll: &str, split: bool, out: &Path| {
+        let mut cmd = dump(&server().uri);
+        cmd.args(["--db", db, "--collection", coll, "--batch-bytes", "16KB"])
+            .arg("--out")
+            .arg(out)
+            .env("OXIDUMP_FAULT_KILL_CURSOR", "4");
+        if split {
+            cmd.args(["--split-above", "200KB"]);
+        }
+        cmd
+    };
+
+    // One type of `_id`, split into ranges: resumed, complete, with a warning.
+    let ns = format!("{db}.ints");
+    let out = dir.path().join("ints.oxd");
+    let report = dir.path().join("ints.json");
+    run(
+        killed("ints", true, &out).arg("--report-json").arg(&report),
+        0,
+    );
     let report = read_report(&report);
     assert!(report_ranges(&report, &ns) > 1, "{report:#}");
     let warned = report.to_string();
@@ -736,24 +744,27 @@ fn a_killed_cursor_resumes_its_range_or_fails_the_dump_clearly() {
         warned.contains("lost the cursor 1 time(s)") && warned.contains(&ns),
         "no warning of the resumed cursor in the report: {report:#}"
     );
-    assert_eq!(cat_digest(&out, &ns), expected, "resumed dump of {ns}");
-
-    // Whole, in natural order: a clear failure and nothing written.
-    let out = dir.path().join("whole.oxd");
-    let mut cmd = dump(&server().uri);
-    cmd.args(["--db", db, "--batch-bytes", "16KB"])
-        .arg("--out")
-        .arg(&out)
-        .env("OXIDUMP_FAULT_KILL_CURSOR", "4");
-    let res = cmd.output().expect("run dump");
-    let stderr = String::from_utf8_lossy(&res.stderr);
-    assert_eq!(res.status.code(), Some(2), "{}\n{stderr}", res.status);
-    assert!(
-        stderr.contains(&ns) && stderr.contains("the cursor was lost after"),
-        "the failure does not say what was lost where:\n{stderr}"
+    assert_eq!(
+        cat_digest(&out, &ns),
+        collection_digest(db, "ints"),
+        "resumed dump of {ns}"
     );
+
+    // Mixed `_id` types split, and a whole collection in natural order: a clear
+    // failure and nothing written.
+    for (coll, split) in [("mixed", true), ("ints", false)] {
+        let ns = format!("{db}.{coll}");
+        let out = dir.path().join(format!("{coll}-{split}.oxd"));
+        let res = killed(coll, split, &out).output().expect("run dump");
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        assert_eq!(res.status.code(), Some(2), "{ns}: {}\n{stderr}", res.status);
+        assert!(
+            stderr.contains(&ns) && stderr.contains("the cursor was lost after"),
+            "{ns}: the failure does not say what was lost where:\n{stderr}"
+        );
+        assert!(!out.exists(), "{}", out.display());
+    }
     assert_eq!(entries(dir.path()).len(), 2, "{:?}", entries(dir.path()));
-    assert!(!out.exists());
 }
 
 #[test]
