@@ -2,7 +2,7 @@
 //! same run: the same cursors drained and the bytes discarded.
 //!
 //! Starts a throwaway SecantusDB server (or uses `OXIDUMP_BENCH_URI`, which must then
-//! already hold the data), loads `../shared/bench/gen_dataset.py --scale S` for each
+//! already hold the data), loads the sample dataset (`oxidump-sample dataset --scale S`) for each
 //! scale of `OXIDUMP_BENCH_SCALES` (default `0.5`), and for each measures: the drain,
 //! a dump to OXD at the default level, to a mongodump archive, and to a gzipped one.
 //! Reports wall time, CPU seconds of oxidump and of the server, MB/s (raw BSON,
@@ -134,11 +134,11 @@ fn main() {
         let dbs = if std::env::var("OXIDUMP_BENCH_URI").is_ok() {
             vec!["shop".to_string(), "logs".to_string()]
         } else {
-            eprintln!("loading gen_dataset.py --scale {scale} ...");
+            eprintln!("loading the sample dataset, scale {scale} ...");
             common::load_dataset(&server.uri, scale);
             vec!["shop".to_string(), "logs".to_string()]
         };
-        println!("\n### dump, gen_dataset.py --scale {scale} (best of {reps})\n");
+        println!("\n### dump, sample dataset, scale {scale} (best of {reps})\n");
         let best = |f: &dyn Fn() -> Row| -> Row {
             let mut rows: Vec<Row> = (0..reps).map(|_| f()).collect();
             rows.sort_by(|a, b| a.wall.total_cmp(&b.wall));

@@ -3,7 +3,7 @@
 //! `insert_many` at the same parallelism, then the same indexes built.
 //!
 //! Starts a throwaway SecantusDB server (or uses `OXIDUMP_BENCH_URI`), loads
-//! `../shared/bench/gen_dataset.py --scale S` (`OXIDUMP_BENCH_SCALE`, default 0.5),
+//! the sample dataset (`oxidump-sample dataset --scale S`) (`OXIDUMP_BENCH_SCALE`, default 0.5),
 //! dumps it once to OXD and to a mongodump archive, then measures restores into fresh
 //! databases: from OXD with indexes created before the data (the default) and built
 //! after each collection's data, from the mongodump archive, and from OXD without
@@ -194,7 +194,7 @@ fn main() {
     let server = common::server();
     let scale = std::env::var("OXIDUMP_BENCH_SCALE").unwrap_or_else(|_| "0.5".into());
     if std::env::var("OXIDUMP_BENCH_URI").is_err() {
-        eprintln!("loading gen_dataset.py --scale {scale} ...");
+        eprintln!("loading the sample dataset, scale {scale} ...");
         common::load_dataset(&server.uri, &scale);
     }
     let work = tempfile::tempdir().expect("tempdir");
@@ -273,7 +273,7 @@ fn main() {
     let rows = rows.into_iter().map(|r| r.expect("one run"));
     let target = base.0 + base.1;
     println!(
-        "\n### restore, gen_dataset.py --scale {scale}: {:.0} MB raw, -j {jobs}, {workers} inserters per collection (best of {reps})\n",
+        "\n### restore, sample dataset, scale {scale}: {:.0} MB raw, -j {jobs}, {workers} inserters per collection (best of {reps})\n",
         loaded.bytes as f64 / 1e6
     );
     println!(

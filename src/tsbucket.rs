@@ -1642,7 +1642,7 @@ mod tests {
     fn mongodump_fixture_unpacks_to_the_manifest_digest() {
         let buckets = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/mongodump-100.18/dir/edge/system.buckets.series.bson"
+            "/tests/fixtures/mongodump-100.18/dir/edge/system.buckets.series.bson"
         ))
         .unwrap();
         let mut all = Vec::new();
@@ -2929,7 +2929,7 @@ mod tests {
         mutate_everywhere(&rich_bucket(), "t", Some("m"), 1);
         let series = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/mongodump-100.18/dir/edge/system.buckets.series.bson"
+            "/tests/fixtures/mongodump-100.18/dir/edge/system.buckets.series.bson"
         ))
         .unwrap();
         for b in docs_of(&series) {

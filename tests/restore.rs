@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use crate::common::private_server::PrivateServer;
 use crate::common::{
-    DbGuard, block_on, client, collection_digest, docs_digest, load_edge_corpus, oxidump, run,
-    server, shared_path,
+    DbGuard, block_on, client, collection_digest, docs_digest, fixture_path, load_edge_corpus,
+    oxidump, run, server,
 };
 
 // ---------------------------------------------------------------------------------
@@ -26,7 +26,7 @@ use crate::common::{
 // ---------------------------------------------------------------------------------
 
 /// The mongodump 100.18 fixtures.
-const FIXTURES: &str = "fixtures/mongodump-100.18";
+const FIXTURES: &str = "mongodump-100.18";
 
 /// Collections of the edge corpus that only the time-series tests look at.
 const TIME_SERIES: [&str; 2] = ["series", "system.buckets.series"];
@@ -391,15 +391,19 @@ fn time_series_round_trips_through_every_format_and_fixture() {
         inputs.push((path, src.clone(), false));
     }
     for f in ["dir", "dir-gzip", "edge.archive", "edge.archive.gz"] {
-        inputs.push((shared_path(&format!("{FIXTURES}/{f}")), "edge".into(), true));
+        inputs.push((
+            fixture_path(&format!("{FIXTURES}/{f}")),
+            "edge".into(),
+            true,
+        ));
     }
     let fixture_manifest: Value = serde_json::from_slice(
-        &fs::read(shared_path(&format!("{FIXTURES}/manifest.json"))).expect("fixture manifest"),
+        &fs::read(fixture_path(&format!("{FIXTURES}/manifest.json"))).expect("fixture manifest"),
     )
     .expect("JSON");
     let fixture_meta = fixture_metadata();
     let fixture_buckets = split_docs(
-        &fs::read(shared_path(&format!(
+        &fs::read(fixture_path(&format!(
             "{FIXTURES}/dir/edge/system.buckets.series.bson"
         )))
         .expect("the fixture's buckets"),
@@ -536,7 +540,7 @@ fn without_ids(docs: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
 
 /// Per collection of the fixture, its `*.metadata.json` (Extended JSON) by name.
 fn fixture_metadata() -> BTreeMap<String, Document> {
-    let dir = shared_path(&format!("{FIXTURES}/dir/edge"));
+    let dir = fixture_path(&format!("{FIXTURES}/dir/edge"));
     let mut out = BTreeMap::new();
     for entry in fs::read_dir(&dir).expect("fixture dir") {
         let path = entry.expect("entry").path();
@@ -572,14 +576,14 @@ fn expected_indexes(meta: &Document) -> BTreeMap<String, String> {
 #[test]
 fn mongodump_fixtures_restore_to_their_manifest() {
     let manifest: Value = serde_json::from_slice(
-        &fs::read(shared_path(&format!("{FIXTURES}/manifest.json"))).expect("fixture manifest"),
+        &fs::read(fixture_path(&format!("{FIXTURES}/manifest.json"))).expect("fixture manifest"),
     )
     .expect("JSON");
     let meta = fixture_metadata();
     let mut guard = DbGuard::new("fixtures");
     for fixture in ["dir", "dir-gzip", "edge.archive", "edge.archive.gz"] {
         let dst = guard.add("fx");
-        let path = shared_path(&format!("{FIXTURES}/{fixture}"));
+        let path = fixture_path(&format!("{FIXTURES}/{fixture}"));
         let mut cmd = restore_cmd(
             &path,
             &[

@@ -21,10 +21,10 @@ use std::process::{Command, Stdio};
 use bson::Bson;
 use serde_json::{Value, json};
 
-use crate::common::{docs_digest, oxidump, run, shared_path};
+use crate::common::{docs_digest, fixture_path, oxidump, run};
 
 fn fixtures() -> PathBuf {
-    shared_path("fixtures/mongodump-100.18")
+    fixture_path("mongodump-100.18")
 }
 
 /// The four forms of the fixture: file or directory name under `fixtures()`.

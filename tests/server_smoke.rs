@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use bson::{Document, doc};
 
 use crate::common::{
-    DbGuard, block_on, client, collection_digest, docs_digest, load_edge_corpus, oxidump, run,
-    server, shared_path,
+    DbGuard, block_on, client, collection_digest, docs_digest, fixture_path, load_edge_corpus,
+    oxidump, run, server,
 };
 
 #[test]
@@ -43,7 +43,7 @@ fn edge_corpus_loads_with_the_fixture_namespaces() {
     // The same namespaces as the corpus the mongodump fixtures were made from (loaded
     // into `edge`); contents differ (fresh ObjectIds), names must not.
     let fixture: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(shared_path("fixtures/mongodump-100.18/manifest.json"))
+        &std::fs::read(fixture_path("mongodump-100.18/manifest.json"))
             .expect("read the fixture manifest"),
     )
     .expect("fixture manifest is JSON");

@@ -6,92 +6,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use bson::{Binary, DateTime, Decimal128, doc, oid::ObjectId, spec::BinarySubtype};
-
-/// A small deterministic generator (xorshift), so every run measures the same bytes.
-#[derive(Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-const WORDS: [&str; 26] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
-];
-
-fn words(r: &mut Rng, n: usize) -> String {
-    (0..n)
-        .map(|_| WORDS[r.below(26) as usize])
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Documents shaped like `../shared/bench/gen_dataset.py` (users, orders, blobs,
-/// events in its proportions), about `target` bytes of raw BSON, concatenated.
+/// About `target` bytes of raw BSON documents shaped like the sample dataset
+/// ([`oxidump_sample::dataset`]: users, orders, blobs in its proportions), concatenated.
 /// Used when no real dataset is given.
 pub fn synthetic(target: usize) -> Vec<u8> {
-    let mut r = Rng::new(7);
-    let mut out = Vec::with_capacity(target + (1 << 20));
-    let epoch = 1_577_836_800_000i64;
-    let mut i = 0u64;
-    while out.len() < target {
-        let d = match i % 20 {
-            0..=4 => {
-                let bio_len = 10 + r.below(50) as usize;
-                let bio = words(&mut r, bio_len);
-                doc! {
-                    "_id": ObjectId::from_bytes({ let mut b = [0u8; 12]; b[..8].copy_from_slice(&r.next().to_be_bytes()); b }),
-                    "email": format!("user{i}@example{}.com", r.below(100)),
-                    "name": {"first": WORDS[r.below(26) as usize], "last": WORDS[r.below(26) as usize]},
-                    "age": (18 + r.below(72)) as i32,
-                    "country": (["DE", "FR", "US", "JP", "BR", "IN"][r.below(6) as usize]),
-                    "tags": (0..1 + r.below(5)).map(|_| WORDS[r.below(26) as usize]).collect::<Vec<_>>(),
-                    "created": DateTime::from_millis(epoch + r.below(100_000_000_000) as i64),
-                    "balance": format!("{}.{:02}", r.below(10_000_000), r.below(100)).parse::<Decimal128>().unwrap(),
-                    "score": (r.below(1_000_000) as f64) / 1000.0,
-                    "visits": r.below(1_000_000_000_000) as i64,
-                    "address": {"street": format!("{} {} street", r.below(999), WORDS[r.below(26) as usize]), "zip": format!("{:05}", r.below(100_000)),
-                                "geo": {"type": "Point", "coordinates": [r.below(360) as f64 - 180.0, r.below(180) as f64 - 90.0]}},
-                    "bio": bio,
-                }
-            }
-            5..=18 => doc! {
-                "_id": i as i64,
-                "user_id": r.below(1_000_000) as i32,
-                "ts": DateTime::from_millis(epoch + i as i64 * 37),
-                "status": (["new", "paid", "shipped", "delivered", "returned"][r.below(5) as usize]),
-                "items": (0..1 + r.below(3)).map(|_| doc! {"sku": format!("SKU-{}", r.below(100_000)), "qty": (1 + r.below(4)) as i32, "price": r.below(50_000) as f64 / 100.0}).collect::<Vec<_>>(),
-                "total": r.below(200_000) as f64 / 100.0,
-            },
-            _ => {
-                let mut data = r.bytes(8192);
-                let w = WORDS[r.below(26) as usize].repeat(8192 / 4 + 1);
-                data.extend_from_slice(&w.as_bytes()[..8192]);
-                doc! {"_id": format!("blob-{i:08}"), "name": format!("file{i}.bin"), "len": 16384,
-                "data": Binary { subtype: BinarySubtype::Generic, bytes: data }}
-            }
-        };
-        out.extend(bson::serialize_to_vec(&d).expect("serialize"));
-        i += 1;
-    }
-    out
+    oxidump_sample::dataset::synthetic(target, 7)
 }
 
 /// The benchmark corpus: the documents of the backup named by `OXIDUMP_BENCH_DATA`
@@ -112,7 +31,7 @@ pub fn corpus(default_bytes: usize) -> (Vec<u8>, String) {
     (
         synthetic(default_bytes),
         format!(
-            "synthetic documents shaped like gen_dataset.py ({} MB)",
+            "synthetic documents shaped like the sample dataset ({} MB)",
             default_bytes >> 20
         ),
     )
@@ -286,17 +205,25 @@ pub fn server() -> BenchServer {
     }
 }
 
-/// Loads `gen_dataset.py --scale scale` into the server.
+/// Loads the sample dataset ([`oxidump_sample::dataset`]) at `scale` into the server,
+/// with a progress bar.
 pub fn load_dataset(uri: &str, scale: &str) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/gen_dataset.py");
-    let st = std::process::Command::new("python3")
-        .arg(script)
-        .arg(uri)
-        .args(["--scale", scale])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("python3 gen_dataset.py (run scripts/setup for pymongo)");
-    assert!(st.success(), "loading the dataset failed");
+    let scale: f64 = scale
+        .parse()
+        .unwrap_or_else(|_| panic!("scale {scale:?} is not a number"));
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let client = mongodb::Client::with_uri_str(uri).await.expect("connect");
+        let opts = oxidump_sample::dataset::DatasetOptions {
+            scale,
+            progress: true,
+            ..Default::default()
+        };
+        oxidump_sample::dataset::load(&client, &opts)
+            .await
+            .unwrap_or_else(|e| panic!("loading the sample dataset failed: {e}"));
+        client.shutdown().await;
+    });
 }
 
 /// Whether the binary runs as a benchmark (`cargo bench` passes `--bench`); under

@@ -167,7 +167,7 @@ mod tests {
         // Every collection of the fixture dump, as named by mongodump 100.18.
         let dir = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/fixtures/mongodump-100.18/dir/edge"
+            "/tests/fixtures/mongodump-100.18/dir/edge"
         );
         let names = [
             ("with space", "with+space"),

@@ -18,7 +18,7 @@ use crate::source::{Chunk, Source};
 
 pub(crate) const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/mongodump-100.18"
+    "/tests/fixtures/mongodump-100.18"
 );
 
 pub(crate) fn fixture(rel: &str) -> PathBuf {

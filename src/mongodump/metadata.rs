@@ -285,7 +285,7 @@ mod tests {
 
     const DIR: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/mongodump-100.18/dir/edge"
+        "/tests/fixtures/mongodump-100.18/dir/edge"
     );
 
     fn fixture_metadata_files() -> Vec<std::path::PathBuf> {

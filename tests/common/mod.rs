@@ -1,20 +1,17 @@
 //! Helpers shared by the integration tests: the test server ([`server`]), database names
 //! that cannot collide ([`unique_db`], [`DbGuard`]), content digests comparable with the
-//! dataset generators' manifests, and running the `oxidump` binary.
+//! fixtures' manifests, and running the `oxidump` binary.
 
 pub mod private_server;
 pub mod server;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bson::{RawDocumentBuf, doc};
-use futures_util::TryStreamExt as _;
-use sha2::{Digest as _, Sha256};
+use bson::doc;
 
 pub use server::{TestServer, block_on, client, server};
 
@@ -126,73 +123,42 @@ impl Drop for DbGuard {
     }
 }
 
-/// Count and hex sha256 of a collection's documents, computed as the dataset generators'
-/// manifests are (`../shared/bench/gen_edge_cases.py`): the raw bytes of every document,
-/// sorted bytewise, concatenated. Equal digests mean the same documents, byte for byte,
-/// in any order.
+/// Count and hex sha256 of a collection's documents ([`oxidump_sample::digest`]): the raw
+/// bytes of every document, sorted bytewise, concatenated. Equal digests mean the same
+/// documents, byte for byte, in any order; the fixtures' `manifest.json` uses the same.
 pub fn collection_digest(db: &str, coll: &str) -> (u64, String) {
-    let coll = client().database(db).collection::<RawDocumentBuf>(coll);
-    let docs: Vec<Vec<u8>> = block_on(async {
-        coll.find(doc! {})
-            .await?
-            .map_ok(RawDocumentBuf::into_bytes)
-            .try_collect()
-            .await
-    })
-    .unwrap_or_else(|e| panic!("cannot read {db}.{}: {e}", coll.name()));
-    docs_digest(docs)
+    let database = client().database(db);
+    let d = block_on(oxidump_sample::digest::collection_digest(&database, coll))
+        .unwrap_or_else(|e| panic!("cannot read {db}.{coll}: {e}"));
+    (d.count, d.sha256)
 }
 
 /// [`collection_digest`] of a list of raw BSON documents.
 pub fn docs_digest(docs: impl IntoIterator<Item = Vec<u8>>) -> (u64, String) {
-    let mut docs: Vec<Vec<u8>> = docs.into_iter().collect();
-    docs.sort_unstable();
-    let mut hash = Sha256::new();
-    for doc in &docs {
-        hash.update(doc);
-    }
-    let mut hex = String::with_capacity(64);
-    for byte in hash.finalize() {
-        write!(hex, "{byte:02x}").expect("writing to a String");
-    }
-    (docs.len() as u64, hex)
+    let d = oxidump_sample::digest::docs_digest(docs);
+    (d.count, d.sha256)
 }
 
-/// A path in the material shared beside the checkout (`../shared`): fixtures, dataset
-/// generators.
-pub fn shared_path(relative: &str) -> PathBuf {
+/// A path under the repository's test fixtures (`tests/fixtures/`), for example
+/// `mongodump-100.18/manifest.json`: real mongodump 100.18 output and its manifest.
+pub fn fixture_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
+        .join("tests/fixtures")
         .join(relative)
 }
 
-/// Loads the BSON edge-case corpus (every BSON type, every collection shape) into `db`
-/// on the test server, replacing whatever `db` held, and returns the generator's
-/// manifest: `{"<db>.<coll>": {"count": N, "sha256": HEX}}`, and `{"type": "view"}` for
-/// views. Needs python3 with pymongo (`scripts/setup` installs it).
+/// Loads the BSON edge-case corpus ([`oxidump_sample::edge`]: every BSON type, every
+/// collection shape) into `db` on the test server, replacing whatever `db` held, and
+/// returns its manifest: `{"<db>.<coll>": {"count": N, "sha256": HEX}}`, and
+/// `{"type": "view"}` for views.
 pub fn load_edge_corpus(db: &str) -> serde_json::Value {
-    let script = shared_path("bench/gen_edge_cases.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&server().uri)
-        .args(["--db", db])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 {}: {e}", script.display()));
-    if !out.status.success() {
-        panic!(
-            "{} --db {db} failed ({}); scripts/setup installs what it needs\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{} printed no JSON manifest ({e}):\n{}",
-            script.display(),
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    let client = client();
+    block_on(oxidump_sample::edge::load(
+        &client,
+        db,
+        oxidump_sample::edge::SEED,
+    ))
+    .unwrap_or_else(|e| panic!("cannot load the edge-case corpus into {db}: {e}"))
 }
 
 /// The `oxidump` binary under test. `MONGODB_URI` is removed from its environment (the
