@@ -19,5 +19,7 @@ mod fuzz_regressions;
 mod restore;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
 mod roundtrip;
+/// The repository stands alone: no path leaves it, no Python is needed, the fixtures are inside.
+mod self_contained;
 /// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
 mod vectors;
