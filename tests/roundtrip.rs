@@ -1,4 +1,4 @@
-//! Round trips over real mongodump output (`../shared/fixtures/mongodump-100.18/`: a
+//! Round trips over real mongodump output (`tests/fixtures/mongodump-100.18/`: a
 //! directory, a directory of gzipped files, an archive and a gzipped archive, all of the
 //! edge-case database) through the `oxidump` binary.
 //!
