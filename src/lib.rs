@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod commands;
 pub mod connect;
 pub mod docs;
+pub mod drill;
 pub mod dump;
 pub mod extjson;
 pub mod gzip;
