@@ -217,13 +217,7 @@ fn main() {
         print(&rows, baseline);
         if std::env::var("OXIDUMP_BENCH_URI").is_err() {
             // Next scale starts from an empty server.
-            let _ = std::process::Command::new("python3")
-                .args([
-                    "-c",
-                    "import sys; from pymongo import MongoClient; c = MongoClient(sys.argv[1]); [c.drop_database(d) for d in ('shop', 'logs')]",
-                    &server.uri,
-                ])
-                .status();
+            common::drop_databases(&server.uri, "", &["shop", "logs"]);
         }
     }
 }

@@ -22,16 +22,7 @@ use bson::{Bson, Document, RawDocumentBuf, doc};
 use oxidump::source::Chunk;
 
 fn drop_dbs(uri: &str, prefix: &str) {
-    let st = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import sys; from pymongo import MongoClient; c = MongoClient(sys.argv[1]); [c.drop_database(d) for d in c.list_database_names() if d.startswith(sys.argv[2])]",
-            uri,
-            prefix,
-        ])
-        .status()
-        .expect("python3");
-    assert!(st.success());
+    common::drop_databases(uri, prefix, &[]);
 }
 
 struct Loaded {

@@ -226,6 +226,25 @@ pub fn load_dataset(uri: &str, scale: &str) {
     });
 }
 
+/// Drops every database whose name starts with `prefix` (or equals one of `names`).
+pub fn drop_databases(uri: &str, prefix: &str, names: &[&str]) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(async {
+        let client = mongodb::Client::with_uri_str(uri).await.expect("connect");
+        let all = client.list_database_names().await.expect("listDatabases");
+        for db in all {
+            if (!prefix.is_empty() && db.starts_with(prefix)) || names.contains(&db.as_str()) {
+                client
+                    .database(&db)
+                    .drop()
+                    .await
+                    .unwrap_or_else(|e| panic!("dropping {db}: {e}"));
+            }
+        }
+        client.shutdown().await;
+    });
+}
+
 /// Whether the binary runs as a benchmark (`cargo bench` passes `--bench`); under
 /// `cargo test` the benchmarks only check that they build.
 pub fn benchmarking() -> bool {
