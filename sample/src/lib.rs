@@ -6,7 +6,9 @@
 //!   collection shape (capped, clustered, time-series, validated, collated, views, odd
 //!   names, empty, large documents), with users and roles;
 //! - [`digest`]: count and sha256 of a collection's documents in any order, and the
-//!   comparison of two databases collection by collection.
+//!   comparison of two databases collection by collection;
+//! - [`tsfixtures`]: the time-series fixtures of the bucket unpacker's tests, made on a
+//!   real server.
 //!
 //! Everything is deterministic from a seed: the same seed loads the same bytes (except
 //! what the server itself adds, such as time-series bucket ids).
@@ -15,6 +17,7 @@ pub mod dataset;
 pub mod digest;
 pub mod edge;
 pub mod rng;
+pub mod tsfixtures;
 
 /// What can go wrong while loading or reading sample data.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +30,15 @@ pub enum SampleError {
         /// The driver's error.
         #[source]
         source: mongodb::error::Error,
+    },
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
     },
     /// A document could not be encoded.
     #[error("cannot encode a document of {ns}: {source}")]

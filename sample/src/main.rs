@@ -54,6 +54,15 @@ enum Command {
         #[arg(long, default_value_t = edge::SEED)]
         seed: u64,
     },
+    /// Regenerate the time-series fixtures of the bucket unpacker's tests
+    /// (`tests/data/tsbucket/`) on a server: buckets and measurements of six collections.
+    TsFixtures {
+        /// Connection string of the server (a scratch database is created and dropped).
+        uri: String,
+        /// Where to write the `.bson` files.
+        #[arg(long, default_value = "tests/data/tsbucket")]
+        out: std::path::PathBuf,
+    },
     /// Print the manifest of a database (count and sha256 of every collection) as JSON.
     Manifest {
         /// Connection string of the server.
@@ -134,6 +143,14 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error>> {
             let client = connect(&uri).await?;
             let manifest = edge::load(&client, &db, seed).await?;
             println!("{}", serde_json::to_string_pretty(&manifest)?);
+            client.shutdown().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::TsFixtures { uri, out } => {
+            let client = connect(&uri).await?;
+            for (name, n) in oxidump_sample::tsfixtures::generate(&client, &out).await? {
+                eprintln!("{name}: {n} measurements");
+            }
             client.shutdown().await;
             Ok(ExitCode::SUCCESS)
         }

@@ -613,7 +613,9 @@ pub fn render(r: &DrillReport) -> String {
             "differs" => "DIFF",
             _ => "FAIL",
         };
-        let docs = if n.backup_documents == n.server_documents {
+        let docs = if n.kind == "view" {
+            "definition".to_string()
+        } else if n.backup_documents == n.server_documents {
             format!("{} documents", thousands(n.backup_documents))
         } else {
             format!(
