@@ -607,6 +607,9 @@ pub fn render(r: &DrillReport) -> String {
         r.backup.display(),
         r.target
     );
+    if let Some(p) = &r.prefix {
+        let _ = writeln!(s, "  restored into scratch databases {p}<db>");
+    }
     for n in &r.namespaces {
         let verdict = match n.status.as_str() {
             "match" => "ok  ",
@@ -624,12 +627,13 @@ pub fn render(r: &DrillReport) -> String {
                 thousands(n.server_documents)
             )
         };
-        let shown = if n.target == n.source {
+        // A drill's targets are the sources under the prefix the header names.
+        let shown = if n.target == n.source || r.prefix.is_some() {
             n.source.clone()
         } else {
             format!("{} -> {}", n.source, n.target)
         };
-        let timing = if r.command == "test-restore" {
+        let timing = if r.command == "test-restore" && n.kind != "view" {
             format!(", restored in {:.1} s", n.restore_seconds)
         } else {
             String::new()
