@@ -227,7 +227,7 @@ fn main() {
         (
             &oxd,
             &["--index-build", "before"],
-            "oxidump restore OXD --index-build before (default)",
+            "oxidump restore OXD --index-build before (auto, the default, on SecantusDB)",
         ),
         (
             &oxd,

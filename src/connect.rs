@@ -257,6 +257,8 @@ pub struct ServerInfo {
     pub max_message_size: i64,
     /// `maxWriteBatchSize`.
     pub max_write_batch: i64,
+    /// `buildInfo.secantusVersion`: set when the server is SecantusDB, not mongod.
+    pub secantus_version: Option<String>,
 }
 
 impl ServerInfo {
@@ -305,6 +307,7 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, mongodb::error::
         max_bson_size: num(&hello, "maxBsonObjectSize", 16 * 1024 * 1024),
         max_message_size: num(&hello, "maxMessageSizeBytes", 48_000_000),
         max_write_batch: num(&hello, "maxWriteBatchSize", 100_000),
+        secantus_version: build.get_str("secantusVersion").ok().map(str::to_string),
     })
 }
 

@@ -251,10 +251,11 @@ struct RestoreArgs {
     /// Print the plan (source -> target, documents, indexes, options, drops) and write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// When to build secondary indexes: create them before inserting (default), build
-    /// each collection's as soon as its data is in (often the faster on mongod), or skip
-    /// them. The README's benchmarks compare the two.
-    #[arg(long, value_enum, default_value_t = IndexBuildArg::Before)]
+    /// When to build secondary indexes: auto (default) picks the faster for the target,
+    /// after the data on mongod (it sorts a bulk load's keys in one pass, as mongorestore
+    /// relies on) and before it on SecantusDB; or always before inserting, after each
+    /// collection's data, or skip them. The README's benchmarks compare the modes.
+    #[arg(long, value_enum, default_value_t = IndexBuildArg::Auto)]
     index_build: IndexBuildArg,
     /// Collections restored at once.
     #[arg(short = 'j', long = "jobs", default_value_t = oxidump::restore::DEFAULT_JOBS)]
@@ -318,7 +319,7 @@ struct DrillArgs {
     #[arg(long)]
     keep: bool,
     /// test-restore: when to build secondary indexes, as restore does.
-    #[arg(long, value_enum, default_value_t = IndexBuildArg::Before)]
+    #[arg(long, value_enum, default_value_t = IndexBuildArg::Auto)]
     index_build: IndexBuildArg,
     /// test-restore: collections restored at once.
     #[arg(short = 'j', long = "jobs", default_value_t = oxidump::restore::DEFAULT_JOBS)]
@@ -342,6 +343,8 @@ enum IndexBuildArg {
     Before,
     /// Do not build secondary indexes.
     Skip,
+    /// After the data on mongod, before it on SecantusDB.
+    Auto,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -541,6 +544,7 @@ fn drill(a: DrillArgs, test_restore: bool) -> anyhow::Result<Outcome> {
             IndexBuildArg::After => oxidump::restore::IndexBuild::After,
             IndexBuildArg::Before => oxidump::restore::IndexBuild::Before,
             IndexBuildArg::Skip => oxidump::restore::IndexBuild::Skip,
+            IndexBuildArg::Auto => oxidump::restore::IndexBuild::Auto,
         },
         jobs: a.jobs,
     };
@@ -604,6 +608,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             IndexBuildArg::After => IndexBuild::After,
             IndexBuildArg::Before => IndexBuild::Before,
             IndexBuildArg::Skip => IndexBuild::Skip,
+            IndexBuildArg::Auto => IndexBuild::Auto,
         },
         jobs: a.jobs,
         workers: a.workers_per_collection,

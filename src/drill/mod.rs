@@ -124,7 +124,7 @@ impl Default for DrillOptions {
             renames: Vec::new(),
             prefix: None,
             keep: false,
-            index_build: IndexBuild::Before,
+            index_build: IndexBuild::Auto,
             jobs: restore::DEFAULT_JOBS,
         }
     }

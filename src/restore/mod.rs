@@ -47,10 +47,35 @@ use plan::{Existing, PlanInput, RestorePlanError, Target};
 pub enum IndexBuild {
     /// After each collection's data, while other collections still load.
     After,
-    /// Before its data (default: the faster on SecantusDB, see the README's benchmarks).
+    /// Before its data.
     Before,
     /// Not at all.
     Skip,
+    /// The faster for the target (default): after the data on mongod, which sorts the
+    /// keys of a bulk load in one pass (what mongorestore does too); before on
+    /// SecantusDB, which measured faster that way (see the README's benchmarks).
+    Auto,
+}
+
+impl IndexBuild {
+    /// The mode to use on `server`: [`IndexBuild::Auto`] resolved, the others as they are.
+    pub fn resolve(self, server: &ServerInfo) -> IndexBuild {
+        match self {
+            IndexBuild::Auto if server.secantus_version.is_some() => IndexBuild::Before,
+            IndexBuild::Auto => IndexBuild::After,
+            other => other,
+        }
+    }
+
+    /// The mode's name, as the command line spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexBuild::After => "after",
+            IndexBuild::Before => "before",
+            IndexBuild::Skip => "skip",
+            IndexBuild::Auto => "auto",
+        }
+    }
 }
 
 /// Everything `restore` needs; the CLI fills it.
@@ -104,7 +129,7 @@ impl Default for RestoreOptions {
             renames: Vec::new(),
             existing: Existing::Refuse,
             dry_run: false,
-            index_build: IndexBuild::Before,
+            index_build: IndexBuild::Auto,
             jobs: DEFAULT_JOBS,
             workers: DEFAULT_WORKERS,
             bypass_validation: false,
@@ -230,6 +255,8 @@ pub struct RestoreReport {
     pub server_version: String,
     /// Whether nothing was written (`--dry-run`).
     pub dry_run: bool,
+    /// When secondary indexes were built (`auto` resolved for the target).
+    pub index_build: String,
     /// Per namespace, in backup order.
     pub namespaces: Vec<NsReport>,
     /// Documents inserted.
@@ -397,6 +424,7 @@ pub async fn run(
             what: "reading server information".into(),
             source,
         })?;
+    let index_build = opts.index_build.resolve(&server);
     let (targets, mut warnings) = plan::plan(
         &client,
         PlanInput {
@@ -434,6 +462,7 @@ pub async fn run(
         target: connect::redact_uri(&opts.uri),
         server_version: server.version.clone(),
         dry_run: opts.dry_run,
+        index_build: index_build.as_str().to_string(),
         ..RestoreReport::default()
     };
     report.namespaces = targets
@@ -449,7 +478,7 @@ pub async fn run(
             },
             message: t.skip.clone(),
             expected: t.documents,
-            indexes: if opts.index_build == IndexBuild::Skip {
+            indexes: if index_build == IndexBuild::Skip {
                 Vec::new()
             } else {
                 t.indexes.clone()
@@ -482,7 +511,7 @@ pub async fn run(
         workers: opts.workers,
         batch_docs: (ctx_max_batch(&client).await).unwrap_or(100_000),
         batch_bytes,
-        index_build: opts.index_build,
+        index_build,
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
         overall: progress.bytes((total > 0).then_some(total), "restore"),
         progress: progress.clone(),
@@ -1303,5 +1332,28 @@ impl TsFallback {
             }
         }
         Ok((out, buckets, measurements))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_index_build_is_after_on_mongod_and_before_on_secantus() {
+        let mongod = ServerInfo {
+            version: "8.0.4".into(),
+            ..ServerInfo::default()
+        };
+        let secantus = ServerInfo {
+            secantus_version: Some("0.5.3".into()),
+            ..mongod.clone()
+        };
+        assert_eq!(IndexBuild::Auto.resolve(&mongod), IndexBuild::After);
+        assert_eq!(IndexBuild::Auto.resolve(&secantus), IndexBuild::Before);
+        for explicit in [IndexBuild::After, IndexBuild::Before, IndexBuild::Skip] {
+            assert_eq!(explicit.resolve(&mongod), explicit);
+            assert_eq!(explicit.resolve(&secantus), explicit);
+        }
     }
 }
