@@ -376,13 +376,9 @@ impl<R: Read + Send> OxdSource<R> {
     }
 
     fn err(&self, e: Error) -> SourceError {
-        let mut message = e.to_string();
-        for (i, n) in self.names.iter().enumerate() {
-            message = message.replace(&format!("of namespace {i}"), &format!("of {n}"));
-        }
         SourceError::Corrupt {
             path: self.path.clone(),
-            message,
+            message: super::name_namespaces(&e.to_string(), |i| self.names.get(i).cloned()),
         }
     }
 
@@ -848,10 +844,9 @@ impl NsSource {
     /// What is wrong with a frame, naming its namespace (without the offset, which the
     /// error carries separately).
     fn describe(&self, e: &Error) -> String {
-        e.kind.to_string().replace(
-            &format!("of namespace {}", self.ns),
-            &format!("of {}", self.catalog.namespaces[self.ns].full_name()),
-        )
+        super::name_namespaces(&e.kind.to_string(), |i| {
+            self.catalog.namespaces.get(i).map(|n| n.full_name())
+        })
     }
 
     fn step(&mut self) -> Result<Option<Chunk>, SourceError> {
