@@ -56,6 +56,13 @@ pub enum CatError {
     Write(#[from] io::Error),
 }
 
+impl CatError {
+    /// Whether the backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, CatError::Source(e) if e.is_damage())
+    }
+}
+
 /// Finds `ns` (`db.collection`, or `db.system.buckets.X` for time-series `X`).
 pub fn find_ns(catalog: &Catalog, path: &Path, ns: &str) -> Result<usize, CatError> {
     if let Some(i) = catalog.find_full(ns) {

@@ -48,6 +48,13 @@ pub enum ConvertError {
     Usage(String),
 }
 
+impl ConvertError {
+    /// Whether the input backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, ConvertError::Source(e) if e.is_damage())
+    }
+}
+
 /// What was converted.
 #[derive(Debug, Clone, Default)]
 pub struct ConvertStats {

@@ -160,6 +160,13 @@ pub enum RestoreError {
     Interrupted,
 }
 
+impl RestoreError {
+    /// Whether the backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, RestoreError::Source(e) if e.is_damage())
+    }
+}
+
 /// Outcome of one namespace.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct NsReport {
