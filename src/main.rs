@@ -1,7 +1,6 @@
 //! The `oxidump` command line: parses arguments with clap, turns them into the
 //! library's option structs, runs one command and maps the outcome to an exit code
-//! (0 success, 1 the data is corrupt, incomplete or was not fully processed, 2 usage
-//! or I/O error).
+//! (see [`EXIT_STATUS`]).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -21,11 +20,19 @@ use oxidump::progress::Progress;
 /// gzipped. Input formats are detected from the bytes; `-` means standard input or
 /// output.
 #[derive(Parser)]
-#[command(name = "oxidump", version, about, long_about, max_term_width = 100)]
+#[command(name = "oxidump", version, about, long_about, max_term_width = 100, after_long_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The exit status rule, the same for every command.
+const EXIT_STATUS: &str = "Exit status (every command):
+  0  success: everything asked for was done
+  1  the data is damaged or incomplete: a corrupt or truncated backup (what is intact is
+     still listed, extracted or restored), or a dump or restore that did not get everything
+  2  it is not ours, or a usage or I/O error: not a backup, bad options, unreachable server,
+     a full disk, an output closed by its reader before the end";
 
 #[derive(Subcommand)]
 enum Command {
@@ -291,8 +298,10 @@ enum FormatArg {
 /// How a command ended.
 enum Outcome {
     Ok,
-    /// The data is corrupt, incomplete, or was not fully processed.
+    /// The data is damaged or incomplete, or was not fully processed (exit 1).
     Failed,
+    /// An error already reported on standard error (exit 2).
+    Reported,
 }
 
 fn main() -> ExitCode {
@@ -300,30 +309,58 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Reported) => ExitCode::from(2),
         Err(e) => {
-            if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("oxidump: error: {e:#}");
-            ExitCode::from(2)
+            eprintln!("oxidump: error: {}", render_error(&e));
+            ExitCode::from(exit_code(&e))
         }
     }
 }
 
+/// The error and its causes in one line, each cause once: many errors already say
+/// their cause (`path: what went wrong`), which is then not repeated.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for c in e.chain().skip(1) {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+    }
+    s
+}
+
+/// 1 when the error is damaged or incomplete data, 2 otherwise (see [`EXIT_STATUS`]).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let damage = e.chain().any(|c| {
+        c.downcast_ref::<oxidump::source::SourceError>()
+            .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<cat::CatError>()
+                .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<convert::ConvertError>()
+                .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<oxidump::restore::RestoreError>()
+                .is_some_and(|e| e.is_damage())
+    });
+    if damage { 1 } else { 2 }
+}
+
 /// Writes to standard output, reporting errors (a closed pipe) instead of panicking.
 fn out(s: &str) -> io::Result<()> {
-    let mut o = io::stdout().lock();
+    let mut o = oxidump::output::StdoutSink::new();
     o.write_all(s.as_bytes())?;
     o.flush()
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<cat::CatError>()
-                .is_some_and(|ce| matches!(ce, cat::CatError::Write(io) if io.kind() == io::ErrorKind::BrokenPipe))
-    })
+/// Writes a listing for people to standard output: a reader that stops reading
+/// (`| head`) has seen what it wanted, so a closed pipe is not an error here, and
+/// only here (outputs that are data fail when their reader goes away).
+fn out_listing(s: &str) -> io::Result<()> {
+    match out(s) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }
 
 fn format_of(f: FormatArg) -> convert::OutputFormat {
@@ -491,7 +528,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if report.dry_run {
-        out(&oxidump::restore::render_plan(&report))?;
+        out_listing(&oxidump::restore::render_plan(&report))?;
     } else if !a.quiet {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
@@ -516,36 +553,48 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let opts = oxidump::verify::VerifyOptions { deep };
             let mut reports = Vec::new();
             let mut failed = false;
-            let mut io_error = None;
+            let mut unreadable = false;
             for p in &paths {
                 match verify::run(p, &opts, &progress) {
                     Ok(r) => {
                         failed |= !r.is_ok();
                         if !json {
-                            out(&verify::render_text(&r))?;
+                            out_listing(&verify::render_text(&r))?;
                         }
-                        reports.push(r);
+                        reports.push(serde_json::to_value(&r)?);
                     }
                     Err(e) => {
+                        // Damage found before the format is known counts as damage.
+                        if e.is_damage() {
+                            failed = true;
+                        } else {
+                            unreadable = true;
+                        }
                         eprintln!("oxidump: error: {e}");
-                        io_error = Some(e);
+                        reports.push(serde_json::json!({
+                            "path": p,
+                            "error": e.to_string(),
+                        }));
                     }
                 }
             }
             if json {
                 out(&(serde_json::to_string_pretty(&reports)? + "\n"))?;
             }
-            if let Some(e) = io_error {
-                return Err(e.into());
-            }
-            Ok(if failed { Outcome::Failed } else { Outcome::Ok })
+            Ok(if unreadable {
+                Outcome::Reported
+            } else if failed {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            })
         }
         Command::Ls { path, json } => {
             let l = ls::run(&path)?;
             if json {
-                out(&(serde_json::to_string_pretty(&l)? + "\n"))?;
+                out_listing(&(serde_json::to_string_pretty(&l)? + "\n"))?;
             } else {
-                out(&ls::render_text(&l))?;
+                out_listing(&ls::render_text(&l))?;
             }
             Ok(if l.complete {
                 Outcome::Ok
@@ -558,8 +607,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 CatFormatArg::Bson => cat::CatFormat::Bson,
                 CatFormatArg::Json => cat::CatFormat::Json,
             };
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut out = io::BufWriter::with_capacity(1 << 20, oxidump::output::StdoutSink::new());
             cat::run(&path, &ns, format, &mut out)?;
             out.flush().context("writing output")?;
             Ok(Outcome::Ok)

@@ -179,12 +179,95 @@ impl AtomicDir {
     }
 }
 
+/// The reader of standard output went away (a closed pipe) before the output was
+/// complete: carried as the source of an [`io::ErrorKind::BrokenPipe`] error, so that
+/// every layer above reports how far the output got.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader after {bytes} bytes: the output is incomplete")]
+pub struct OutputClosed {
+    /// Bytes the reader received before it closed.
+    pub bytes: u64,
+}
+
+/// Standard output for data: counts the bytes delivered, and turns a closed pipe into
+/// an error that says how many bytes got through ([`OutputClosed`]).
+pub struct StdoutSink {
+    out: io::Stdout,
+    written: u64,
+}
+
+impl StdoutSink {
+    /// Standard output, nothing written yet.
+    pub fn new() -> StdoutSink {
+        StdoutSink {
+            out: io::stdout(),
+            written: 0,
+        }
+    }
+
+    /// Bytes delivered so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn closed(&self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                OutputClosed {
+                    bytes: self.written,
+                },
+            )
+        } else {
+            e
+        }
+    }
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink::new()
+    }
+}
+
+impl Write for StdoutSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.out.write(buf) {
+            Ok(n) => {
+                self.written += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.closed(e)),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.closed(e))
+    }
+}
+
+/// Whether `e` (or what caused it) is standard output closed by its reader.
+pub fn is_output_closed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<OutputClosed>().is_some() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// A single-file output: a file committed atomically, or standard output (`-`).
 pub enum OutFile {
     /// A file under a temporary name until [`OutFile::commit`].
     File(AtomicFile),
     /// Standard output; [`OutFile::commit`] only flushes.
-    Stdout(BufWriter<io::Stdout>),
+    Stdout(BufWriter<StdoutSink>),
 }
 
 impl OutFile {
@@ -193,7 +276,7 @@ impl OutFile {
         if path.as_os_str() == "-" {
             Ok(OutFile::Stdout(BufWriter::with_capacity(
                 1 << 20,
-                io::stdout(),
+                StdoutSink::new(),
             )))
         } else {
             AtomicFile::create(path, overwrite).map(OutFile::File)
