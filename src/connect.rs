@@ -170,6 +170,24 @@ pub async fn connect(
     }
 }
 
+/// How long [`close`] waits for the client's last server-side work (cursors being
+/// killed, sessions ended) before it closes the connections anyway.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes a client: waits (at most [`CLOSE_TIMEOUT`]) for the cleanup of the cursors
+/// and sessions it released, ends its sessions and stops its background workers.
+/// Called once everything that used the client is over and before the async runtime
+/// is dropped, so that no driver task is cut off in the middle of a request.
+pub async fn close(client: Client) {
+    let last = client.clone();
+    if tokio::time::timeout(CLOSE_TIMEOUT, client.shutdown())
+        .await
+        .is_err()
+    {
+        last.shutdown().immediate(true).await;
+    }
+}
+
 /// The server error code of a driver error, if it carries one.
 pub fn code_of(e: &mongodb::error::Error) -> Option<i32> {
     use mongodb::error::ErrorKind;
