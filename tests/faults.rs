@@ -1,0 +1,360 @@
+//! What the binary says and exits with when something around the data goes wrong: an
+//! output closed by its reader, damaged or foreign inputs, damage read from a pipe.
+//! The exit status rule: 1 when the data is damaged or incomplete, 2 when the input is
+//! not a backup or for usage and I/O errors.
+
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use bson::doc;
+use serde_json::Value;
+
+use crate::common::oxidump;
+use oxidump::catalog::{Catalog, Namespace, NsKind, NsStatus, SourceInfo, Summary};
+use oxidump::oxd::reader::Index;
+use oxidump::oxd::writer::{OxdWriter, WriterOptions};
+
+// ---------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------
+
+/// Namespace `db.cN-data`.
+fn ns_name(n: usize) -> String {
+    format!("db.c{n}-data")
+}
+
+/// Document `i` of namespace `ns`, about `pad` bytes of letters that do not compress
+/// much.
+fn doc_of(ns: usize, i: usize, pad: usize) -> Vec<u8> {
+    let mut x = (ns as u64) << 32 | i as u64 | 1;
+    let noise: String = (0..pad)
+        .map(|_| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (b'a' + ((x >> 33) % 26) as u8) as char
+        })
+        .collect();
+    bson::serialize_to_vec(&doc! {"_id": i as i64, "ns": ns as i64, "pad": noise})
+        .expect("serialize")
+}
+
+/// An uncompressed OXD archive of `namespaces` collections [`ns_name`], each
+/// of `frames` frames of `per_frame` documents; frames are written round robin.
+fn archive(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Vec<u8> {
+    let catalog = Catalog {
+        source: SourceInfo::default(),
+        namespaces: (0..namespaces)
+            .map(|n| Namespace {
+                db: "db".into(),
+                collection: ns_name(n)["db.".len()..].to_string(),
+                kind: NsKind::Collection,
+                options: bson::Document::new(),
+                indexes: vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}],
+                uuid: None,
+            })
+            .collect(),
+    };
+    let opts = WriterOptions {
+        level: None,
+        frame_size: 1 << 20,
+        in_flight: 4,
+    };
+    let mut w = OxdWriter::new(Vec::new(), &catalog, opts).expect("manifest");
+    for f in 0..frames {
+        for n in 0..namespaces {
+            let docs: Vec<u8> = (0..per_frame)
+                .flat_map(|i| doc_of(n, f * per_frame + i, pad))
+                .collect();
+            w.write_frame(n as u32, docs, per_frame as u32)
+                .expect("frame");
+        }
+    }
+    for n in 0..namespaces {
+        w.end_namespace(n as u32, &NsStatus::Complete).expect("end");
+    }
+    w.finish(&Summary::default()).expect("finish").0
+}
+
+/// Flips a byte in the payload of frame `seq` of namespace `ns`.
+fn damage_frame(oxd: &mut [u8], ns: u32, seq: u32) {
+    let idx = Index::open(&mut std::io::Cursor::new(&*oxd)).expect("index");
+    let e = idx
+        .footer
+        .frames_of(ns)
+        .iter()
+        .find(|e| e.seq == seq)
+        .expect("frame");
+    // Past the 32-byte record header, inside the documents.
+    oxd[e.offset as usize + 100] ^= 0x55;
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, bytes).expect("write");
+    p
+}
+
+/// Runs `cmd`, its standard input from `stdin` when given, and returns the exit
+/// code, standard output and standard error.
+fn output(cmd: &mut Command, stdin: Option<&Path>) -> (i32, Vec<u8>, String) {
+    if let Some(p) = stdin {
+        cmd.stdin(Stdio::from(fs::File::open(p).expect("open")));
+    } else {
+        cmd.stdin(Stdio::null());
+    }
+    let out = cmd.output().expect("run oxidump");
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `cmd` with its standard output read for `keep` bytes and then closed.
+/// Returns the exit code, the bytes read and standard error.
+fn closed_after(cmd: &mut Command, keep: usize) -> (i32, usize, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn oxidump");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; keep];
+    let mut got = 0;
+    while got < keep {
+        match stdout.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("reading the output: {e}"),
+        }
+    }
+    drop(stdout);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        got,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The byte count of an "output was closed … after N bytes" message.
+fn closed_bytes(stderr: &str) -> u64 {
+    let at = stderr
+        .find("closed by its reader after ")
+        .unwrap_or_else(|| panic!("no closed-output message in: {stderr}"));
+    stderr[at + "closed by its reader after ".len()..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in: {stderr}"))
+}
+
+// ---------------------------------------------------------------------------------
+// A closed output
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn a_producer_whose_output_is_closed_fails_and_says_how_far_it_got() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // 4 namespaces of 6 frames of 200 documents of ~2 KB: about 10 MB.
+    let oxd = write(tmp.path(), "big.oxd", &archive(4, 6, 200, 2000));
+    let keep = 300_000;
+    for args in [
+        &["convert", "BIG", "-", "--to", "mongodump-archive", "-q"][..],
+        &["convert", "BIG", "-", "--to", "oxd", "-q"],
+        &["convert", "-", "-", "--to", "mongodump-archive", "-q"],
+        &["cat", "BIG", "--ns", "db.c2-data"],
+        &["cat", "-", "--ns", "db.c2-data", "--format", "json"],
+    ] {
+        let mut cmd = oxidump();
+        for a in args {
+            cmd.arg(if *a == "BIG" {
+                oxd.as_os_str()
+            } else {
+                a.as_ref()
+            });
+        }
+        if args[1] == "-" {
+            cmd.stdin(Stdio::from(fs::File::open(&oxd).expect("open")));
+        } else {
+            cmd.stdin(Stdio::null());
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut buf = vec![0u8; keep];
+        stdout
+            .read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("{args:?}: the first bytes: {e}"));
+        drop(stdout);
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        let n = closed_bytes(&err);
+        assert!(
+            n >= keep as u64,
+            "{args:?}: {n} bytes reported, {keep} were read: {err}"
+        );
+        assert_eq!(
+            err.matches("closed by its reader").count(),
+            1,
+            "{args:?}: {err}"
+        );
+    }
+    // Before a single byte got through.
+    let (code, got, err) = closed_after(
+        oxidump()
+            .arg("convert")
+            .arg(&oxd)
+            .args(["-", "--to", "oxd", "-q"]),
+        0,
+    );
+    assert_eq!((code, got), (2, 0), "{err}");
+    assert_eq!(closed_bytes(&err), 0, "{err}");
+}
+
+#[test]
+fn listings_for_people_may_be_cut_short() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let oxd = write(tmp.path(), "many.oxd", &archive(300, 1, 1, 10));
+    for args in [&["ls"][..], &["ls", "--json"], &["verify", "-q"]] {
+        let (code, _, err) = closed_after(oxidump().arg(args[0]).arg(&oxd).args(&args[1..]), 10);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+    let (code, _, err) = closed_after(oxidump().arg("--help"), 10);
+    assert_eq!(code, 0, "--help: {err}");
+}
+
+// ---------------------------------------------------------------------------------
+// Exit codes
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn damaged_data_exits_1_and_foreign_data_exits_2() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let good = archive(2, 2, 5, 50);
+    let verify = |p: &Path| output(oxidump().args(["verify", "-q"]).arg(p), None);
+
+    // A flipped byte anywhere in the magic: a damaged OXD archive.
+    for i in 0..8 {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut b = good.clone();
+            b[i] ^= flip;
+            let p = write(tmp.path(), "magic.oxd", &b);
+            let (code, out, err) = verify(&p);
+            let out = String::from_utf8_lossy(&out);
+            assert_eq!(code, 1, "byte {i} ^ {flip:#x}: {out}{err}");
+            assert!(out.contains("CORRUPT"), "byte {i} ^ {flip:#x}: {out}");
+        }
+    }
+    // Cut inside the magic, or just after it.
+    for n in 1..=12 {
+        let p = write(tmp.path(), "cut.oxd", &good[..n]);
+        let (code, out, err) = verify(&p);
+        assert_eq!(
+            code,
+            1,
+            "cut to {n} bytes: {}{err}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    // Not ours: random bytes, plain or gzipped, and an empty file.
+    let random: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&random).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    for (name, bytes) in [
+        ("random.bin", &random[..]),
+        ("random.bin.gz", &gz[..]),
+        ("empty", &[][..]),
+    ] {
+        let p = write(tmp.path(), name, bytes);
+        let (code, out, err) = verify(&p);
+        assert_eq!(code, 2, "{name}: {}{err}", String::from_utf8_lossy(&out));
+        assert_eq!(
+            err.matches("not a backup").count(),
+            1,
+            "{name}: said once: {err}"
+        );
+        for cmd in [&["ls"][..], &["cat", "--ns", "db.c0-data"]] {
+            let (code, _, err) = output(oxidump().arg(cmd[0]).arg(&p).args(&cmd[1..]), None);
+            assert_eq!(code, 2, "{cmd:?} {name}: {err}");
+        }
+    }
+    // With --json, the unreadable input is in the array, with its error.
+    let p = write(tmp.path(), "random.bin", &random);
+    let (code, out, _) = output(oxidump().args(["verify", "--json"]).arg(&p), None);
+    assert_eq!(code, 2);
+    let v: Value = serde_json::from_slice(&out).expect("JSON");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a backup")),
+        "{v}"
+    );
+
+    // cat of a damaged archive writes the intact frames before the damage, exits 1.
+    let mut bad = archive(2, 4, 10, 50);
+    damage_frame(&mut bad, 1, 2);
+    let p = write(tmp.path(), "bad.oxd", &bad);
+    for stdin in [false, true] {
+        let mut cmd = oxidump();
+        cmd.arg("cat");
+        cmd.arg(if stdin { Path::new("-") } else { &p });
+        cmd.args(["--ns", "db.c1-data"]);
+        let (code, out, err) = output(&mut cmd, stdin.then_some(&p));
+        assert_eq!(code, 1, "stdin {stdin}: {err}");
+        let expected: Vec<u8> = (0..20).flat_map(|i| doc_of(1, i, 50)).collect();
+        assert_eq!(
+            out, expected,
+            "stdin {stdin}: the two intact frames, byte for byte"
+        );
+    }
+
+    // Usage errors exit 2.
+    let (code, _, _) = output(oxidump().args(["verify", "--bogus"]), None);
+    assert_eq!(code, 2);
+    // The rule is in the help.
+    let (_, help, _) = output(oxidump().arg("--help"), None);
+    let help = String::from_utf8_lossy(&help);
+    assert!(
+        help.contains("1  the data is damaged or incomplete"),
+        "{help}"
+    );
+    assert!(help.contains("2  it is not ours"), "{help}");
+}
+
+// ---------------------------------------------------------------------------------
+// Damage read from a pipe
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn damage_read_from_a_pipe_names_its_own_namespace() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // Namespaces 0..=11: the damage is in namespace 11, whose id starts with 1's.
+    let mut bad = archive(12, 3, 4, 50);
+    damage_frame(&mut bad, 11, 1);
+    let p = write(tmp.path(), "bad.oxd", &bad);
+    for stdin in [false, true] {
+        let mut cmd = oxidump();
+        cmd.arg("cat");
+        cmd.arg(if stdin { Path::new("-") } else { &p });
+        cmd.args(["--ns", &ns_name(11)]);
+        let (code, _, err) = output(&mut cmd, stdin.then_some(&p));
+        assert_eq!(code, 1, "stdin {stdin}: {err}");
+        assert!(
+            err.contains(&format!("frame 1 of {}:", ns_name(11))),
+            "stdin {stdin}: {err}"
+        );
+        assert!(!err.contains(&ns_name(1)), "stdin {stdin}: {err}");
+    }
+}
