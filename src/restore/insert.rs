@@ -91,14 +91,19 @@ pub enum InsertError {
         code: i32,
         /// Server message.
         message: String,
+        /// Documents of the batch the server inserted all the same.
+        inserted: u64,
     },
-    /// The write concern could not be satisfied.
+    /// The write concern could not be satisfied: the documents were written, but not
+    /// acknowledged as the write concern asks.
     #[error("inserting into {ns}: write concern failed: {message}")]
     WriteConcern {
         /// Target namespace.
         ns: String,
         /// Server message.
         message: String,
+        /// Documents the server reports written.
+        inserted: u64,
     },
     /// The batch is not made of whole documents (a bug: sources check framing).
     #[error("inserting into {ns}: {message}")]
@@ -108,6 +113,26 @@ pub enum InsertError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl InsertError {
+    /// Documents of the failed batch the server reports inserted, or `None` when no
+    /// answer came (the connection was lost after the batch was sent): the server may
+    /// hold none, some or all of them.
+    pub fn acknowledged(&self) -> Option<u64> {
+        match self {
+            InsertError::Refused { inserted, .. } | InsertError::WriteConcern { inserted, .. } => {
+                Some(*inserted)
+            }
+            InsertError::Driver { source, .. } => match source.kind.as_ref() {
+                ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => None,
+                _ if source.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) => None,
+                // The server answered with an error, or the batch was never sent.
+                _ => Some(0),
+            },
+            InsertError::Malformed { .. } => Some(0),
+        }
+    }
 }
 
 /// A batch of whole documents, each in its own buffer as the driver sends them.
@@ -233,6 +258,7 @@ pub fn write_concern(d: &Document) -> WriteConcern {
 fn classify(
     ns: &str,
     batch: &Batch,
+    inserted: u64,
     errors: impl IntoIterator<Item = (usize, i32, String)>,
 ) -> Result<BatchErrors, InsertError> {
     let mut errs = BatchErrors::default();
@@ -260,6 +286,7 @@ fn classify(
                     id,
                     code,
                     message,
+                    inserted,
                 });
             }
         }
@@ -297,24 +324,33 @@ pub async fn insert_batch(
         Ok(r) => Ok((r.inserted_ids.len() as u64, BatchErrors::default())),
         Err(e) => match e.kind.as_ref() {
             ErrorKind::InsertMany(im) => {
-                if let Some(wce) = &im.write_concern_error {
-                    return Err(InsertError::WriteConcern {
-                        ns,
-                        message: wce.message.clone(),
-                    });
-                }
                 let list = im.write_errors.clone().unwrap_or_default();
                 let inserted = if stop_on_error {
                     list.iter().map(|w| w.index).min().unwrap_or(batch.len()) as u64
                 } else {
                     batch.len() as u64 - (list.len() as u64).min(batch.len() as u64)
                 };
+                if let Some(wce) = &im.write_concern_error {
+                    return Err(InsertError::WriteConcern {
+                        ns,
+                        message: wce.message.clone(),
+                        inserted,
+                    });
+                }
                 let errs = classify(
                     &ns,
                     &batch,
+                    inserted,
                     list.into_iter().map(|w| (w.index, w.code, w.message)),
                 )?;
                 Ok((inserted, errs))
+            }
+            ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(wce)) => {
+                Err(InsertError::WriteConcern {
+                    ns,
+                    message: wce.message.clone(),
+                    inserted: batch.len() as u64,
+                })
             }
             _ => Err(InsertError::Driver { ns, source: e }),
         },
@@ -370,6 +406,7 @@ pub async fn insert_command(
         return Err(InsertError::WriteConcern {
             ns,
             message: wce.get_str("errmsg").unwrap_or("unknown").to_string(),
+            inserted: n,
         });
     }
     let list: Vec<(usize, i32, String)> = reply
@@ -392,7 +429,7 @@ pub async fn insert_command(
                 .collect()
         })
         .unwrap_or_default();
-    let errs = classify(&ns, batch, list)?;
+    let errs = classify(&ns, batch, n, list)?;
     Ok((n, errs))
 }
 

@@ -184,8 +184,11 @@ pub struct NsReport {
     pub message: Option<String>,
     /// Documents in the backup, when known.
     pub expected: Option<u64>,
-    /// Documents inserted.
+    /// Documents the server acknowledged as inserted.
     pub inserted: u64,
+    /// Documents sent in requests the server never answered (the connection was lost,
+    /// or the restore stopped waiting): the target may hold none, some or all of them.
+    pub unacknowledged: u64,
     /// Documents refused as duplicate keys.
     pub duplicates: u64,
     /// Documents refused by the validator.
@@ -218,7 +221,7 @@ impl NsReport {
     /// Whether everything asked for this namespace was done.
     pub fn ok(&self) -> bool {
         matches!(self.status.as_str(), "restored" | "skipped" | "planned")
-            && self.duplicates + self.invalid == 0
+            && self.duplicates + self.invalid + self.unacknowledged == 0
             && self.index_errors.is_empty()
             && self.damaged.is_empty()
     }
@@ -237,10 +240,16 @@ pub struct RestoreReport {
     pub server_version: String,
     /// Whether nothing was written (`--dry-run`).
     pub dry_run: bool,
+    /// Whether the restore was told to stop (a signal) before it was done: each
+    /// namespace's status then says what the target holds (`restored`, `interrupted`
+    /// with the acknowledged count, `not started`).
+    pub interrupted: bool,
     /// Per namespace, in backup order.
     pub namespaces: Vec<NsReport>,
-    /// Documents inserted.
+    /// Documents the server acknowledged as inserted.
     pub documents: u64,
+    /// Documents sent whose outcome is unknown (see [`NsReport::unacknowledged`]).
+    pub unacknowledged: u64,
     /// Raw bytes inserted.
     pub bytes: u64,
     /// Wall seconds of the data phase (first insert to last).
@@ -258,7 +267,7 @@ pub struct RestoreReport {
 impl RestoreReport {
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
-        self.namespaces.iter().all(NsReport::ok)
+        !self.interrupted && self.namespaces.iter().all(NsReport::ok)
     }
 }
 
@@ -269,6 +278,8 @@ enum Feed {
 }
 
 struct Ctx {
+    /// Becomes `true` when the restore is told to stop: no new request is sent.
+    stop: tokio::sync::watch::Receiver<bool>,
     client: Client,
     no_options: bool,
     preserve_uuid: bool,
@@ -398,14 +409,67 @@ pub async fn run(
     };
     let client =
         connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
-    let server = connect::server_info(&client)
+    let loaded = Loaded {
+        started,
+        filter,
+        renamer,
+        write_concern,
+        input,
+        format,
+        catalog,
+        raw_total,
+        counts,
+    };
+    let r = restore_connected(&opts, &client, loaded, progress, shutdown).await;
+    // Every task that talked to the server is over: close the client before the
+    // runtime goes, on every way out.
+    connect::close(client).await;
+    r
+}
+
+/// What is known before connecting.
+struct Loaded {
+    started: Instant,
+    filter: NsFilter,
+    renamer: Renamer,
+    write_concern: Option<Document>,
+    input: Input,
+    format: String,
+    catalog: Catalog,
+    raw_total: u64,
+    counts: Vec<Option<u64>>,
+}
+
+/// How long requests already sent may take to be answered once a restore is told to
+/// stop; what is still unanswered then is reported as unacknowledged.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn restore_connected(
+    opts: &RestoreOptions,
+    client: &Client,
+    loaded: Loaded,
+    progress: Progress,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RestoreReport, RestoreError> {
+    let Loaded {
+        started,
+        filter,
+        renamer,
+        write_concern,
+        input,
+        format,
+        catalog,
+        raw_total,
+        counts,
+    } = loaded;
+    let server = connect::server_info(client)
         .await
         .map_err(|source| RestoreError::Driver {
             what: "reading server information".into(),
             source,
         })?;
     let (targets, mut warnings) = plan::plan(
-        &client,
+        client,
         PlanInput {
             catalog: &catalog,
             counts: &counts,
@@ -466,6 +530,16 @@ pub async fn run(
             ..NsReport::default()
         })
         .collect();
+    // A write concern the server refuses is refused before anything is written.
+    if let (Some(wc), Some(t)) = (&write_concern, targets.iter().find(|t| t.skip.is_none())) {
+        plan::check_write_concern(
+            client,
+            &t.db,
+            wc,
+            opts.write_concern.as_deref().unwrap_or(""),
+        )
+        .await?;
+    }
     if opts.dry_run {
         report.warnings = warnings;
         report.seconds = started.elapsed().as_secs_f64();
@@ -476,7 +550,9 @@ pub async fn run(
         .unwrap_or(DEFAULT_BATCH_BYTES)
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total = raw_total;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
+        stop,
         client: client.clone(),
         no_options: opts.no_options,
         preserve_uuid: opts.preserve_uuid,
@@ -487,7 +563,7 @@ pub async fn run(
         bypass_validation: opts.bypass_validation,
         stop_on_error: opts.stop_on_error,
         workers: opts.workers,
-        batch_docs: (ctx_max_batch(&client).await).unwrap_or(100_000),
+        batch_docs: (ctx_max_batch(client).await).unwrap_or(100_000),
         batch_bytes,
         index_build: opts.index_build,
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
@@ -503,22 +579,57 @@ pub async fn run(
         opts.skip_corrupt,
         reports.clone(),
     );
+    tokio::pin!(work);
+    // Told to stop: no new request is sent, those already sent are answered (for at
+    // most STOP_GRACE), and the report says what the target holds.
     let data_done = tokio::select! {
-        r = work => r,
-        _ = shutdown => return Err(RestoreError::Interrupted),
-    }?;
+        r = &mut work => Some(r),
+        _ = shutdown => {
+            report.interrupted = true;
+            let _ = stop_tx.send(true);
+            tokio::time::timeout(STOP_GRACE, &mut work).await.ok()
+        }
+    };
+    let data_done = match data_done {
+        Some(r) => r?,
+        None => {
+            report.warnings.push(format!(
+                "requests sent before the stop were still unanswered after {STOP_GRACE:?}"
+            ));
+            DataDone {
+                data_seconds: 0.0,
+                data_finished: Instant::now(),
+                finished: Instant::now(),
+                warnings: Vec::new(),
+            }
+        }
+    };
     ctx.overall.finish_and_clear();
     report.namespaces = Arc::try_unwrap(reports)
         .map(|m| m.into_inner().expect("lock"))
         .unwrap_or_else(|a| a.lock().expect("lock").clone());
+    if report.interrupted {
+        for n in &mut report.namespaces {
+            match n.status.as_str() {
+                "pending" => n.status = "not started".into(),
+                "loading" | "indexing" => n.status = "interrupted".into(),
+                _ => {}
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     report.documents = report.namespaces.iter().map(|n| n.inserted).sum();
     report.bytes = report.namespaces.iter().map(|n| n.bytes).sum();
-    report.index_seconds = report.namespaces.iter().map(|n| n.index_seconds).sum();
+    report.unacknowledged = report.namespaces.iter().map(|n| n.unacknowledged).sum();
+    report.index_seconds = report
+        .namespaces
+        .iter()
+        .fold(0.0, |a, n| a + n.index_seconds);
     report.data_seconds = data_done.data_seconds;
     report.index_tail_seconds = (data_done.finished - data_done.data_finished).as_secs_f64();
     report.seconds = seconds;
     warnings.extend(data_done.warnings);
+    warnings.append(&mut report.warnings);
     report.warnings = warnings;
     Ok(report)
 }
@@ -562,6 +673,9 @@ async fn restore_all(
     order.sort_by_key(|&k| targets[k].kind == "view");
     let mut created = vec![false; targets.len()];
     for &k in &order {
+        if *ctx.stop.borrow() {
+            break;
+        }
         let t = &targets[k];
         match prepare(&ctx, t).await {
             Ok(()) => {
@@ -803,6 +917,9 @@ fn feed_stream(
             }
         };
     loop {
+        if *ctx.stop.borrow() {
+            break;
+        }
         match source.next_chunk() {
             Ok(Some(Chunk::Docs { ns, data, count })) => {
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
@@ -843,8 +960,9 @@ fn feed_stream(
         }
     }
     // Namespaces the stream never mentioned (possible only for damaged inputs).
+    let stopped = *ctx.stop.borrow();
     for (&src, &k) in by_src {
-        if !ended.contains(&src) && !senders.contains_key(&src) {
+        if !stopped && !ended.contains(&src) && !senders.contains_key(&src) {
             set(&reports, k, |r| {
                 if r.status == "pending" {
                     r.status = "failed".into();
@@ -856,6 +974,50 @@ fn feed_stream(
     drop(senders);
     let _ = start;
     (warnings, handles)
+}
+
+/// One insert request and what became of it.
+struct Sent {
+    docs: u64,
+    bytes: u64,
+    result: Result<(u64, BatchErrors), insert::InsertError>,
+}
+
+/// What the server acknowledged for one namespace, and what it never answered.
+#[derive(Default)]
+struct Tally {
+    inserted: u64,
+    bytes: u64,
+    unacknowledged: u64,
+    errors: BatchErrors,
+}
+
+impl Tally {
+    /// Counts a request: the acknowledged documents as inserted, the documents of a
+    /// request left unanswered as unacknowledged; a fatal error is kept (the first).
+    fn add(&mut self, s: Sent, fatal: &mut Option<String>) {
+        match s.result {
+            Ok((n, e)) => {
+                self.inserted += n;
+                self.bytes += if n == s.docs {
+                    s.bytes
+                } else {
+                    s.bytes * n / s.docs.max(1)
+                };
+                self.errors.merge(e);
+            }
+            Err(e) => {
+                match e.acknowledged() {
+                    Some(n) => {
+                        self.inserted += n;
+                        self.bytes += s.bytes * n / s.docs.max(1);
+                    }
+                    None => self.unacknowledged += s.docs,
+                }
+                fatal.get_or_insert(e.to_string());
+            }
+        }
+    }
 }
 
 /// Loads one namespace's documents, then builds its indexes.
@@ -893,32 +1055,21 @@ async fn run_pipeline(
     let bar = ctx.progress.docs(t.documents, t.full_name());
     let mut batcher = Batcher::new(ctx.batch_docs, ctx.batch_bytes);
     let sem = Arc::new(Semaphore::new(ctx.workers));
-    let mut inflight: JoinSet<Result<(u64, u64, BatchErrors), insert::InsertError>> =
-        JoinSet::new();
-    let mut inserted = 0u64;
-    let mut bytes = 0u64;
-    let mut errors = BatchErrors::default();
+    let mut inflight: JoinSet<Sent> = JoinSet::new();
+    let mut tally = Tally::default();
     let mut fatal: Option<String> = None;
     let mut damaged = Vec::new();
-    let collect =
-        |r: Result<
-            Result<(u64, u64, BatchErrors), insert::InsertError>,
-            tokio::task::JoinError,
-        >,
-         fatal: &mut Option<String>,
-         inserted: &mut u64,
-         bytes: &mut u64,
-         errors: &mut BatchErrors| match r.expect("insert task panicked") {
-            Ok((n, b, e)) => {
-                *inserted += n;
-                *bytes += b;
-                errors.merge(e);
-            }
-            Err(e) => {
-                fatal.get_or_insert(e.to_string());
+    let mut stop = ctx.stop.clone();
+    let mut stopped = *stop.borrow();
+    'feed: while !stopped {
+        let f = tokio::select! {
+            f = rx.recv() => f,
+            _ = stop.wait_for(|s| *s) => {
+                stopped = true;
+                break 'feed;
             }
         };
-    'feed: while let Some(f) = rx.recv().await {
+        let Some(f) = f else { break };
         let (data, _) = match f {
             Feed::Docs(d, c) => (d, c),
             Feed::Damaged(m) => {
@@ -937,7 +1088,7 @@ async fn run_pipeline(
                 if fb.mode.is_none() {
                     match fb.probe(&db, &target, &data, ctx.stop_on_error).await {
                         Ok(Some(n)) => {
-                            inserted += n;
+                            tally.inserted += n;
                             bar.inc(n);
                         }
                         Ok(None) => {
@@ -974,12 +1125,17 @@ async fn run_pipeline(
         };
         for batch in full {
             while let Some(r) = inflight.try_join_next() {
-                collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+                tally.add(r.expect("insert task panicked"), &mut fatal);
             }
-            if fatal.is_some() || (ctx.stop_on_error && errors.any()) {
+            if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
             }
             let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+            // Told to stop while waiting for a free inserter: this batch is not sent.
+            if *stop.borrow() {
+                stopped = true;
+                break 'feed;
+            }
             let (db, target, bar, overall, stop) = (
                 db.clone(),
                 target.clone(),
@@ -988,38 +1144,46 @@ async fn run_pipeline(
                 ctx.stop_on_error,
             );
             inflight.spawn(async move {
+                let docs = batch.len() as u64;
                 let b = batch.bytes as u64;
                 let r = insert::insert_batch(&db, &target, batch, stop).await;
                 drop(permit);
-                let (n, e) = r?;
-                bar.inc(n);
-                overall.inc(b);
-                Ok((n, b, e))
+                if let Ok((n, _)) = &r {
+                    bar.inc(*n);
+                    overall.inc(b);
+                }
+                Sent {
+                    docs,
+                    bytes: b,
+                    result: r,
+                }
             });
         }
     }
-    if fatal.is_none() && !(ctx.stop_on_error && errors.any()) {
+    if !stopped && fatal.is_none() && !(ctx.stop_on_error && tally.errors.any()) {
         let last = batcher.finish();
         let special = batcher.take_special();
         if let Some(batch) = last {
-            let b = batch.bytes as u64;
-            match insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await {
-                Ok((n, e)) => {
-                    inserted += n;
-                    bytes += b;
-                    bar.inc(n);
-                    ctx.overall.inc(b);
-                    errors.merge(e);
-                }
-                Err(e) => {
-                    fatal.get_or_insert(e.to_string());
-                }
+            let (docs, b) = (batch.len() as u64, batch.bytes as u64);
+            let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
+            if let Ok((n, _)) = &r {
+                bar.inc(*n);
+                ctx.overall.inc(b);
             }
+            tally.add(
+                Sent {
+                    docs,
+                    bytes: b,
+                    result: r,
+                },
+                &mut fatal,
+            );
         }
         // Documents with an empty timestamp in their first fields, one per command,
         // flagged so the server keeps the zero.
         for d in special.docs {
-            if fatal.is_some() {
+            if fatal.is_some() || *ctx.stop.borrow() {
+                stopped |= *ctx.stop.borrow();
                 break;
             }
             let b = d.as_bytes().len() as u64;
@@ -1027,23 +1191,31 @@ async fn run_pipeline(
                 bytes: b as usize,
                 docs: vec![d],
             };
-            match insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await {
-                Ok((n, e)) => {
-                    inserted += n;
-                    bytes += b;
-                    bar.inc(n);
-                    ctx.overall.inc(b);
-                    errors.merge(e);
-                }
-                Err(e) => {
-                    fatal.get_or_insert(e.to_string());
-                }
+            let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
+            if let Ok((n, _)) = &r {
+                bar.inc(*n);
+                ctx.overall.inc(b);
             }
+            tally.add(
+                Sent {
+                    docs: 1,
+                    bytes: b,
+                    result: r,
+                },
+                &mut fatal,
+            );
         }
     }
+    // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
-        collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+        tally.add(r.expect("insert task panicked"), &mut fatal);
     }
+    let Tally {
+        inserted,
+        bytes,
+        unacknowledged,
+        errors,
+    } = tally;
     // Dropping the receiver tells the reader to stop.
     drop(rx);
     bar.finish_and_clear();
@@ -1061,8 +1233,10 @@ async fn run_pipeline(
             )
         })
     });
+    let sent_any = inserted + unacknowledged + errors.duplicates + errors.invalid > 0;
     set(&reports, k, |r| {
         r.inserted = inserted;
+        r.unacknowledged = unacknowledged;
         r.bytes = bytes;
         r.duplicates = errors.duplicates;
         r.invalid = errors.invalid;
@@ -1080,6 +1254,13 @@ async fn run_pipeline(
         if let Some(m) = &failed {
             r.status = "failed".into();
             r.message = Some(m.clone());
+        } else if stopped {
+            r.status = if sent_any {
+                "interrupted"
+            } else {
+                "not started"
+            }
+            .into();
         } else {
             r.status = "indexing".into();
             if errors.any() && unpacked.0 == 0 {
@@ -1092,7 +1273,7 @@ async fn run_pipeline(
             }
         }
     });
-    if failed.is_none() && ctx.index_build == IndexBuild::After {
+    if failed.is_none() && !stopped && ctx.index_build == IndexBuild::After {
         let _p = ctx.index_sem.acquire().await.expect("semaphore open");
         let specs = spec::secondary_indexes(ns);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
@@ -1197,6 +1378,20 @@ pub fn render_summary(r: &RestoreReport) -> String {
                 n.refused_ids.join(", ")
             ));
         }
+        if n.status != "not started" && (n.status != "restored" || n.unacknowledged > 0) {
+            line.push_str(&format!(
+                "; {} documents acknowledged{}",
+                n.inserted,
+                if n.unacknowledged > 0 {
+                    format!(
+                        ", {} sent without an answer (the target may hold none, some or all of them)",
+                        n.unacknowledged
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
         s.push_str(&line);
         s.push('\n');
         for d in &n.damaged {
@@ -1212,6 +1407,14 @@ pub fn render_summary(r: &RestoreReport) -> String {
         .filter(|n| n.status == "restored")
         .count();
     let failed = r.namespaces.iter().filter(|n| !n.ok()).count();
+    if r.interrupted {
+        let count = |st: &str| r.namespaces.iter().filter(|n| n.status == st).count();
+        s.push_str(&format!(
+            "interrupted: the target holds a partial restore: {restored} namespace(s) restored, {} interrupted (acknowledged documents above), {} not started\n",
+            count("interrupted"),
+            count("not started")
+        ));
+    }
     s.push_str(&format!(
         "restored {restored} namespaces, {} documents, {} in {:.1}s (data {:.1}s, {:.1} MB/s; indexes {:.1}s summed, {:.1}s after the data){}\n",
         r.documents,
