@@ -32,7 +32,10 @@ const EXIT_STATUS: &str = "Exit status (every command):
   1  the data is damaged or incomplete: a corrupt or truncated backup (what is intact is
      still listed, extracted or restored), or a dump or restore that did not get everything
   2  it is not ours, or a usage or I/O error: not a backup, bad options, unreachable server,
-     a full disk, an output closed by its reader before the end";
+     a full disk, an output closed by its reader before the end
+  3  interrupted (SIGINT, SIGTERM or SIGHUP): a dump leaves no output; a restore stops
+     sending, waits for the requests already sent, and reports per namespace what the
+     target holds (restored, interrupted with the acknowledged count, not started)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -302,6 +305,8 @@ enum Outcome {
     Failed,
     /// An error already reported on standard error (exit 2).
     Reported,
+    /// Stopped by a signal (exit 3).
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -310,6 +315,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Ok(Outcome::Reported) => ExitCode::from(2),
+        Ok(Outcome::Interrupted) => ExitCode::from(3),
         Err(e) => {
             eprintln!("oxidump: error: {}", render_error(&e));
             ExitCode::from(exit_code(&e))
@@ -343,7 +349,22 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.downcast_ref::<oxidump::restore::RestoreError>()
                 .is_some_and(|e| e.is_damage())
     });
-    if damage { 1 } else { 2 }
+    let interrupted = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<oxidump::dump::DumpError>(),
+            Some(oxidump::dump::DumpError::Interrupted)
+        ) || matches!(
+            c.downcast_ref::<oxidump::restore::RestoreError>(),
+            Some(oxidump::restore::RestoreError::Interrupted)
+        )
+    });
+    if interrupted {
+        3
+    } else if damage {
+        1
+    } else {
+        2
+    }
 }
 
 /// Writes to standard output, reporting errors (a closed pipe) instead of panicking.
@@ -378,23 +399,28 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Resolves when `s` delivers a signal; never when it could not be installed.
+#[cfg(unix)]
+async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal or session).
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm => {}
+            _ = recv(term.as_mut()) => {}
+            _ = recv(hup.as_mut()) => {}
         }
     }
     #[cfg(not(unix))]
@@ -529,10 +555,12 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     }
     if report.dry_run {
         out_listing(&oxidump::restore::render_plan(&report))?;
-    } else if !a.quiet {
+    } else if !a.quiet || report.interrupted {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
-    Ok(if report.ok() {
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else if report.ok() {
         Outcome::Ok
     } else {
         Outcome::Failed
