@@ -7,11 +7,13 @@ use std::fs;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use bson::doc;
 use serde_json::Value;
 
-use crate::common::oxidump;
+use crate::common::private_server::PrivateServer;
+use crate::common::{DbGuard, block_on, client, oxidump, server};
 use oxidump::catalog::{Catalog, Namespace, NsKind, NsStatus, SourceInfo, Summary};
 use oxidump::oxd::reader::Index;
 use oxidump::oxd::writer::{OxdWriter, WriterOptions};
@@ -357,4 +359,273 @@ fn damage_read_from_a_pipe_names_its_own_namespace() {
         );
         assert!(!err.contains(&ns_name(1)), "stdin {stdin}: {err}");
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Against a server
+// ---------------------------------------------------------------------------------
+
+/// Fills `db` on the server behind `client` with `colls` collections `c0`, `c1`, … of
+/// `docs` documents each, about `pad` bytes apiece.
+fn fill(client: &mongodb::Client, db: &str, colls: usize, docs: usize, pad: usize) {
+    block_on(async {
+        for c in 0..colls {
+            let coll = client
+                .database(db)
+                .collection::<bson::RawDocumentBuf>(&format!("c{c}"));
+            for start in (0..docs).step_by(10_000) {
+                let batch: Vec<bson::RawDocumentBuf> = (start..(start + 10_000).min(docs))
+                    .map(|i| bson::RawDocumentBuf::from_bytes(doc_of(c, i, pad)).expect("doc"))
+                    .collect();
+                coll.insert_many(batch).await.expect("insert");
+            }
+        }
+    });
+}
+
+/// Documents in `db.coll` on the server behind `client`.
+fn count(client: &mongodb::Client, db: &str, coll: &str) -> u64 {
+    let coll = client.database(db).collection::<bson::Document>(coll);
+    block_on(async { coll.count_documents(doc! {}).await }).expect("count")
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+fn report(path: &Path) -> Value {
+    serde_json::from_slice(&fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .expect("report JSON")
+}
+
+/// Waits (at most a minute) until `f` holds.
+fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_dump_whose_output_is_closed_fails_without_a_panic() {
+    let guard = DbGuard::new("closed_dump");
+    let db = guard.name().to_string();
+    fill(&client(), &db, 3, 20_000, 400);
+    for (round, format) in ["oxd", "mongodump-archive", "oxd"].iter().enumerate() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let report_path = tmp.path().join("report.json");
+        let (code, got, err) = closed_after(
+            oxidump()
+                .args(["dump", "--uri", &server().uri, "--db", &db, "--out", "-"])
+                .args(["--format", format, "-j", "4", "--split-above", "1MB"])
+                .arg("--report-json")
+                .arg(&report_path),
+            200_000 * round,
+        );
+        assert_eq!(code, 2, "{format}: {err}");
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert!(closed_bytes(&err) >= got as u64, "{format}: {err}");
+        assert!(
+            !report_path.exists(),
+            "a failed dump writes no report of success"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_write_concern_is_refused_before_anything_is_written() {
+    let mut guard = DbGuard::new("wc_src");
+    let src = guard.name().to_string();
+    let dst = guard.add("wc_dst");
+    fill(&client(), &src, 2, 50, 20);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backup = tmp.path().join("src.oxd");
+    crate::common::run(
+        oxidump()
+            .args(["dump", "--uri", &server().uri, "--db", &src, "-q", "--out"])
+            .arg(&backup),
+        0,
+    );
+    for wc in [
+        "bogus",
+        "7",
+        r#"{"w": 1, "bogus": true}"#,
+        r#"{"j": "yes"}"#,
+    ] {
+        for dry in [false, true] {
+            let mut cmd = oxidump();
+            cmd.arg("restore")
+                .arg(&backup)
+                .args(["--uri", &server().uri, "--ns-from", &format!("{src}.*")])
+                .args(["--ns-to", &format!("{dst}.*"), "--write-concern", wc]);
+            if dry {
+                cmd.arg("--dry-run");
+            }
+            let (code, out, err) = output(&mut cmd, None);
+            assert_eq!(
+                code,
+                2,
+                "{wc} dry-run {dry}: {}{err}",
+                String::from_utf8_lossy(&out)
+            );
+            assert!(err.contains("--write-concern"), "{wc}: {err}");
+            let db = client().database(&dst);
+            let names = block_on(async { db.list_collection_names().await }).expect("list");
+            assert!(names.is_empty(), "{wc}: the target was written: {names:?}");
+        }
+    }
+    // A write concern the server can satisfy restores everything.
+    let (code, _, err) = output(
+        oxidump()
+            .arg("restore")
+            .arg(&backup)
+            .args(["--uri", &server().uri, "--ns-from", &format!("{src}.*")])
+            .args([
+                "--ns-to",
+                &format!("{dst}.*"),
+                "--write-concern",
+                "majority",
+                "-q",
+            ]),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(count(&client(), &dst, "c0"), 50);
+}
+
+#[test]
+fn an_interrupted_restore_stops_sending_and_reports_what_the_target_holds() {
+    let source = PrivateServer::start(&[]);
+    fill(&source.client(), "src", 4, 60_000, 300);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backup = tmp.path().join("src.oxd");
+    crate::common::run(
+        oxidump()
+            .args(["dump", "--uri", &source.uri(), "--db", "src", "-q", "--out"])
+            .arg(&backup),
+        0,
+    );
+    drop(source);
+    let target = PrivateServer::start(&[]);
+    let tc = target.client();
+    for (round, sig) in ["INT", "TERM", "HUP"].iter().enumerate() {
+        let report_path = tmp.path().join(format!("report-{round}.json"));
+        let db = format!("r{round}");
+        let child = oxidump()
+            .arg("restore")
+            .arg(&backup)
+            .args(["--uri", &target.uri(), "-j", "2", "-q"])
+            .args(["--ns-from", "src.*", "--ns-to", &format!("{db}.*")])
+            .arg("--report-json")
+            .arg(&report_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn restore");
+        until("documents arrive", || {
+            (0..4)
+                .map(|c| count(&tc, &db, &format!("c{c}")))
+                .sum::<u64>()
+                > 5_000
+        });
+        signal(child.id(), sig);
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "SIG{sig}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("interrupted: the target holds a partial restore"),
+            "{err}"
+        );
+        // What the report says is what the server holds, now that the process is gone.
+        let r = report(&report_path);
+        assert_eq!(r["interrupted"], true);
+        let mut unfinished = 0;
+        for n in r["namespaces"].as_array().expect("namespaces") {
+            let name = n["target"].as_str().expect("target");
+            let coll = name.split_once('.').expect("db.coll").1;
+            let status = n["status"].as_str().expect("status");
+            assert!(
+                ["restored", "interrupted", "not started"].contains(&status),
+                "{name}: {status}"
+            );
+            assert_eq!(n["unacknowledged"], 0, "{name}: {n}");
+            let held = count(&tc, &db, coll);
+            assert_eq!(n["inserted"].as_u64(), Some(held), "SIG{sig} {name}: {n}");
+            if status == "restored" {
+                assert_eq!(held, 60_000, "{name}");
+            } else {
+                unfinished += 1;
+            }
+        }
+        assert!(
+            unfinished > 0,
+            "SIG{sig}: the restore was done before the signal"
+        );
+    }
+    // Nothing is still being written: an immediate run again replaces everything
+    // cleanly, without a duplicate key.
+    let (code, _, err) = output(
+        oxidump()
+            .arg("restore")
+            .arg(&backup)
+            .args(["--uri", &target.uri(), "--drop", "-q"])
+            .args(["--ns-from", "src.*", "--ns-to", "r0.*"]),
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    for c in 0..4 {
+        assert_eq!(count(&tc, "r0", &format!("c{c}")), 60_000);
+    }
+}
+
+#[test]
+fn a_restore_whose_server_dies_counts_what_was_acknowledged() {
+    let source = PrivateServer::start(&[]);
+    fill(&source.client(), "src", 1, 200_000, 100);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backup = tmp.path().join("src.oxd");
+    crate::common::run(
+        oxidump()
+            .args(["dump", "--uri", &source.uri(), "--db", "src", "-q", "--out"])
+            .arg(&backup),
+        0,
+    );
+    drop(source);
+    let mut target = PrivateServer::start(&[]);
+    let report_path = tmp.path().join("report.json");
+    let child = oxidump()
+        .arg("restore")
+        .arg(&backup)
+        .args(["--uri", &target.uri(), "-q", "--report-json"])
+        .arg(&report_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn restore");
+    let tc = target.client();
+    until("documents arrive", || count(&tc, "src", "c0") > 20_000);
+    target.kill();
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    target.restart();
+    let held = count(&target.client(), "src", "c0");
+    let r = report(&report_path);
+    let n = &r["namespaces"][0];
+    let acked = n["inserted"].as_u64().expect("inserted");
+    let unknown = n["unacknowledged"].as_u64().expect("unacknowledged");
+    assert!(
+        acked <= held && held <= acked + unknown,
+        "the server holds {held}, the report says {acked} acknowledged and {unknown} unanswered: {n}"
+    );
 }
