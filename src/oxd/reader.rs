@@ -341,6 +341,9 @@ pub struct OxdSource<R> {
     ns: Vec<NsRead>,
     footer: Option<Footer>,
     done: bool,
+    /// Reading ahead stopped at this error: it is returned once every record read
+    /// before it has been delivered.
+    failed: Option<Error>,
 }
 
 impl OxdSource<File> {
@@ -372,6 +375,7 @@ impl<R: Read + Send> OxdSource<R> {
             ns,
             footer: None,
             done: false,
+            failed: None,
         })
     }
 
@@ -471,7 +475,14 @@ impl<R: Read + Send> OxdSource<R> {
         if self.done {
             return Ok(None);
         }
-        self.fill()?;
+        // Records read before a damaged or missing one are delivered first: what a
+        // cut or damaged stream holds before the damage does not depend on how far
+        // reading had got ahead.
+        if self.failed.is_none()
+            && let Err(e) = self.fill()
+        {
+            self.failed = Some(e);
+        }
         match self.pending.pop() {
             Some(item) => match item? {
                 Item::Frame {
@@ -541,6 +552,9 @@ impl<R: Read + Send> OxdSource<R> {
             },
             None => {
                 self.done = true;
+                if let Some(e) = self.failed.take() {
+                    return Err(e);
+                }
                 let footer = self.footer.as_ref().expect("fill reads until the footer");
                 if let Some(i) = self.ns.iter().position(|s| !s.ended) {
                     return Err(Error::at(
