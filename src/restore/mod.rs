@@ -1059,6 +1059,7 @@ async fn run_pipeline(
     let mut tally = Tally::default();
     let mut fatal: Option<String> = None;
     let mut damaged = Vec::new();
+    let mut input_failed: Option<String> = None;
     let mut stop = ctx.stop.clone();
     let mut stopped = *stop.borrow();
     'feed: while !stopped {
@@ -1077,8 +1078,9 @@ async fn run_pipeline(
                 continue;
             }
             Feed::Failed(m) => {
-                damaged.push(m.clone());
-                fatal.get_or_insert(m);
+                // The input stops here: what came before it is intact and still
+                // inserted (the documents waiting for a full batch included).
+                input_failed = Some(m);
                 break;
             }
         };
@@ -1209,6 +1211,10 @@ async fn run_pipeline(
     // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
         tally.add(r.expect("insert task panicked"), &mut fatal);
+    }
+    if let Some(m) = input_failed {
+        damaged.push(m.clone());
+        fatal.get_or_insert(m);
     }
     let Tally {
         inserted,
