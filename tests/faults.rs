@@ -78,6 +78,41 @@ fn archive(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Ve
     w.finish(&Summary::default()).expect("finish").0
 }
 
+/// Like [`archive`], but each namespace is written whole, its end record included,
+/// before the next one starts.
+fn archive_in_order(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Vec<u8> {
+    let catalog = Catalog {
+        source: SourceInfo::default(),
+        namespaces: (0..namespaces)
+            .map(|n| Namespace {
+                db: "db".into(),
+                collection: ns_name(n)["db.".len()..].to_string(),
+                kind: NsKind::Collection,
+                options: bson::Document::new(),
+                indexes: vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"}],
+                uuid: None,
+            })
+            .collect(),
+    };
+    let opts = WriterOptions {
+        level: None,
+        frame_size: 1 << 20,
+        in_flight: 4,
+    };
+    let mut w = OxdWriter::new(Vec::new(), &catalog, opts).expect("manifest");
+    for n in 0..namespaces {
+        for f in 0..frames {
+            let docs: Vec<u8> = (0..per_frame)
+                .flat_map(|i| doc_of(n, f * per_frame + i, pad))
+                .collect();
+            w.write_frame(n as u32, docs, per_frame as u32)
+                .expect("frame");
+        }
+        w.end_namespace(n as u32, &NsStatus::Complete).expect("end");
+    }
+    w.finish(&Summary::default()).expect("finish").0
+}
+
 /// Flips a byte in the payload of frame `seq` of namespace `ns`.
 fn damage_frame(oxd: &mut [u8], ns: u32, seq: u32) {
     let idx = Index::open(&mut std::io::Cursor::new(&*oxd)).expect("index");
@@ -628,4 +663,48 @@ fn a_restore_whose_server_dies_counts_what_was_acknowledged() {
         acked <= held && held <= acked + unknown,
         "the server holds {held}, the report says {acked} acknowledged and {unknown} unanswered: {n}"
     );
+}
+
+#[test]
+fn a_cut_stream_restores_every_namespace_that_ended_before_the_cut() {
+    let mut guard = DbGuard::new("cut_a");
+    let by_path = guard.name().to_string();
+    let by_pipe = guard.add("cut_b");
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // 8 namespaces of 3 frames of 500 documents; cut inside frame 1 of namespace 5.
+    let full = archive_in_order(8, 3, 500, 200);
+    let idx = Index::open(&mut std::io::Cursor::new(&full)).expect("index");
+    let cut_at = idx.footer.frames_of(5)[1].offset as usize + 1000;
+    let cut = write(tmp.path(), "cut.oxd", &full[..cut_at]);
+    for (db, stdin) in [(&by_path, false), (&by_pipe, true)] {
+        let report_path = tmp.path().join(format!("{db}.json"));
+        let mut cmd = oxidump();
+        cmd.arg("restore")
+            .arg(if stdin { Path::new("-") } else { &cut })
+            .args(["--uri", &server().uri, "--ns-from", "db.*"])
+            .args(["--ns-to", &format!("{db}.*"), "-q", "-j", "8"])
+            .arg("--report-json")
+            .arg(&report_path);
+        let (code, _, err) = output(&mut cmd, stdin.then_some(&cut));
+        assert_eq!(code, 1, "stdin {stdin}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let r = report(&report_path);
+        for n in 0..8 {
+            let coll = &ns_name(n)["db.".len()..];
+            let held = count(&client(), db, coll);
+            let entry = &r["namespaces"][n];
+            match n {
+                0..5 => {
+                    assert_eq!(held, 1500, "stdin {stdin}: {coll} ended before the cut");
+                    assert_eq!(entry["status"], "restored", "stdin {stdin}: {entry}");
+                }
+                // The frame before the cut is in.
+                5 => {
+                    assert_eq!(held, 500, "stdin {stdin}: {coll}: {entry}");
+                    assert_eq!(entry["status"], "failed", "stdin {stdin}: {entry}");
+                }
+                _ => assert_eq!(held, 0, "stdin {stdin}: {coll}"),
+            }
+        }
+    }
 }
