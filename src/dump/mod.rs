@@ -376,6 +376,19 @@ async fn dump_connected(
                 .unwrap_or_else(|| default_output(&opts.uri, opts.format, opts.gzip)),
         )
     };
+    // What runs to the same destination that died left behind goes first.
+    let removed: Vec<String> = match &output {
+        Some(p) if p.as_os_str() != "-" => crate::output::remove_leftovers(p)
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "removed {}, left by an interrupted run to the same destination",
+                    r.display()
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     let sink = match &output {
         Some(p) => Some(
             create_sink(
@@ -531,7 +544,7 @@ async fn dump_connected(
         oplog: summary
             .oplog
             .map(|o| (oplog::show_ts(o.start), oplog::show_ts(o.end))),
-        warnings: summary.warnings,
+        warnings: removed.into_iter().chain(summary.warnings).collect(),
     })
 }
 
