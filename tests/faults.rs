@@ -708,3 +708,116 @@ fn a_cut_stream_restores_every_namespace_that_ended_before_the_cut() {
         }
     }
 }
+
+/// The hidden temporaries of `dest` in its directory.
+fn partials(dest: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.partial-",
+        dest.file_name().expect("name").to_string_lossy()
+    );
+    let mut v: Vec<PathBuf> = fs::read_dir(dest.parent().expect("parent"))
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Bytes under `p` (a file, or every file of a directory tree).
+fn size_of(p: &Path) -> u64 {
+    if p.is_file() {
+        return fs::metadata(p).map_or(0, |m| m.len());
+    }
+    fs::read_dir(p)
+        .map(|d| d.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_cleans_up() {
+    let guard = DbGuard::new("killed_dump");
+    let db = guard.name().to_string();
+    fill(&client(), &db, 3, 40_000, 400);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (format, name) in [("mongodump-dir", "dump"), ("oxd", "x.oxd")] {
+        let dest = tmp.path().join(name);
+        let dump = || {
+            let mut cmd = oxidump();
+            cmd.args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1"])
+                .args(["--format", format, "--out"])
+                .arg(&dest)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            cmd
+        };
+        // SIGKILL: the temporary stays, and is recognisably partial.
+        let mut child = dump().spawn().expect("spawn dump");
+        until("the dump has written something", || {
+            partials(&dest)
+                .first()
+                .is_some_and(|p| size_of(p) > 1 << 20)
+        });
+        signal(child.id(), "KILL");
+        let _ = child.wait();
+        let left = partials(&dest);
+        assert_eq!(left.len(), 1, "{format}: {left:?}");
+        assert!(!dest.exists(), "{format}");
+        let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&left[0]), None);
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(
+            out.contains("partial output of an interrupted run"),
+            "{format}: {out}"
+        );
+        let (code, out, err) = output(oxidump().arg("ls").arg(&left[0]), None);
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(
+            out.contains("partial output of an interrupted run"),
+            "{format}: {out}"
+        );
+
+        // The leftover of the killed run is removed by the next run to the same place.
+        let out = dump().output().expect("dump");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{format}: {err}");
+        assert!(
+            err.contains("left by an interrupted run"),
+            "{format}: {err}"
+        );
+        assert!(
+            partials(&dest).is_empty(),
+            "{format}: {:?}",
+            partials(&dest)
+        );
+        let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&dest), None);
+        assert_eq!(code, 0, "{format}: {}{err}", String::from_utf8_lossy(&out));
+
+        // SIGHUP is a stop like SIGTERM: exit 3, nothing left behind.
+        let hup = tmp.path().join(format!("hup-{name}"));
+        let mut child = oxidump()
+            .args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1"])
+            .args(["--format", format, "--out"])
+            .arg(&hup)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dump");
+        until("the next dump has written something", || {
+            partials(&hup).iter().any(|p| size_of(p) > 1 << 20)
+        });
+        signal(child.id(), "HUP");
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(3), "{format}: SIGHUP");
+        assert!(
+            partials(&hup).is_empty(),
+            "{format}: SIGHUP left {:?}",
+            partials(&hup)
+        );
+        assert!(!hup.exists(), "{format}");
+    }
+}
