@@ -328,6 +328,11 @@ fn main() -> ExitCode {
 fn render_error(e: &anyhow::Error) -> String {
     let mut s = e.to_string();
     for c in e.chain().skip(1) {
+        // Driver errors are described, in one line, by the error that holds them;
+        // their own text adds internal labels and a dump of the server's reply.
+        if c.downcast_ref::<mongodb::error::Error>().is_some() {
+            break;
+        }
         let t = c.to_string();
         if !s.contains(&t) {
             s.push_str(": ");

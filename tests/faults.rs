@@ -821,3 +821,58 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
         assert!(!hup.exists(), "{format}");
     }
 }
+
+#[test]
+fn errors_say_their_cause_once_in_one_line() {
+    // Missing credentials: one short line, no dump of the server's reply.
+    let auth = PrivateServer::start(&["--auth"]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (code, _, err) = output(
+        oxidump()
+            .args(["dump", "--uri", &auth.uri(), "-q", "--out"])
+            .arg(tmp.path().join("x.oxd")),
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.len() < 300, "{} characters: {err}", err.len());
+    assert!(err.contains("requires authentication"), "{err}");
+    assert!(err.contains("user and password"), "{err}");
+    for internal in ["RawDocumentBuf", "labels", "Kind:"] {
+        assert!(!err.contains(internal), "{internal}: {err}");
+    }
+
+    // An option without a value is a bad connection string, not an unreachable server.
+    let (code, _, err) = output(
+        oxidump()
+            .args([
+                "dump",
+                "-q",
+                "--uri",
+                &format!("mongodb://{}/?replicaSet=", auth.addr()),
+            ])
+            .arg("--out")
+            .arg(tmp.path().join("y.oxd")),
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("option replicaSet has no value"), "{err}");
+    assert!(!err.contains("cannot reach"), "{err}");
+
+    // A full disk is said once.
+    let oxd = write(tmp.path(), "a.oxd", &archive(2, 2, 100, 500));
+    let full = fs::OpenOptions::new().write(true).open("/dev/full");
+    if let Ok(full) = full {
+        let out = oxidump()
+            .arg("convert")
+            .arg(&oxd)
+            .args(["-", "--to", "mongodump-archive", "-q"])
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
+    }
+}

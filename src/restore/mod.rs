@@ -265,6 +265,15 @@ pub struct RestoreReport {
 }
 
 impl RestoreReport {
+    /// Sums the namespaces' counts and index seconds into the report's totals.
+    pub fn add_up(&mut self) {
+        self.documents = self.namespaces.iter().map(|n| n.inserted).sum();
+        self.bytes = self.namespaces.iter().map(|n| n.bytes).sum();
+        self.unacknowledged = self.namespaces.iter().map(|n| n.unacknowledged).sum();
+        // From +0.0: a float sum of nothing is -0.0, printed "-0.0s".
+        self.index_seconds = self.namespaces.iter().fold(0.0, |a, n| a + n.index_seconds);
+    }
+
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
         !self.interrupted && self.namespaces.iter().all(NsReport::ok)
@@ -618,13 +627,7 @@ async fn restore_connected(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    report.documents = report.namespaces.iter().map(|n| n.inserted).sum();
-    report.bytes = report.namespaces.iter().map(|n| n.bytes).sum();
-    report.unacknowledged = report.namespaces.iter().map(|n| n.unacknowledged).sum();
-    report.index_seconds = report
-        .namespaces
-        .iter()
-        .fold(0.0, |a, n| a + n.index_seconds);
+    report.add_up();
     report.data_seconds = data_done.data_seconds;
     report.index_tail_seconds = (data_done.finished - data_done.data_finished).as_secs_f64();
     report.seconds = seconds;
@@ -1519,5 +1522,60 @@ impl TsFallback {
             }
         }
         Ok((out, buckets, measurements))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_summary_without_index_builds_says_zero_seconds() {
+        let mut r = RestoreReport {
+            namespaces: vec![NsReport {
+                status: "skipped".into(),
+                ..NsReport::default()
+            }],
+            ..RestoreReport::default()
+        };
+        r.add_up();
+        let text = render_summary(&r);
+        assert!(text.contains("indexes 0.0s summed"), "{text}");
+        assert!(!text.contains("-0.0"), "{text}");
+        r.namespaces.clear();
+        r.add_up();
+        assert!(!render_summary(&r).contains("-0.0"));
+    }
+
+    #[test]
+    fn an_interrupted_summary_says_what_the_target_holds() {
+        let ns = |status: &str, inserted, unacknowledged| NsReport {
+            source: format!("s.{status}"),
+            target: format!("t.{status}"),
+            status: status.into(),
+            inserted,
+            unacknowledged,
+            ..NsReport::default()
+        };
+        let mut r = RestoreReport {
+            interrupted: true,
+            namespaces: vec![
+                ns("restored", 10, 0),
+                ns("interrupted", 7, 3),
+                ns("not started", 0, 0),
+            ],
+            ..RestoreReport::default()
+        };
+        r.add_up();
+        assert!(!r.ok());
+        let text = render_summary(&r);
+        assert!(
+            text.contains("s.interrupted -> t.interrupted: interrupted; 7 documents acknowledged, 3 sent without an answer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 namespace(s) restored, 1 interrupted (acknowledged documents above), 1 not started"),
+            "{text}"
+        );
     }
 }
