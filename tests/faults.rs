@@ -876,3 +876,68 @@ fn errors_say_their_cause_once_in_one_line() {
         assert_eq!(err.matches("No space left on device").count(), 1, "{err}");
     }
 }
+
+/// Flips a byte in the payload of the NS_END record of namespace `ns`.
+fn damage_end(oxd: &mut [u8], ns: usize) {
+    let idx = Index::open(&mut std::io::Cursor::new(&*oxd)).expect("index");
+    let at = idx.footer.namespaces[ns].end_offset as usize + oxidump::oxd::record::LEN + 5;
+    oxd[at] ^= 0x55;
+}
+
+#[test]
+fn a_damaged_end_record_gives_the_same_outcome_by_path_and_by_pipe() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut bad = archive_in_order(3, 2, 50, 100);
+    damage_end(&mut bad, 1);
+    let p = write(tmp.path(), "bad-end.oxd", &bad);
+    let (code, out, _) = output(oxidump().args(["verify", "-q"]).arg(&p), None);
+    assert_eq!(code, 1, "{}", String::from_utf8_lossy(&out));
+    // cat: every document, then the damage, exit 1, by path as by pipe.
+    let expected: Vec<u8> = (0..100).flat_map(|i| doc_of(1, i, 100)).collect();
+    for stdin in [false, true] {
+        let mut cmd = oxidump();
+        cmd.arg("cat")
+            .arg(if stdin { Path::new("-") } else { &p })
+            .args(["--ns", &ns_name(1)]);
+        let (code, out, err) = output(&mut cmd, stdin.then_some(&p));
+        assert_eq!(code, 1, "stdin {stdin}: {err}");
+        assert!(
+            err.contains("NS_END record of db.c1-data"),
+            "stdin {stdin}: {err}"
+        );
+        assert_eq!(out, expected, "stdin {stdin}");
+    }
+
+    // restore: everything restored, the damage reported, exit 1, by path as by pipe.
+    let mut guard = DbGuard::new("bad_end_a");
+    let by_pipe = guard.add("bad_end_b");
+    let by_path = guard.name().to_string();
+    for (db, stdin) in [(&by_path, false), (&by_pipe, true)] {
+        let report_path = tmp.path().join(format!("{db}.json"));
+        let mut cmd = oxidump();
+        cmd.arg("restore")
+            .arg(if stdin { Path::new("-") } else { &p })
+            .args(["--uri", &server().uri, "--ns-from", "db.*"])
+            .args(["--ns-to", &format!("{db}.*")])
+            .arg("--report-json")
+            .arg(&report_path);
+        let (code, _, err) = output(&mut cmd, stdin.then_some(&p));
+        assert_eq!(code, 1, "stdin {stdin}: {err}");
+        assert!(
+            err.contains("NS_END record of db.c1-data"),
+            "stdin {stdin}: {err}"
+        );
+        let r = report(&report_path);
+        for n in 0..3 {
+            let coll = &ns_name(n)["db.".len()..];
+            assert_eq!(count(&client(), db, coll), 100, "stdin {stdin}: {coll}");
+            let entry = &r["namespaces"][n];
+            assert_eq!(entry["status"], "restored", "stdin {stdin}: {entry}");
+            assert_eq!(
+                entry["damaged"].as_array().map_or(0, Vec::len),
+                usize::from(n == 1),
+                "stdin {stdin}: {entry}"
+            );
+        }
+    }
+}

@@ -141,6 +141,17 @@ pub fn run(path: &Path, ns: &str, format: CatFormat, out: &mut dyn Write) -> Res
                     }
                 }
             },
+            // Everything is written; the damage is still news (exit status 1).
+            Chunk::End {
+                ns,
+                status: crate::catalog::NsStatus::Unchecked(message),
+            } if ns == target => {
+                out.flush()?;
+                return Err(CatError::Source(SourceError::Corrupt {
+                    path: path.to_path_buf(),
+                    message,
+                }));
+            }
             Chunk::End { ns, .. } if ns == target => break,
             _ => {}
         }

@@ -130,6 +130,16 @@ pub fn run(
                 bar.inc(data.len() as u64);
                 sink.write_docs(ns, data, count)?;
             }
+            // A damaged end record: the output would hide that the input is damaged.
+            Chunk::End {
+                status: crate::catalog::NsStatus::Unchecked(message),
+                ..
+            } => {
+                return Err(ConvertError::Source(SourceError::Corrupt {
+                    path: input.to_path_buf(),
+                    message,
+                }));
+            }
             Chunk::End { ns, status } => sink.end_namespace(ns, &status)?,
         }
     }

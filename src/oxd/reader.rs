@@ -318,6 +318,20 @@ enum Item {
         header: RecordHeader,
         end: NsEnd,
     },
+    /// An NS_END record whose header is valid but whose payload is damaged.
+    DamagedEnd {
+        offset: u64,
+        header: RecordHeader,
+        message: String,
+    },
+}
+
+/// What a damaged NS_END record means to a reader: the documents were checked frame
+/// by frame, their totals could not be checked against the record.
+fn damaged_end_message(name: &str, offset: u64, what: &str) -> String {
+    format!(
+        "the NS_END record of {name} at offset {offset} is damaged ({what}): every document read is intact, but their totals could not be checked against it"
+    )
 }
 
 #[derive(Default)]
@@ -433,13 +447,33 @@ impl<R: Read + Send> OxdSource<R> {
                             })
                         });
                     } else {
-                        rec.check_crc()?;
-                        let end = NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
-                        self.pending.push_ready(Ok(Item::End {
-                            offset: rec.offset,
-                            header: h,
-                            end,
-                        }));
+                        // The record's header is sound (it was checked), so reading can
+                        // step over a damaged payload: the namespace ends here all the
+                        // same, unchecked.
+                        match rec.check_crc() {
+                            Ok(()) => {
+                                let end =
+                                    NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
+                                self.pending.push_ready(Ok(Item::End {
+                                    offset: rec.offset,
+                                    header: h,
+                                    end,
+                                }));
+                            }
+                            Err(e) => {
+                                let what = match e.kind {
+                                    ErrorKind::PayloadChecksum { .. } => {
+                                        "payload checksum mismatch".to_string()
+                                    }
+                                    k => k.to_string(),
+                                };
+                                self.pending.push_ready(Ok(Item::DamagedEnd {
+                                    offset: rec.offset,
+                                    header: h,
+                                    message: what,
+                                }));
+                            }
+                        }
                     }
                 }
                 RecordKind::Footer => {
@@ -548,6 +582,33 @@ impl<R: Read + Send> OxdSource<R> {
                         NsStatus::Complete
                     };
                     Ok(Some(Chunk::End { ns, status }))
+                }
+                Item::DamagedEnd {
+                    offset,
+                    header,
+                    message,
+                } => {
+                    let ns = header.ns_id as usize;
+                    let st = &mut self.ns[ns];
+                    if st.ended {
+                        return Err(Error::at(
+                            offset,
+                            ErrorKind::Inconsistent(format!(
+                                "a second NS_END for {}",
+                                self.names[ns]
+                            )),
+                        ));
+                    }
+                    st.ended = true;
+                    // The footer's copy of the record is checked at the end.
+                    Ok(Some(Chunk::End {
+                        ns,
+                        status: NsStatus::Unchecked(damaged_end_message(
+                            &self.names[ns],
+                            offset,
+                            &message,
+                        )),
+                    }))
                 }
             },
             None => {
@@ -813,6 +874,7 @@ pub struct NsSource {
     entries: std::vec::IntoIter<FrameEntry>,
     expected: NsEnd,
     flags: u16,
+    end_offset: u64,
     pending: Ordered<(FrameEntry, FrameResult)>,
     digest: NsDigest,
     skip_corrupt: bool,
@@ -842,6 +904,7 @@ impl NsSource {
             entries: index.footer.frames_of(ns as u32).to_vec().into_iter(),
             expected: index.footer.namespaces[ns].end,
             flags: index.footer.namespaces[ns].flags,
+            end_offset: index.footer.namespaces[ns].end_offset,
             pending: Ordered::new(read_ahead),
             digest: NsDigest::default(),
             skip_corrupt,
@@ -853,6 +916,36 @@ impl NsSource {
     /// Frames skipped because they were damaged.
     pub fn skipped(&self) -> &[SkippedFrame] {
         &self.skipped
+    }
+
+    /// Reads the namespace's NS_END record, as a reader of the whole archive in order
+    /// would: what is wrong with it, if anything (the footer holds a copy, which the
+    /// documents were checked against).
+    fn check_end_record(&self) -> Option<String> {
+        let read = || -> Result<Option<String>, Error> {
+            let mut f = File::open(&self.path).map_err(|e| Error::at(self.end_offset, e.into()))?;
+            f.seek(SeekFrom::Start(self.end_offset))
+                .map_err(|e| Error::at(self.end_offset, e.into()))?;
+            let rec = match RecordReader::new(f).next_record()? {
+                Next::Record(r) => r,
+                Next::Eof => return Ok(Some("missing".into())),
+            };
+            if rec.header.kind != RecordKind::NsEnd || rec.header.ns_id as usize != self.ns {
+                return Ok(Some(format!(
+                    "the footer points at {}",
+                    rec.header.describe()
+                )));
+            }
+            if rec.check_crc().is_err() {
+                return Ok(Some("payload checksum mismatch".into()));
+            }
+            let end = NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
+            Ok((end != self.expected).then(|| "it disagrees with the footer's copy".into()))
+        };
+        match read() {
+            Ok(r) => r,
+            Err(e) => Some(e.kind.to_string()),
+        }
     }
 
     /// What is wrong with a frame, naming its namespace (without the offset, which the
@@ -917,7 +1010,13 @@ impl NsSource {
                             .replace("NS_END says", "the footer says"),
                         });
                     }
-                    let status = if nsend::is_partial(self.flags) {
+                    let status = if let Some(what) = self.check_end_record() {
+                        NsStatus::Unchecked(damaged_end_message(
+                            &self.catalog.namespaces[self.ns].full_name(),
+                            self.end_offset,
+                            &what,
+                        ))
+                    } else if nsend::is_partial(self.flags) {
                         NsStatus::Partial("the source changed while it was dumped".into())
                     } else {
                         NsStatus::Complete
@@ -1061,7 +1160,21 @@ pub(crate) mod tests {
         for i in 0..a.len() {
             let mut b = a.clone();
             b[i] ^= 0x01;
-            assert!(read_all(&b).is_err(), "flip at {i} went unnoticed");
+            // An error, or (a damaged NS_END payload, stepped over) a namespace
+            // reported unchecked.
+            let noticed = match read_all(&b) {
+                Err(_) => true,
+                Ok(chunks) => chunks.iter().any(|c| {
+                    matches!(
+                        c,
+                        Chunk::End {
+                            status: NsStatus::Unchecked(_),
+                            ..
+                        }
+                    )
+                }),
+            };
+            assert!(noticed, "flip at {i} went unnoticed");
         }
     }
 

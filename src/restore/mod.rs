@@ -840,6 +840,13 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
                             return;
                         }
                     }
+                    Ok(Some(Chunk::End {
+                        status: crate::catalog::NsStatus::Unchecked(m),
+                        ..
+                    })) => {
+                        let _ = tx.blocking_send(Feed::Damaged(m));
+                        break;
+                    }
                     Ok(Some(Chunk::End { .. })) | Ok(None) => break,
                     Err(e) => {
                         for f in s.skipped() {
@@ -934,9 +941,14 @@ fn feed_stream(
                     senders.remove(&ns);
                 }
             }
-            Ok(Some(Chunk::End { ns, .. })) => {
+            Ok(Some(Chunk::End { ns, status })) => {
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
                     start(ns, &mut senders);
+                }
+                if let (crate::catalog::NsStatus::Unchecked(m), Some(tx)) =
+                    (status, senders.get(&ns))
+                {
+                    let _ = tx.blocking_send(Feed::Damaged(m));
                 }
                 senders.remove(&ns);
                 ended.insert(ns);
