@@ -34,8 +34,9 @@ const EXIT_STATUS: &str = "Exit status (every command):
   2  it is not ours, or a usage or I/O error: not a backup, bad options, unreachable server,
      a full disk, an output closed by its reader before the end
   3  interrupted (SIGINT, SIGTERM or SIGHUP): a dump leaves no output; a restore stops
-     sending, waits for the requests already sent, and reports per namespace what the
-     target holds (restored, interrupted with the acknowledged count, not started)";
+     sending, waits for the requests already sent (a second signal kills them on the
+     server where it allows), and reports per namespace what the target holds
+     (restored, interrupted with the acknowledged count, not started)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -553,7 +554,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
-    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal()))?;
+    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal))?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;

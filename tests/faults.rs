@@ -605,6 +605,51 @@ fn an_interrupted_restore_stops_sending_and_reports_what_the_target_holds() {
             "SIG{sig}: the restore was done before the signal"
         );
     }
+    // Told twice: it stops waiting (killing its operations where the server allows);
+    // what it could not wait for is reported unacknowledged, never as inserted.
+    let report_path = tmp.path().join("report-twice.json");
+    let child = oxidump()
+        .arg("restore")
+        .arg(&backup)
+        .args(["--uri", &target.uri(), "-j", "4", "-q"])
+        .args(["--ns-from", "src.*", "--ns-to", "twice.*"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn restore");
+    until("documents arrive", || {
+        (0..4)
+            .map(|c| count(&tc, "twice", &format!("c{c}")))
+            .sum::<u64>()
+            > 5_000
+    });
+    signal(child.id(), "INT");
+    std::thread::sleep(Duration::from_millis(50));
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "twice: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let r = report(&report_path);
+    for n in r["namespaces"].as_array().expect("namespaces") {
+        let coll = n["target"]
+            .as_str()
+            .expect("target")
+            .split_once('.')
+            .expect("db.c")
+            .1;
+        let acked = n["inserted"].as_u64().expect("inserted");
+        let unknown = n["unacknowledged"].as_u64().expect("unacknowledged");
+        let held = count(&tc, "twice", coll);
+        assert!(
+            acked <= held && held <= acked + unknown,
+            "twice {coll}: {held} held: {n}"
+        );
+    }
+
     // Nothing is still being written: an immediate run again replaces everything
     // cleanly, without a duplicate key.
     let (code, _, err) = output(

@@ -33,6 +33,9 @@ pub struct InsertTarget {
     pub raw_data: bool,
     /// Write concern document, when not the server default.
     pub write_concern: Option<Document>,
+    /// Comment every insert carries: it finds this run's operations on the server
+    /// (to kill them when the restore is told to stop twice).
+    pub comment: Option<String>,
 }
 
 /// Errors from one batch that the restore survives (unless `--stop-on-error`).
@@ -127,6 +130,8 @@ impl InsertError {
             InsertError::Driver { source, .. } => match source.kind.as_ref() {
                 ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => None,
                 _ if source.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) => None,
+                // Interrupted (killed, or the server shutting down) part way through.
+                _ if matches!(code_of(source), Some(11600..=11602)) => None,
                 // The server answered with an error, or the batch was never sent.
                 _ => Some(0),
             },
@@ -320,6 +325,9 @@ pub async fn insert_batch(
     if let Some(wc) = &t.write_concern {
         op = op.write_concern(write_concern(wc));
     }
+    if let Some(c) = &t.comment {
+        op = op.comment(Bson::String(c.clone()));
+    }
     match op.await {
         Ok(r) => Ok((r.inserted_ids.len() as u64, BatchErrors::default())),
         Err(e) => match e.kind.as_ref() {
@@ -388,6 +396,9 @@ pub async fn insert_command(
             message: e.to_string(),
         })?;
         cmd.append(bson::cstr!("writeConcern"), wc);
+    }
+    if let Some(c) = &t.comment {
+        cmd.append(bson::cstr!("comment"), c.as_str());
     }
     cmd.append(bson::cstr!("documents"), docs);
     let reply = db

@@ -289,6 +289,8 @@ enum Feed {
 struct Ctx {
     /// Becomes `true` when the restore is told to stop: no new request is sent.
     stop: tokio::sync::watch::Receiver<bool>,
+    /// The comment of this run's inserts.
+    op_comment: String,
     client: Client,
     no_options: bool,
     preserve_uuid: bool,
@@ -373,11 +375,15 @@ fn accepts_empty_ts_flag(v: &str) -> bool {
     }
 }
 
-/// Runs a restore. `shutdown` resolving (Ctrl-C) stops it.
-pub async fn run(
+/// Runs a restore. The future `shutdown()` makes resolving (Ctrl-C, a termination
+/// signal) stops it: no new request is sent, those already sent are awaited (at most
+/// [`STOP_GRACE`]), and the report says what the target holds. A second one (made
+/// after the first resolved) kills this run's operations on the server where the
+/// server allows it, and stops waiting.
+pub async fn run<F: Future<Output = ()>>(
     opts: RestoreOptions,
     progress: Progress,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     if opts.jobs == 0 || opts.workers == 0 {
         return Err(RestoreError::Usage(
@@ -453,12 +459,49 @@ struct Loaded {
 /// stop; what is still unanswered then is reported as unacknowledged.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
-async fn restore_connected(
+/// How long killed operations may take to answer.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Kills the operations on the server that carry `comment` (this run's inserts):
+/// says what was done, for the report. Servers without `currentOp` or `killOp`, or
+/// users without the privilege, get the operations left to finish.
+async fn kill_operations(client: &Client, comment: &str) -> String {
+    let admin = client.database("admin");
+    let current = admin
+        .run_command(doc! {"currentOp": true, "command.comment": comment})
+        .await;
+    let ops = match current {
+        Ok(r) => r.get_array("inprog").cloned().unwrap_or_default(),
+        Err(e) => {
+            return format!(
+                "the server could not list them ({}); requests still running were left to finish",
+                connect::describe(&e)
+            );
+        }
+    };
+    let mut killed = 0;
+    for op in ops.iter().filter_map(|o| o.as_document()) {
+        if let Some(id) = op.get("opid")
+            && admin
+                .run_command(doc! {"killOp": 1, "op": id.clone()})
+                .await
+                .is_ok()
+        {
+            killed += 1;
+        }
+    }
+    format!(
+        "{killed} of this run's {} operations on the server were killed",
+        ops.len()
+    )
+}
+
+async fn restore_connected<F: Future<Output = ()>>(
     opts: &RestoreOptions,
     client: &Client,
     loaded: Loaded,
     progress: Progress,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     let Loaded {
         started,
@@ -562,6 +605,11 @@ async fn restore_connected(
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
         stop,
+        op_comment: format!(
+            "oxidump restore {}-{}",
+            std::process::id(),
+            bson::oid::ObjectId::new().to_hex()
+        ),
         client: client.clone(),
         no_options: opts.no_options,
         preserve_uuid: opts.preserve_uuid,
@@ -593,10 +641,20 @@ async fn restore_connected(
     // most STOP_GRACE), and the report says what the target holds.
     let data_done = tokio::select! {
         r = &mut work => Some(r),
-        _ = shutdown => {
+        _ = shutdown() => {
             report.interrupted = true;
             let _ = stop_tx.send(true);
-            tokio::time::timeout(STOP_GRACE, &mut work).await.ok()
+            tokio::select! {
+                r = tokio::time::timeout(STOP_GRACE, &mut work) => r.ok(),
+                _ = shutdown() => {
+                    // Told twice: what the server is still doing for this run is killed.
+                    let killed = kill_operations(client, &ctx.op_comment).await;
+                    report.warnings.push(format!(
+                        "stopped again while waiting for the server: {killed}"
+                    ));
+                    tokio::time::timeout(KILL_GRACE, &mut work).await.ok()
+                }
+            }
         }
     };
     let data_done = match data_done {
@@ -1061,6 +1119,7 @@ async fn run_pipeline(
         bypass_empty_ts: ctx.bypass_empty_ts,
         raw_data: raw_ts,
         write_concern: ctx.write_concern.clone(),
+        comment: Some(ctx.op_comment.clone()),
     });
     // Time-series buckets go in as buckets; a server that keeps measurements instead
     // refuses them (code 115), and then every bucket is unpacked into its measurements.
