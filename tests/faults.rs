@@ -817,12 +817,43 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
             out.contains("partial output of an interrupted run"),
             "{format}: {out}"
         );
+        // (ls lists what is intact, or stops at the cut-off end of a file.)
         let (code, out, err) = output(oxidump().arg("ls").arg(&left[0]), None);
         let out = String::from_utf8_lossy(&out);
         assert_eq!(code, 1, "{format}: {out}{err}");
         assert!(
+            out.contains("partial output of an interrupted run")
+                || err.contains("partial output of an interrupted run"),
+            "{format}: {out}{err}"
+        );
+        // Converting it would make it look complete: refused. Restoring it restores
+        // what it holds, and says it is partial.
+        let (code, _, err) = output(
+            oxidump()
+                .arg("convert")
+                .arg(&left[0])
+                .arg(tmp.path().join("converted.oxd"))
+                .args(["--to", "oxd", "-q"]),
+            None,
+        );
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(
+            err.contains("partial output of an interrupted run"),
+            "{format}: {err}"
+        );
+        let (code, out, err) = output(
+            oxidump()
+                .arg("restore")
+                .arg(&left[0])
+                .args(["--uri", &server().uri, "--dry-run", "--ns-from", "*"])
+                .args(["--ns-to", &format!("{db}_elsewhere.*")]),
+            None,
+        );
+        let out = String::from_utf8_lossy(&out);
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        assert!(
             out.contains("partial output of an interrupted run"),
-            "{format}: {out}"
+            "{format}: {out}{err}"
         );
 
         // The leftover of the killed run is removed by the next run to the same place.

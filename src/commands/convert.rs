@@ -113,6 +113,13 @@ pub fn run(
             "input and output are the same path".into(),
         ));
     }
+    // A partial output of an interrupted run converted would look complete.
+    if crate::output::is_partial_output(input) {
+        return Err(ConvertError::Source(SourceError::Corrupt {
+            path: input.to_path_buf(),
+            message: crate::output::PARTIAL_OUTPUT.into(),
+        }));
+    }
     let mut src = super::open_source(input)?;
     let mut sink = create_sink(output, opts)?;
     let catalog = src.catalog().clone();

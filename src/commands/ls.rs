@@ -144,6 +144,19 @@ fn finish_ratios(l: &mut Listing) {
 
 /// Lists the backup at `path`.
 pub fn run(path: &Path) -> Result<Listing, SourceError> {
+    list(path).map_err(|e| match e {
+        // What stopped the listing is the cut-off end of a run that never finished.
+        SourceError::Corrupt { path: at, message } if crate::output::is_partial_output(path) => {
+            SourceError::Corrupt {
+                message: format!("{}; {message}", crate::output::PARTIAL_OUTPUT),
+                path: at,
+            }
+        }
+        e => e,
+    })
+}
+
+fn list(path: &Path) -> Result<Listing, SourceError> {
     let opened = input::open(path)?;
     let mut listing = match opened.format {
         InputFormat::Oxd if path.as_os_str() != "-" => {

@@ -262,6 +262,9 @@ pub struct RestoreReport {
     pub seconds: f64,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Whether the input is the partial output of an interrupted run: what it holds
+    /// is restored, but it is not a whole backup.
+    pub partial_input: bool,
 }
 
 impl RestoreReport {
@@ -276,7 +279,7 @@ impl RestoreReport {
 
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
-        !self.interrupted && self.namespaces.iter().all(NsReport::ok)
+        !self.interrupted && !self.partial_input && self.namespaces.iter().all(NsReport::ok)
     }
 }
 
@@ -559,6 +562,17 @@ async fn restore_connected<F: Future<Output = ()>>(
         dry_run: opts.dry_run,
         ..RestoreReport::default()
     };
+    if crate::output::is_partial_output(&opts.input) {
+        report.partial_input = true;
+        warnings.insert(
+            0,
+            format!(
+                "{}: {}",
+                opts.input.display(),
+                crate::output::PARTIAL_OUTPUT
+            ),
+        );
+    }
     report.namespaces = targets
         .iter()
         .map(|t| NsReport {
