@@ -405,6 +405,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Drops the runtime once a command is over: everything that talked to the server
+/// has been awaited and the client closed; what may be left is a thread blocked
+/// reading an input nobody needs any more (standard input after a stop), which is
+/// not waited for.
+fn finish(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+}
+
 /// Resolves when `s` delivers a signal; never when it could not be installed.
 #[cfg(unix)]
 async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
@@ -480,7 +488,9 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
     let to_stdout = opts.out.as_deref() == Some(std::path::Path::new("-"));
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
-    let report = rt.block_on(oxidump::dump::run(opts, progress, shutdown_signal()))?;
+    let report = rt.block_on(oxidump::dump::run(opts, progress, shutdown_signal()));
+    finish(rt);
+    let report = report?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
@@ -554,7 +564,9 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
-    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal))?;
+    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal));
+    finish(rt);
+    let report = report?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;

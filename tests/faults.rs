@@ -1017,3 +1017,75 @@ fn a_damaged_end_record_gives_the_same_outcome_by_path_and_by_pipe() {
         }
     }
 }
+
+#[test]
+fn a_restore_from_a_pipe_that_stays_open_stops_when_told() {
+    let guard = DbGuard::new("idle_pipe");
+    let db = guard.name().to_string();
+    // Small frames: far more records in the first half than are read ahead.
+    let full = archive_in_order(3, 40, 100, 300);
+    let report_path = tempfile::tempdir().expect("temp dir");
+    let report_path = report_path.path().join("report.json");
+    let mut child = oxidump()
+        .args([
+            "restore",
+            "-",
+            "--uri",
+            &server().uri,
+            "-q",
+            "--ns-from",
+            "db.*",
+        ])
+        .args(["--ns-to", &format!("{db}.*")])
+        .arg("--report-json")
+        .arg(&report_path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn restore");
+    // Half the archive, and the pipe left open: the reader waits for more.
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&full[..full.len() / 2]).expect("write");
+    stdin.flush().expect("flush");
+    until("documents arrive", || {
+        count(&client(), &db, &ns_name(0)["db.".len()..]) > 0
+    });
+    signal(child.id(), "INT");
+    // It ends on its own although its input never does (a stuck process fails here).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the restore still runs after SIGINT, waiting for its input");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read");
+    assert_eq!(status.code(), Some(3), "{err}");
+    let r = report(&report_path);
+    assert_eq!(r["interrupted"], true);
+    for n in r["namespaces"].as_array().expect("namespaces") {
+        let coll = n["target"]
+            .as_str()
+            .expect("target")
+            .split_once('.')
+            .expect("db.c")
+            .1;
+        assert_eq!(
+            n["inserted"].as_u64(),
+            Some(count(&client(), &db, coll)),
+            "{n}"
+        );
+    }
+}

@@ -826,14 +826,28 @@ async fn restore_all(
             let (ctx2, reports2, df) = (ctx.clone(), reports.clone(), data_finished.clone());
             let targets2 = targets.clone();
             let by_src2 = by_src.clone();
-            let (stream_warnings, handles) = tokio::task::spawn_blocking(move || {
-                feed_stream(source, &handle, ctx2, &targets2, &by_src2, reports2, df)
-            })
-            .await
-            .expect("stream reader panicked");
-            warnings.extend(stream_warnings);
-            for h in handles {
-                h.await.expect("restore pipeline panicked");
+            let started: Started = Arc::new(Mutex::new(Vec::new()));
+            let started2 = started.clone();
+            let mut reader = tokio::task::spawn_blocking(move || {
+                feed_stream(
+                    source, &handle, ctx2, &targets2, &by_src2, reports2, df, &started2,
+                )
+            });
+            let mut stop = ctx.stop.clone();
+            tokio::select! {
+                r = &mut reader => warnings.extend(r.expect("stream reader panicked")),
+                // Told to stop: the reader may wait for input that does not come; what
+                // matters is the pipelines, which stop sending and are awaited below.
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            loop {
+                let handles = std::mem::take(&mut *started.lock().expect("lock"));
+                if handles.is_empty() {
+                    break;
+                }
+                for h in handles {
+                    h.await.expect("restore pipeline panicked");
+                }
             }
         }
     }
@@ -971,8 +985,12 @@ fn skipped_message(f: &crate::oxd::reader::SkippedFrame) -> String {
     )
 }
 
+/// The pipelines a stream reader started, for the restore to await.
+type Started = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+
 /// Reads a stream in order and dispatches each namespace's documents to a pipeline
 /// started when the namespace first appears.
+#[allow(clippy::too_many_arguments)]
 fn feed_stream(
     mut source: Box<dyn Source>,
     handle: &tokio::runtime::Handle,
@@ -981,23 +999,25 @@ fn feed_stream(
     by_src: &std::collections::HashMap<usize, usize>,
     reports: Arc<Mutex<Vec<NsReport>>>,
     data_finished: Arc<Mutex<Instant>>,
-) -> (Vec<String>, Vec<tokio::task::JoinHandle<()>>) {
-    let mut handles = Vec::new();
+    started: &Started,
+) -> Vec<String> {
     let mut senders: std::collections::HashMap<usize, mpsc::Sender<Feed>> =
         std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
     let mut warnings = Vec::new();
-    let mut start =
-        |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
-            if let Some(&k) = by_src.get(&src) {
-                let (tx, rx) = mpsc::channel::<Feed>(2);
-                let t = targets[k].clone();
-                let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
-                set(&reports, k, |r| r.status = "loading".into());
-                handles.push(handle.spawn(run_pipeline(ctx, t, k, rx, reports, df, None)));
-                senders.insert(src, tx);
-            }
-        };
+    let start = |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
+        if let Some(&k) = by_src.get(&src) {
+            let (tx, rx) = mpsc::channel::<Feed>(2);
+            let t = targets[k].clone();
+            let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
+            set(&reports, k, |r| r.status = "loading".into());
+            started
+                .lock()
+                .expect("lock")
+                .push(handle.spawn(run_pipeline(ctx, t, k, rx, reports, df, None)));
+            senders.insert(src, tx);
+        }
+    };
     loop {
         if *ctx.stop.borrow() {
             break;
@@ -1060,7 +1080,7 @@ fn feed_stream(
     }
     drop(senders);
     let _ = start;
-    (warnings, handles)
+    warnings
 }
 
 /// One insert request and what became of it.
