@@ -518,6 +518,46 @@ mod tests {
     }
 
     #[test]
+    fn failed_batches_count_what_the_server_acknowledged_and_no_more() {
+        let lost = InsertError::Driver {
+            ns: "d.c".into(),
+            source: mongodb::error::Error::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        };
+        assert_eq!(lost.acknowledged(), None, "no answer: unknown");
+        let wc = InsertError::WriteConcern {
+            ns: "d.c".into(),
+            message: "no such mode".into(),
+            inserted: 464,
+        };
+        assert_eq!(
+            wc.acknowledged(),
+            Some(464),
+            "written, without the durability asked"
+        );
+        let refused = InsertError::Refused {
+            ns: "d.c".into(),
+            id: "1".into(),
+            code: 2,
+            message: "bad".into(),
+            inserted: 9,
+        };
+        assert_eq!(refused.acknowledged(), Some(9));
+        let batch = Batch {
+            docs: (0..10)
+                .map(|i| RawDocumentBuf::try_from(&bson::doc! {"_id": i}).unwrap())
+                .collect(),
+            bytes: 0,
+        };
+        match classify("d.c", &batch, 9, [(3, 2, "bad".to_string())]) {
+            Err(e @ InsertError::Refused { .. }) => assert_eq!(e.acknowledged(), Some(9)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn write_concern_documents() {
         let wc = write_concern(&bson::doc! {"w": "majority", "j": true, "wtimeout": 500});
         assert_eq!(wc.w, Some(Acknowledgment::Majority));
