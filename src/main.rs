@@ -355,13 +355,11 @@ fn exit_code(e: &anyhow::Error) -> u8 {
             || c.downcast_ref::<oxidump::restore::RestoreError>()
                 .is_some_and(|e| e.is_damage())
     });
+    // (An interrupted restore is not an error: its report says what the target holds.)
     let interrupted = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<oxidump::dump::DumpError>(),
             Some(oxidump::dump::DumpError::Interrupted)
-        ) || matches!(
-            c.downcast_ref::<oxidump::restore::RestoreError>(),
-            Some(oxidump::restore::RestoreError::Interrupted)
         )
     });
     if interrupted {

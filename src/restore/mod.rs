@@ -155,9 +155,6 @@ pub enum RestoreError {
         /// The driver error.
         source: mongodb::error::Error,
     },
-    /// Interrupted.
-    #[error("interrupted: the target holds a partial restore")]
-    Interrupted,
 }
 
 impl RestoreError {
