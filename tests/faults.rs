@@ -471,6 +471,37 @@ fn a_dump_whose_output_is_closed_fails_without_a_panic() {
             "a failed dump writes no report of success"
         );
     }
+    // A full disk under the output, while readers are busy: the error, said once.
+    for format in ["oxd", "mongodump-archive"] {
+        let Ok(full) = fs::OpenOptions::new().write(true).open("/dev/full") else {
+            return;
+        };
+        let out = oxidump()
+            .args([
+                "dump",
+                "--uri",
+                &server().uri,
+                "--db",
+                &db,
+                "--out",
+                "-",
+                "-q",
+            ])
+            .args(["--format", format, "-j", "4", "--split-above", "1MB"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run dump");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{format}: {err}");
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert_eq!(
+            err.matches("No space left on device").count(),
+            1,
+            "{format}: {err}"
+        );
+    }
 }
 
 #[test]
