@@ -58,7 +58,7 @@ enum Command {
     /// Check a backup offline: every checksum, every document's framing, counts and digests.
     ///
     /// Reports every finding with its namespace, frame and byte offset, not just the first.
-    /// Exit status: 0 clean, 1 corrupt or incomplete, 2 usage or I/O error.
+    /// Exit status: 0 clean, 1 damaged or incomplete, 2 not a backup, usage or I/O error.
     #[command(
         after_long_help = "Examples:\n  oxidump verify backup.oxd\n  oxidump verify --deep --json dump/ nightly.archive.gz\n  ssh backup 'cat backup.oxd' | oxidump verify -"
     )]
