@@ -158,6 +158,9 @@ pub enum NsStatus {
     Complete,
     /// The source changed under the dump (collection dropped or renamed); the data may be partial.
     Partial(String),
+    /// Every document read is intact, but the record that closes the namespace in the
+    /// backup is damaged: it could not be checked against (the message says where).
+    Unchecked(String),
 }
 
 /// Facts known only when a backup is finished.

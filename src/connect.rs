@@ -94,6 +94,21 @@ pub fn redact_uri(uri: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
+/// Refuses connection-string options given without a value (`?replicaSet=`), which
+/// the driver would take as an empty name and then fail to find any server.
+fn check_options(uri: &str) -> Result<(), String> {
+    let Some((_, query)) = uri.split_once('?') else {
+        return Ok(());
+    };
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if v.is_empty() {
+            return Err(format!("option {k} has no value"));
+        }
+    }
+    Ok(())
+}
+
 /// Default server-selection timeout when the URI does not set one.
 pub const DEFAULT_SELECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -123,6 +138,10 @@ pub async fn connect(
     read_preference: Option<&str>,
 ) -> Result<Client, ConnectError> {
     let shown = redact_uri(uri);
+    check_options(uri).map_err(|message| ConnectError::BadUri {
+        uri: shown.clone(),
+        message,
+    })?;
     let mut opts = ClientOptions::parse(uri)
         .await
         .map_err(|e| ConnectError::BadUri {
@@ -167,6 +186,24 @@ pub async fn connect(
             })
         }
         Err(source) => Err(ConnectError::Driver { uri: shown, source }),
+    }
+}
+
+/// How long [`close`] waits for the client's last server-side work (cursors being
+/// killed, sessions ended) before it closes the connections anyway.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Closes a client: waits (at most [`CLOSE_TIMEOUT`]) for the cleanup of the cursors
+/// and sessions it released, ends its sessions and stops its background workers.
+/// Called once everything that used the client is over and before the async runtime
+/// is dropped, so that no driver task is cut off in the middle of a request.
+pub async fn close(client: Client) {
+    let last = client.clone();
+    if tokio::time::timeout(CLOSE_TIMEOUT, client.shutdown())
+        .await
+        .is_err()
+    {
+        last.shutdown().immediate(true).await;
     }
 }
 
@@ -218,10 +255,18 @@ pub fn describe(e: &mongodb::error::Error) -> String {
             format!("the server cannot be reached ({m})")
         }
         ErrorKind::Command(c) => {
-            if c.code_name.is_empty() {
-                format!("server error {}: {}", c.code, c.message)
+            let hint = if c.code == 13 {
+                " (give a user and password in the connection string: mongodb://USER:PASSWORD@HOST/?authSource=admin)"
             } else {
-                format!("server error {} ({}): {}", c.code, c.code_name, c.message)
+                ""
+            };
+            if c.code_name.is_empty() {
+                format!("server error {}: {}{hint}", c.code, c.message)
+            } else {
+                format!(
+                    "server error {} ({}): {}{hint}",
+                    c.code, c.code_name, c.message
+                )
             }
         }
         ErrorKind::Authentication { message, .. } => format!("authentication failed: {message}"),
@@ -334,6 +379,20 @@ mod tests {
         assert_eq!(redact_uri("mongodb://h:1"), "mongodb://h:1");
         assert!(!redact_uri("mongodb://u:pa:ss@h/").contains("pa"));
         assert_eq!(redact_uri("nonsense"), "<invalid connection string>");
+    }
+
+    #[test]
+    fn options_without_a_value_are_refused() {
+        assert_eq!(
+            check_options("mongodb://h/?replicaSet="),
+            Err("option replicaSet has no value".into())
+        );
+        assert_eq!(
+            check_options("mongodb://h/?a=1&tls"),
+            Err("option tls has no value".into())
+        );
+        assert_eq!(check_options("mongodb://h/?replicaSet=rs0&w=1&"), Ok(()));
+        assert_eq!(check_options("mongodb://h"), Ok(()));
     }
 
     #[test]

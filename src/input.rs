@@ -83,15 +83,19 @@ pub fn open(path: &Path) -> Result<Opened, SourceError> {
         let size = f.metadata().ok().map(|m| m.len());
         (Box::new(f), size)
     };
-    let head = peek(&mut r, 8).map_err(io_err(path))?;
-    let format = if head.len() >= 8 && head[..8] == crate::oxd::header::MAGIC {
-        InputFormat::Oxd
-    } else if head.len() >= 4 && head[..4] == ARCHIVE_MAGIC {
-        InputFormat::MongodumpArchive { gzip: false }
-    } else if head.len() >= 2 && head[..2] == GZIP_MAGIC {
-        InputFormat::MongodumpArchive { gzip: true }
-    } else {
-        return Err(SourceError::Unrecognized(path.to_path_buf()));
+    let mut head = peek(&mut r, 8).map_err(io_err(path))?;
+    let format = match detect(&head) {
+        Some(InputFormat::MongodumpArchive { gzip: true }) => {
+            // Gzip says nothing about what it holds: look at the first decompressed
+            // bytes. Gzipped bytes that are not a mongodump archive are not a backup.
+            head.extend(peek(&mut r, GZIP_PEEK - head.len()).map_err(io_err(path))?);
+            if gzip_holds_other_than_archive(&head) {
+                return Err(SourceError::Unrecognized(path.to_path_buf()));
+            }
+            InputFormat::MongodumpArchive { gzip: true }
+        }
+        Some(f) => f,
+        None => return Err(SourceError::Unrecognized(path.to_path_buf())),
     };
     let stream: Box<dyn Read + Send> = Box::new(io::Cursor::new(head).chain(r));
     Ok(Opened {
@@ -100,6 +104,50 @@ pub fn open(path: &Path) -> Result<Opened, SourceError> {
         stream: Some(Box::new(BufReader::with_capacity(1 << 20, stream))),
         size,
     })
+}
+
+/// Compressed bytes looked at to tell what a gzip stream holds.
+const GZIP_PEEK: usize = 64 * 1024;
+
+/// The format the first bytes announce. An OXD magic with one or two bytes damaged,
+/// or a file cut inside the magic, is an OXD archive (a damaged one: readers report
+/// the damage) rather than something else: random data matches six of its eight
+/// bytes with a chance of about 1 in 10^12.
+fn detect(head: &[u8]) -> Option<InputFormat> {
+    let magic = crate::oxd::header::MAGIC;
+    if head.len() >= 8 {
+        let same = head[..8]
+            .iter()
+            .zip(magic)
+            .filter(|(a, b)| **a == *b)
+            .count();
+        if same == 8 || (same >= 6 && head[..4] != ARCHIVE_MAGIC && head[..2] != GZIP_MAGIC) {
+            return Some(InputFormat::Oxd);
+        }
+    } else if !head.is_empty() && head[..] == magic[..head.len()] {
+        return Some(InputFormat::Oxd);
+    }
+    if head.len() >= 4 && head[..4] == ARCHIVE_MAGIC {
+        Some(InputFormat::MongodumpArchive { gzip: false })
+    } else if head.len() >= 2 && head[..2] == GZIP_MAGIC {
+        Some(InputFormat::MongodumpArchive { gzip: true })
+    } else {
+        None
+    }
+}
+
+/// Whether the gzip stream starting `compressed` decompresses cleanly to something
+/// that does not start with the mongodump archive magic. A stream that is damaged, or
+/// too short to tell, counts as an archive: its readers report what is wrong.
+fn gzip_holds_other_than_archive(compressed: &[u8]) -> bool {
+    let mut d = flate2::read::MultiGzDecoder::new(compressed);
+    let mut first = Vec::with_capacity(4);
+    match (&mut d).take(4).read_to_end(&mut first) {
+        Ok(_) if first.len() == 4 => first[..] != ARCHIVE_MAGIC,
+        // Ended cleanly before 4 bytes: an empty or tiny gzip file is not an archive.
+        Ok(_) => compressed.len() < GZIP_PEEK,
+        Err(_) => false,
+    }
 }
 
 /// A reader that reports the bytes it reads to a progress bar.
@@ -120,5 +168,49 @@ impl<R: Read> Read for Counting<R> {
         let n = self.inner.read(buf)?;
         self.bar.inc(n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_damaged_or_cut_oxd_magic_is_still_oxd() {
+        let magic = crate::oxd::header::MAGIC;
+        assert_eq!(detect(&magic), Some(InputFormat::Oxd));
+        for i in 0..8 {
+            let mut m = magic;
+            m[i] ^= 0x40;
+            assert_eq!(detect(&m), Some(InputFormat::Oxd), "byte {i} flipped");
+        }
+        for n in 1..8 {
+            assert_eq!(detect(&magic[..n]), Some(InputFormat::Oxd), "cut at {n}");
+        }
+        assert_eq!(detect(b"\x00\x01\x02\x03\x04\x05\x06\x07"), None);
+        assert_eq!(detect(b"hello world"), None);
+    }
+
+    #[test]
+    fn gzipped_bytes_are_an_archive_only_when_they_hold_one() {
+        let mut archive = ARCHIVE_MAGIC.to_vec();
+        archive.extend([0u8; 100]);
+        assert!(!gzip_holds_other_than_archive(&gz(&archive)));
+        assert!(gzip_holds_other_than_archive(&gz(
+            b"random bytes, not an archive"
+        )));
+        assert!(gzip_holds_other_than_archive(&gz(b"")));
+        // A damaged gzip stream of ours is damaged, not foreign.
+        let mut bad = gz(&archive);
+        bad[12] ^= 0xFF;
+        bad.truncate(14);
+        assert!(!gzip_holds_other_than_archive(&bad));
     }
 }

@@ -1,7 +1,6 @@
 //! The `oxidump` command line: parses arguments with clap, turns them into the
 //! library's option structs, runs one command and maps the outcome to an exit code
-//! (0 success, 1 the data is corrupt, incomplete or was not fully processed, 2 usage
-//! or I/O error).
+//! (see [`EXIT_STATUS`]).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -21,11 +20,23 @@ use oxidump::progress::Progress;
 /// gzipped. Input formats are detected from the bytes; `-` means standard input or
 /// output.
 #[derive(Parser)]
-#[command(name = "oxidump", version, about, long_about, max_term_width = 100)]
+#[command(name = "oxidump", version, about, long_about, max_term_width = 100, after_long_help = EXIT_STATUS)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// The exit status rule, the same for every command.
+const EXIT_STATUS: &str = "Exit status (every command):
+  0  success: everything asked for was done
+  1  the data is damaged or incomplete: a corrupt or truncated backup (what is intact is
+     still listed, extracted or restored), or a dump or restore that did not get everything
+  2  it is not ours, or a usage or I/O error: not a backup, bad options, unreachable server,
+     a full disk, an output closed by its reader before the end
+  3  interrupted (SIGINT, SIGTERM or SIGHUP): a dump leaves no output; a restore stops
+     sending, waits for the requests already sent (a second signal kills them on the
+     server where it allows), and reports per namespace what the target holds
+     (restored, interrupted with the acknowledged count, not started)";
 
 #[derive(Subcommand)]
 enum Command {
@@ -56,7 +67,7 @@ enum Command {
     /// the recovery time to expect on this server. The scratch databases are dropped
     /// afterwards, also after a failure or Ctrl-C, unless --keep.
     /// Exit status: 0 everything matches, 1 a difference or a failed restore, 2 usage,
-    /// connection or I/O error, 130 interrupted.
+    /// connection or I/O error, 3 interrupted.
     #[command(
         name = "test-restore",
         after_long_help = "Examples:\n  oxidump test-restore nightly.oxd --uri mongodb://scratch-host\n  oxidump test-restore dump/ --uri \"$URI\" --ns-include 'shop.*' --report-json drill.json\n  ssh backup 'cat nightly.oxd' | oxidump test-restore - --uri \"$URI\" --json"
@@ -76,7 +87,7 @@ enum Command {
     /// Check a backup offline: every checksum, every document's framing, counts and digests.
     ///
     /// Reports every finding with its namespace, frame and byte offset, not just the first.
-    /// Exit status: 0 clean, 1 corrupt or incomplete, 2 usage or I/O error.
+    /// Exit status: 0 clean, 1 damaged or incomplete, 2 not a backup, usage or I/O error.
     #[command(
         after_long_help = "Examples:\n  oxidump verify backup.oxd\n  oxidump verify --deep --json dump/ nightly.archive.gz\n  ssh backup 'cat backup.oxd' | oxidump verify -"
     )]
@@ -366,8 +377,12 @@ enum FormatArg {
 /// How a command ended.
 enum Outcome {
     Ok,
-    /// The data is corrupt, incomplete, or was not fully processed.
+    /// The data is damaged or incomplete, or was not fully processed (exit 1).
     Failed,
+    /// An error already reported on standard error (exit 2).
+    Reported,
+    /// Stopped by a signal (exit 3).
+    Interrupted,
 }
 
 fn main() -> ExitCode {
@@ -375,30 +390,77 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Reported) => ExitCode::from(2),
+        Ok(Outcome::Interrupted) => ExitCode::from(3),
         Err(e) => {
-            if is_broken_pipe(&e) {
-                return ExitCode::SUCCESS;
-            }
-            eprintln!("oxidump: error: {e:#}");
-            ExitCode::from(2)
+            eprintln!("oxidump: error: {}", render_error(&e));
+            ExitCode::from(exit_code(&e))
         }
+    }
+}
+
+/// The error and its causes in one line, each cause once: many errors already say
+/// their cause (`path: what went wrong`), which is then not repeated.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for c in e.chain().skip(1) {
+        // Driver errors are described, in one line, by the error that holds them;
+        // their own text adds internal labels and a dump of the server's reply.
+        if c.downcast_ref::<mongodb::error::Error>().is_some() {
+            break;
+        }
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+    }
+    s
+}
+
+/// 1 when the error is damaged or incomplete data, 2 otherwise (see [`EXIT_STATUS`]).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    let damage = e.chain().any(|c| {
+        c.downcast_ref::<oxidump::source::SourceError>()
+            .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<cat::CatError>()
+                .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<convert::ConvertError>()
+                .is_some_and(|e| e.is_damage())
+            || c.downcast_ref::<oxidump::restore::RestoreError>()
+                .is_some_and(|e| e.is_damage())
+    });
+    // (An interrupted restore is not an error: its report says what the target holds.)
+    let interrupted = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<oxidump::dump::DumpError>(),
+            Some(oxidump::dump::DumpError::Interrupted)
+        )
+    });
+    if interrupted {
+        3
+    } else if damage {
+        1
+    } else {
+        2
     }
 }
 
 /// Writes to standard output, reporting errors (a closed pipe) instead of panicking.
 fn out(s: &str) -> io::Result<()> {
-    let mut o = io::stdout().lock();
+    let mut o = oxidump::output::StdoutSink::new();
     o.write_all(s.as_bytes())?;
     o.flush()
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<io::Error>()
-            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<cat::CatError>()
-                .is_some_and(|ce| matches!(ce, cat::CatError::Write(io) if io.kind() == io::ErrorKind::BrokenPipe))
-    })
+/// Writes a listing for people to standard output: a reader that stops reading
+/// (`| head`) has seen what it wanted, so a closed pipe is not an error here, and
+/// only here (outputs that are data fail when their reader goes away).
+fn out_listing(s: &str) -> io::Result<()> {
+    match out(s) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }
 
 fn format_of(f: FormatArg) -> convert::OutputFormat {
@@ -416,23 +478,36 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
+/// Drops the runtime once a command is over: everything that talked to the server
+/// has been awaited and the client closed; what may be left is a thread blocked
+/// reading an input nobody needs any more (standard input after a stop), which is
+/// not waited for.
+fn finish(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+}
+
+/// Resolves when `s` delivers a signal; never when it could not be installed.
+#[cfg(unix)]
+async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal or session).
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let sigterm = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut hup = signal(SignalKind::hangup()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm => {}
+            _ = recv(term.as_mut()) => {}
+            _ = recv(hup.as_mut()) => {}
         }
     }
     #[cfg(not(unix))]
@@ -486,7 +561,9 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
     let to_stdout = opts.out.as_deref() == Some(std::path::Path::new("-"));
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
-    let report = rt.block_on(oxidump::dump::run(opts, progress, shutdown_signal()))?;
+    let report = rt.block_on(oxidump::dump::run(opts, progress, shutdown_signal()));
+    finish(rt);
+    let report = report?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
@@ -552,7 +629,7 @@ fn drill(a: DrillArgs, test_restore: bool) -> anyhow::Result<Outcome> {
     let progress = Progress::new(a.quiet || a.json);
     let result = rt.block_on(async {
         if test_restore {
-            oxidump::drill::test_restore(opts, progress, shutdown_signal()).await
+            oxidump::drill::test_restore(opts, progress, shutdown_signal).await
         } else {
             oxidump::drill::diff(opts, shutdown_signal()).await
         }
@@ -561,7 +638,7 @@ fn drill(a: DrillArgs, test_restore: bool) -> anyhow::Result<Outcome> {
         Ok(r) => r,
         Err(oxidump::drill::DrillError::Interrupted) => {
             eprintln!("oxidump: interrupted; the scratch databases were dropped unless --keep");
-            std::process::exit(130);
+            std::process::exit(3);
         }
         Err(e) => return Err(e.into()),
     };
@@ -623,17 +700,21 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
-    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal()))?;
+    let report = rt.block_on(oxidump::restore::run(opts, progress, shutdown_signal));
+    finish(rt);
+    let report = report?;
     if let Some(p) = &a.report_json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }
     if report.dry_run {
-        out(&oxidump::restore::render_plan(&report))?;
-    } else if !a.quiet {
+        out_listing(&oxidump::restore::render_plan(&report))?;
+    } else if !a.quiet || report.interrupted {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
-    Ok(if report.ok() {
+    Ok(if report.interrupted {
+        Outcome::Interrupted
+    } else if report.ok() {
         Outcome::Ok
     } else {
         Outcome::Failed
@@ -656,36 +737,48 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let opts = oxidump::verify::VerifyOptions { deep };
             let mut reports = Vec::new();
             let mut failed = false;
-            let mut io_error = None;
+            let mut unreadable = false;
             for p in &paths {
                 match verify::run(p, &opts, &progress) {
                     Ok(r) => {
                         failed |= !r.is_ok();
                         if !json {
-                            out(&verify::render_text(&r))?;
+                            out_listing(&verify::render_text(&r))?;
                         }
-                        reports.push(r);
+                        reports.push(serde_json::to_value(&r)?);
                     }
                     Err(e) => {
+                        // Damage found before the format is known counts as damage.
+                        if e.is_damage() {
+                            failed = true;
+                        } else {
+                            unreadable = true;
+                        }
                         eprintln!("oxidump: error: {e}");
-                        io_error = Some(e);
+                        reports.push(serde_json::json!({
+                            "path": p,
+                            "error": e.to_string(),
+                        }));
                     }
                 }
             }
             if json {
                 out(&(serde_json::to_string_pretty(&reports)? + "\n"))?;
             }
-            if let Some(e) = io_error {
-                return Err(e.into());
-            }
-            Ok(if failed { Outcome::Failed } else { Outcome::Ok })
+            Ok(if unreadable {
+                Outcome::Reported
+            } else if failed {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            })
         }
         Command::Ls { path, json } => {
             let l = ls::run(&path)?;
             if json {
-                out(&(serde_json::to_string_pretty(&l)? + "\n"))?;
+                out_listing(&(serde_json::to_string_pretty(&l)? + "\n"))?;
             } else {
-                out(&ls::render_text(&l))?;
+                out_listing(&ls::render_text(&l))?;
             }
             Ok(if l.complete {
                 Outcome::Ok
@@ -698,8 +791,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 CatFormatArg::Bson => cat::CatFormat::Bson,
                 CatFormatArg::Json => cat::CatFormat::Json,
             };
-            let stdout = io::stdout();
-            let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut out = io::BufWriter::with_capacity(1 << 20, oxidump::output::StdoutSink::new());
             cat::run(&path, &ns, format, &mut out)?;
             out.flush().context("writing output")?;
             Ok(Outcome::Ok)

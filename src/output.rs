@@ -66,7 +66,8 @@ fn parent_of(dest: &Path) -> PathBuf {
     }
 }
 
-fn temp_prefix(dest: &Path) -> String {
+/// The start of the temporary names of `dest`: `.NAME.partial-`.
+fn leftover_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -74,10 +75,78 @@ fn temp_prefix(dest: &Path) -> String {
     format!(".{name}.partial-")
 }
 
+/// The temporary names of `dest` made by this process: `.NAME.partial-PID-` and a
+/// random suffix. The process id tells a later run whether the output is still being
+/// written or was left by a run that died.
+fn temp_prefix(dest: &Path) -> String {
+    format!("{}{}-", leftover_prefix(dest), std::process::id())
+}
+
+/// A file inside a directory being built: the directory is the partial output of a
+/// run that has not finished (or never will). Removed just before the rename.
+pub const PARTIAL_MARKER: &str = ".oxidump-partial";
+
+/// Whether `path` is the partial output of a run that was interrupted or is still
+/// running: a temporary name of [`AtomicFile`] or [`AtomicDir`], or a directory that
+/// holds the [`PARTIAL_MARKER`].
+pub fn is_partial_output(path: &Path) -> bool {
+    let named = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .is_some_and(|n| n.starts_with('.') && n.contains(".partial-"));
+    named || path.join(PARTIAL_MARKER).exists()
+}
+
+/// What [`is_partial_output`] means, for messages.
+pub const PARTIAL_OUTPUT: &str = "partial output of an interrupted run: it was never completed (the next run to the same destination removes it)";
+
+/// Removes what runs to `dest` that died (killed, crashed) left: temporaries whose
+/// process is gone. Those of live processes (another run writing to the same place)
+/// are left alone; so are names without a process id, which are not ours to judge.
+/// Returns what was removed.
+pub fn remove_leftovers(dest: &Path) -> Vec<PathBuf> {
+    let prefix = leftover_prefix(dest);
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(parent_of(dest)) else {
+        return removed;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || process_alive(pid) != Some(false) {
+            continue;
+        }
+        let p = e.path();
+        let gone = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        if gone.is_ok() {
+            removed.push(p);
+        }
+    }
+    removed
+}
+
+/// Whether process `pid` runs; `None` when this system cannot tell.
+fn process_alive(pid: u32) -> Option<bool> {
+    let proc = Path::new("/proc");
+    proc.join("self")
+        .exists()
+        .then(|| proc.join(pid.to_string()).exists())
+}
+
 /// A file written under a temporary name and renamed into place on [`commit`](AtomicFile::commit).
 pub struct AtomicFile {
     dest: PathBuf,
     file: BufWriter<tempfile::NamedTempFile>,
+    removed: Vec<PathBuf>,
 }
 
 impl AtomicFile {
@@ -86,6 +155,7 @@ impl AtomicFile {
         if !overwrite && dest.exists() {
             return Err(OutputError::Exists(dest.to_path_buf()));
         }
+        let removed = remove_leftovers(dest);
         let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(dest))
@@ -95,12 +165,18 @@ impl AtomicFile {
         Ok(AtomicFile {
             dest: dest.to_path_buf(),
             file: BufWriter::with_capacity(1 << 20, tmp),
+            removed,
         })
     }
 
     /// The final path.
     pub fn dest(&self) -> &Path {
         &self.dest
+    }
+
+    /// Leftovers of dead runs to the same destination removed when this one started.
+    pub fn leftovers_removed(&self) -> &[PathBuf] {
+        &self.removed
     }
 
     /// Flushes, syncs and renames the file to its final name.
@@ -132,6 +208,7 @@ impl Write for AtomicFile {
 pub struct AtomicDir {
     dest: PathBuf,
     tmp: Option<tempfile::TempDir>,
+    removed: Vec<PathBuf>,
 }
 
 impl AtomicDir {
@@ -145,15 +222,19 @@ impl AtomicDir {
                 return Err(OutputError::Exists(dest.to_path_buf()));
             }
         }
+        let removed = remove_leftovers(dest);
         let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
             .prefix(&temp_prefix(dest))
             .permissions(dir_mode())
             .tempdir_in(&dir)
             .map_err(io_err(&dir))?;
+        let marker = tmp.path().join(PARTIAL_MARKER);
+        fs::write(&marker, b"").map_err(io_err(&marker))?;
         Ok(AtomicDir {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
+            removed,
         })
     }
 
@@ -167,9 +248,16 @@ impl AtomicDir {
         &self.dest
     }
 
-    /// Renames the directory to its final name.
+    /// Leftovers of dead runs to the same destination removed when this one started.
+    pub fn leftovers_removed(&self) -> &[PathBuf] {
+        &self.removed
+    }
+
+    /// Removes the partial marker and renames the directory to its final name.
     pub fn commit(mut self) -> Result<(), OutputError> {
         let tmp = self.tmp.take().expect("not committed");
+        let marker = tmp.path().join(PARTIAL_MARKER);
+        fs::remove_file(&marker).map_err(io_err(&marker))?;
         let path = tmp.keep();
         if self.dest.exists() {
             // An empty directory was allowed as the destination: replace it.
@@ -179,12 +267,95 @@ impl AtomicDir {
     }
 }
 
+/// The reader of standard output went away (a closed pipe) before the output was
+/// complete: carried as the source of an [`io::ErrorKind::BrokenPipe`] error, so that
+/// every layer above reports how far the output got.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader after {bytes} bytes: the output is incomplete")]
+pub struct OutputClosed {
+    /// Bytes the reader received before it closed.
+    pub bytes: u64,
+}
+
+/// Standard output for data: counts the bytes delivered, and turns a closed pipe into
+/// an error that says how many bytes got through ([`OutputClosed`]).
+pub struct StdoutSink {
+    out: io::Stdout,
+    written: u64,
+}
+
+impl StdoutSink {
+    /// Standard output, nothing written yet.
+    pub fn new() -> StdoutSink {
+        StdoutSink {
+            out: io::stdout(),
+            written: 0,
+        }
+    }
+
+    /// Bytes delivered so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    fn closed(&self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                OutputClosed {
+                    bytes: self.written,
+                },
+            )
+        } else {
+            e
+        }
+    }
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink::new()
+    }
+}
+
+impl Write for StdoutSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.out.write(buf) {
+            Ok(n) => {
+                self.written += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.closed(e)),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.closed(e))
+    }
+}
+
+/// Whether `e` (or what caused it) is standard output closed by its reader.
+pub fn is_output_closed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if c.downcast_ref::<OutputClosed>().is_some() {
+            return true;
+        }
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        cur = c.source();
+    }
+    false
+}
+
 /// A single-file output: a file committed atomically, or standard output (`-`).
 pub enum OutFile {
     /// A file under a temporary name until [`OutFile::commit`].
     File(AtomicFile),
     /// Standard output; [`OutFile::commit`] only flushes.
-    Stdout(BufWriter<io::Stdout>),
+    Stdout(BufWriter<StdoutSink>),
 }
 
 impl OutFile {
@@ -193,7 +364,7 @@ impl OutFile {
         if path.as_os_str() == "-" {
             Ok(OutFile::Stdout(BufWriter::with_capacity(
                 1 << 20,
-                io::stdout(),
+                StdoutSink::new(),
             )))
         } else {
             AtomicFile::create(path, overwrite).map(OutFile::File)
@@ -279,6 +450,49 @@ mod tests {
         f.write_all(b"partial").unwrap();
         drop(f);
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn leftovers_of_dead_runs_are_removed_those_of_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("a.oxd");
+        // A process id that cannot be running (above the kernel's maximum).
+        let dead = dir.path().join(".a.oxd.partial-4194399-abc123");
+        let dead_dir = dir.path().join(".a.oxd.partial-4194398-def456");
+        let live = dir
+            .path()
+            .join(format!(".a.oxd.partial-{}-xyz", std::process::id()));
+        let foreign = dir.path().join(".a.oxd.partial-abcdef");
+        let other = dir.path().join(".b.oxd.partial-4194399-abc123");
+        fs::write(&dead, b"x").unwrap();
+        fs::create_dir(&dead_dir).unwrap();
+        fs::write(dead_dir.join(PARTIAL_MARKER), b"").unwrap();
+        for p in [&live, &foreign, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        assert!(is_partial_output(&dead) && is_partial_output(&dead_dir));
+        assert!(!is_partial_output(&dest));
+        let f = AtomicFile::create(&dest, false).unwrap();
+        if Path::new("/proc/self").exists() {
+            let mut removed = f.leftovers_removed().to_vec();
+            removed.sort();
+            assert_eq!(removed, vec![dead_dir.clone(), dead.clone()]);
+            assert!(!dead.exists() && !dead_dir.exists());
+        }
+        assert!(live.exists() && foreign.exists() && other.exists());
+        f.commit().unwrap();
+    }
+
+    #[test]
+    fn a_directory_is_marked_partial_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("dump");
+        let d = AtomicDir::create(&dest).unwrap();
+        assert!(is_partial_output(d.path()));
+        assert!(d.path().join(PARTIAL_MARKER).exists());
+        d.commit().unwrap();
+        assert!(!is_partial_output(&dest));
+        assert!(!dest.join(PARTIAL_MARKER).exists());
     }
 
     #[test]

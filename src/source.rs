@@ -46,6 +46,14 @@ pub trait Source: Send {
     }
 }
 
+impl SourceError {
+    /// Whether the backup itself is damaged or incomplete (exit status 1), as opposed
+    /// to not being a backup at all or not being readable (exit status 2).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, SourceError::Corrupt { .. })
+    }
+}
+
 /// Error reading a backup. Every variant says where.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {

@@ -309,7 +309,7 @@ fn a_damaged_backup_fails_the_drill_with_the_frame_named() {
     assert!(!databases().iter().any(|d| d.starts_with(&prefix)));
 }
 
-/// Ctrl-C in the middle of a drill stops it, exits 130 and leaves no scratch database.
+/// Ctrl-C in the middle of a drill stops it, exits 3 and leaves no scratch database.
 #[test]
 fn an_interrupted_drill_leaves_no_scratch_database() {
     let guard = DbGuard::new("drill_int");
@@ -354,7 +354,7 @@ fn an_interrupted_drill_leaves_no_scratch_database() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(3),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -15,6 +15,8 @@ mod server_smoke;
 mod drill;
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.
 mod dump;
+/// Closed outputs, exit codes, damaged and foreign inputs, interrupted runs.
+mod faults;
 /// Inputs kept under `fuzz/regressions/` replay through the fuzz targets' entry points without a panic.
 mod fuzz_regressions;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.

@@ -56,6 +56,13 @@ pub enum CatError {
     Write(#[from] io::Error),
 }
 
+impl CatError {
+    /// Whether the backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, CatError::Source(e) if e.is_damage())
+    }
+}
+
 /// Finds `ns` (`db.collection`, or `db.system.buckets.X` for time-series `X`).
 pub fn find_ns(catalog: &Catalog, path: &Path, ns: &str) -> Result<usize, CatError> {
     if let Some(i) = catalog.find_full(ns) {
@@ -134,6 +141,17 @@ pub fn run(path: &Path, ns: &str, format: CatFormat, out: &mut dyn Write) -> Res
                     }
                 }
             },
+            // Everything is written; the damage is still news (exit status 1).
+            Chunk::End {
+                ns,
+                status: crate::catalog::NsStatus::Unchecked(message),
+            } if ns == target => {
+                out.flush()?;
+                return Err(CatError::Source(SourceError::Corrupt {
+                    path: path.to_path_buf(),
+                    message,
+                }));
+            }
             Chunk::End { ns, .. } if ns == target => break,
             _ => {}
         }

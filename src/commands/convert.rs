@@ -48,6 +48,13 @@ pub enum ConvertError {
     Usage(String),
 }
 
+impl ConvertError {
+    /// Whether the input backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, ConvertError::Source(e) if e.is_damage())
+    }
+}
+
 /// What was converted.
 #[derive(Debug, Clone, Default)]
 pub struct ConvertStats {
@@ -106,6 +113,13 @@ pub fn run(
             "input and output are the same path".into(),
         ));
     }
+    // A partial output of an interrupted run converted would look complete.
+    if crate::output::is_partial_output(input) {
+        return Err(ConvertError::Source(SourceError::Corrupt {
+            path: input.to_path_buf(),
+            message: crate::output::PARTIAL_OUTPUT.into(),
+        }));
+    }
     let mut src = super::open_source(input)?;
     let mut sink = create_sink(output, opts)?;
     let catalog = src.catalog().clone();
@@ -122,6 +136,16 @@ pub fn run(
                 stats.bytes += data.len() as u64;
                 bar.inc(data.len() as u64);
                 sink.write_docs(ns, data, count)?;
+            }
+            // A damaged end record: the output would hide that the input is damaged.
+            Chunk::End {
+                status: crate::catalog::NsStatus::Unchecked(message),
+                ..
+            } => {
+                return Err(ConvertError::Source(SourceError::Corrupt {
+                    path: input.to_path_buf(),
+                    message,
+                }));
             }
             Chunk::End { ns, status } => sink.end_namespace(ns, &status)?,
         }

@@ -50,6 +50,9 @@ pub struct Listing {
     pub size: Option<u64>,
     /// Whether the backup is complete (OXD: valid trailer and footer).
     pub complete: bool,
+    /// Whether it is the partial output of an interrupted run (a temporary name, or a
+    /// directory still marked as being written): never complete.
+    pub partial_output: bool,
     /// Tool that wrote the data.
     pub tool: Option<String>,
     /// Source server version.
@@ -88,6 +91,7 @@ fn base(path: &Path, format: InputFormat, size: Option<u64>, catalog: &Catalog) 
         format: format.name(),
         size,
         complete: false,
+        partial_output: false,
         tool: s.tool.clone(),
         server_version: s.server_version.clone(),
         fcv: s.fcv.clone(),
@@ -140,6 +144,19 @@ fn finish_ratios(l: &mut Listing) {
 
 /// Lists the backup at `path`.
 pub fn run(path: &Path) -> Result<Listing, SourceError> {
+    list(path).map_err(|e| match e {
+        // What stopped the listing is the cut-off end of a run that never finished.
+        SourceError::Corrupt { path: at, message } if crate::output::is_partial_output(path) => {
+            SourceError::Corrupt {
+                message: format!("{}; {message}", crate::output::PARTIAL_OUTPUT),
+                path: at,
+            }
+        }
+        e => e,
+    })
+}
+
+fn list(path: &Path) -> Result<Listing, SourceError> {
     let opened = input::open(path)?;
     let mut listing = match opened.format {
         InputFormat::Oxd if path.as_os_str() != "-" => {
@@ -156,6 +173,13 @@ pub fn run(path: &Path) -> Result<Listing, SourceError> {
         _ => read_through(path, opened)?,
     };
     finish_ratios(&mut listing);
+    if crate::output::is_partial_output(path) {
+        listing.complete = false;
+        listing.partial_output = true;
+        listing
+            .warnings
+            .insert(0, crate::output::PARTIAL_OUTPUT.to_string());
+    }
     Ok(listing)
 }
 
@@ -285,6 +309,8 @@ pub fn render_text(l: &Listing) -> String {
         l.format,
         if l.complete {
             ""
+        } else if l.partial_output {
+            " (INCOMPLETE: partial output of an interrupted run; listing what is intact)"
         } else {
             " (INCOMPLETE: no valid footer; listing what is intact)"
         }

@@ -42,6 +42,13 @@ pub fn run(path: &Path, opts: &VerifyOptions, progress: &Progress) -> Result<Rep
         }
     }
     bar.finish_and_clear();
+    if crate::output::is_partial_output(path) {
+        report.complete = false;
+        report.push(crate::verify::Finding::error(
+            "partial-output",
+            crate::output::PARTIAL_OUTPUT,
+        ));
+    }
     Ok(report)
 }
 
@@ -60,12 +67,16 @@ pub fn render_text(r: &Report) -> String {
         .filter(|f| f.severity == crate::verify::Severity::Error)
         .count();
     // Incomplete: it stops early. Corrupt: something that is there is wrong.
-    let incomplete = r.findings.iter().any(|f| f.code == "incomplete");
+    let incomplete = r
+        .findings
+        .iter()
+        .any(|f| matches!(f.code, "incomplete" | "partial-output"));
     let corrupt = r.findings.iter().any(|f| {
         f.severity == crate::verify::Severity::Error
             && !matches!(
                 f.code,
                 "incomplete"
+                    | "partial-output"
                     | "truncated"
                     | "ns-missing-end"
                     | "archive-truncated"

@@ -292,15 +292,20 @@ impl Stop {
 }
 
 /// `oxidump test-restore`: restores the backup into scratch databases, compares, drops
-/// them. `shutdown` resolving (Ctrl-C) stops the drill; the scratch databases are
+/// them. A future made by `shutdown` resolving (Ctrl-C) stops the drill (the restore
+/// asks it for more than one, as for a second signal); the scratch databases are
 /// dropped then too.
-pub async fn test_restore(
+pub async fn test_restore<S, F>(
     opts: DrillOptions,
     progress: Progress,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<DrillReport, DrillError> {
+    shutdown: S,
+) -> Result<DrillReport, DrillError>
+where
+    S: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
-    let stop = Stop::watch(shutdown);
+    let stop = Stop::watch(shutdown());
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
     let (path, _spool) = readable_twice(&opts.input)?;
     let catalog = crate::commands::open_source(&path)
@@ -363,7 +368,7 @@ pub async fn test_restore(
         renames,
         &client,
         &progress,
-        &stop,
+        (&stop, shutdown),
         &mut report,
     )
     .await;
@@ -384,16 +389,20 @@ pub async fn test_restore(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn drill(
+async fn drill<S, F>(
     opts: &DrillOptions,
     path: &Path,
     catalog: &Catalog,
     renames: Vec<(String, String)>,
     client: &Client,
     progress: &Progress,
-    stop: &Stop,
+    (stop, shutdown): (&Stop, S),
     report: &mut DrillReport,
-) -> Result<(), DrillError> {
+) -> Result<(), DrillError>
+where
+    S: Fn() -> F + Clone + Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
     // The backup side, digested while the restore runs.
     let backup_side = {
@@ -414,12 +423,10 @@ async fn drill(
         ..RestoreOptions::default()
     };
     let restore_started = Instant::now();
-    let restored: RestoreReport =
-        match restore::run(restore_opts, progress.clone(), stop.clone().wait()).await {
-            Ok(r) => r,
-            Err(RestoreError::Interrupted) => return Err(DrillError::Interrupted),
-            Err(e) => return Err(e.into()),
-        };
+    let restored: RestoreReport = restore::run(restore_opts, progress.clone(), shutdown).await?;
+    if restored.interrupted {
+        return Err(DrillError::Interrupted);
+    }
     report.restore_seconds = restore_started.elapsed().as_secs_f64();
     report.warnings.extend(restored.warnings.iter().cloned());
     let digests = backup_side
@@ -541,10 +548,10 @@ async fn drop_scratch(client: &Client, scratch: &[String]) -> bool {
 
 /// `oxidump diff`: compares the backup with the live namespaces (renamed by
 /// `--ns-from`/`--ns-to` when given), reading only.
-pub async fn diff(
-    opts: DrillOptions,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<DrillReport, DrillError> {
+pub async fn diff<F>(opts: DrillOptions, shutdown: F) -> Result<DrillReport, DrillError>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     let started = Instant::now();
     let stop = Stop::watch(shutdown);
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;

@@ -316,7 +316,23 @@ pub async fn run(
         opts.read_preference.as_deref(),
     )
     .await?;
-    let info = connect::server_info(&client)
+    let r = dump_connected(&opts, &client, started, filter, query, progress, shutdown).await;
+    // Every task that talked to the server is over: close the client before the
+    // runtime goes, on every way out.
+    connect::close(client).await;
+    r
+}
+
+async fn dump_connected(
+    opts: &DumpOptions,
+    client: &Client,
+    started: Instant,
+    filter: NsFilter,
+    query: Option<bson::Document>,
+    progress: Progress,
+    shutdown: impl Future<Output = ()>,
+) -> Result<DumpReport, DumpError> {
+    let info = connect::server_info(client)
         .await
         .map_err(|source| DumpError::Driver {
             what: "reading server information".into(),
@@ -341,7 +357,7 @@ pub async fn run(
         filter,
         include: opts.include.clone(),
     };
-    let (catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
+    let (catalog, plans) = plan::plan(client, &sel, source, opts.oplog).await?;
     if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
@@ -359,6 +375,19 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| default_output(&opts.uri, opts.format, opts.gzip)),
         )
+    };
+    // What runs to the same destination that died left behind goes first.
+    let removed: Vec<String> = match &output {
+        Some(p) if p.as_os_str() != "-" => crate::output::remove_leftovers(p)
+            .into_iter()
+            .map(|r| {
+                format!(
+                    "removed {}, left by an interrupted run to the same destination",
+                    r.display()
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
     };
     let sink = match &output {
         Some(p) => Some(
@@ -417,9 +446,10 @@ pub async fn run(
             .spawn(move || write_loop(sink, &catalog, rx, sum_rx))
             .expect("spawn writer thread")
     });
+    let mut tasks = JoinSet::new();
     let work = dump_data(
-        &opts,
-        &client,
+        opts,
+        client,
         &catalog,
         &plans,
         query,
@@ -427,11 +457,15 @@ pub async fn run(
         runs.clone(),
         &progress,
         &overall,
+        &mut tasks,
     );
     let result = tokio::select! {
         r = work => r,
         _ = shutdown => Err(DumpError::Interrupted),
     };
+    // Stopped or failed: the readers still running are stopped, and awaited.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     let summary = match &result {
         Ok(s) => Some(s.clone()),
         Err(_) => None,
@@ -510,7 +544,7 @@ pub async fn run(
         oplog: summary
             .oplog
             .map(|o| (oplog::show_ts(o.start), oplog::show_ts(o.end))),
-        warnings: summary.warnings,
+        warnings: removed.into_iter().chain(summary.warnings).collect(),
     })
 }
 
@@ -583,6 +617,7 @@ async fn dump_data(
     runs: Arc<Vec<NsRun>>,
     progress: &Progress,
     overall: &indicatif::ProgressBar,
+    set: &mut JoinSet<Result<Vec<String>, DumpError>>,
 ) -> Result<Summary, DumpError> {
     let mut warnings = Vec::new();
     // Views have no data: end them first.
@@ -645,7 +680,6 @@ async fn dump_data(
     };
 
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
-    let mut set = JoinSet::new();
     let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> = Arc::new(
         catalog
             .namespaces

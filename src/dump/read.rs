@@ -240,6 +240,29 @@ fn show_id(v: Option<RawBsonRef<'_>>) -> String {
     }
 }
 
+/// The task that fetches a cursor's next batch while the current one is framed. It
+/// is stopped and awaited on every way out of a read ([`Fetch::stop`]); dropped
+/// without that (the read itself was cancelled), it is aborted, and the cursor it
+/// owns is released, which the client waits for when it is closed.
+struct Fetch(Option<tokio::task::JoinHandle<()>>);
+
+impl Fetch {
+    async fn stop(mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
+    }
+}
+
 /// Reads `spec` to the end, sending frames on `tx`.
 pub async fn read(
     client: &Client,
@@ -270,7 +293,7 @@ pub async fn read(
             }
         };
         let (btx, mut brx) = mpsc::channel::<Result<RawBatch, mongodb::error::Error>>(1);
-        let fetch = tokio::spawn(async move {
+        let fetch = Fetch(Some(tokio::spawn(async move {
             let mut cursor = cursor;
             while let Some(b) = cursor.next().await {
                 let stop = b.is_err();
@@ -278,76 +301,82 @@ pub async fn read(
                     break;
                 }
             }
-        });
-        let mut failure = None;
-        let mut batches = 0u64;
-        while let Some(batch) = brx.recv().await {
-            let batch = match batch {
-                Ok(b) => b,
-                Err(e) => {
-                    failure = Some(e);
-                    break;
+        })));
+        let consumed: Result<Option<mongodb::error::Error>, ReadError> = async {
+            let mut failure = None;
+            let mut batches = 0u64;
+            while let Some(batch) = brx.recv().await {
+                let batch = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                let malformed = |m: String| ReadError::Malformed {
+                    ns: spec.name.clone(),
+                    message: m,
+                };
+                let docs = batch.doc_slices().map_err(|e| malformed(e.to_string()))?;
+                let mut last = None;
+                let (mut n, mut bytes) = (0u64, 0u64);
+                for item in docs {
+                    let item = item.map_err(|e| malformed(e.to_string()))?;
+                    let d = item
+                        .as_document()
+                        .ok_or_else(|| malformed("a batch element is not a document".into()))?;
+                    let raw = d.as_bytes();
+                    if let Some(skip) = skip_first_if.take()
+                        && d.get("_id").ok().flatten().map(RawBson::from).as_ref() == Some(&skip)
+                    {
+                        continue;
+                    }
+                    if let How::Oplog(..) = how {
+                        super::oplog::check_entry(d)?;
+                    }
+                    if raw.len() > spec.max_doc {
+                        return Err(ReadError::TooLarge {
+                            ns: spec.name.clone(),
+                            id: show_id(d.get("_id").ok().flatten()),
+                            len: raw.len(),
+                            max: spec.max_doc,
+                        });
+                    }
+                    n += 1;
+                    bytes += raw.len() as u64;
+                    last = Some(d);
+                    if !spec.drain_only
+                        && let Some((data, count)) = frames.push(raw)
+                    {
+                        tx.send(Msg::Docs {
+                            ns: spec.ns,
+                            data,
+                            count: count as u64,
+                        })
+                        .await
+                        .map_err(|_| ReadError::Closed)?;
+                    }
                 }
-            };
-            let malformed = |m: String| ReadError::Malformed {
-                ns: spec.name.clone(),
-                message: m,
-            };
-            let docs = batch.doc_slices().map_err(|e| malformed(e.to_string()))?;
-            let mut last = None;
-            let (mut n, mut bytes) = (0u64, 0u64);
-            for item in docs {
-                let item = item.map_err(|e| malformed(e.to_string()))?;
-                let d = item
-                    .as_document()
-                    .ok_or_else(|| malformed("a batch element is not a document".into()))?;
-                let raw = d.as_bytes();
-                if let Some(skip) = skip_first_if.take()
-                    && d.get("_id").ok().flatten().map(RawBson::from).as_ref() == Some(&skip)
+                if matches!(how, How::Range(_))
+                    && let Some(d) = last
                 {
-                    continue;
+                    last_id = d.get("_id").ok().flatten().map(RawBson::from);
                 }
-                if let How::Oplog(..) = how {
-                    super::oplog::check_entry(d)?;
-                }
-                if raw.len() > spec.max_doc {
-                    return Err(ReadError::TooLarge {
-                        ns: spec.name.clone(),
-                        id: show_id(d.get("_id").ok().flatten()),
-                        len: raw.len(),
-                        max: spec.max_doc,
-                    });
-                }
-                n += 1;
-                bytes += raw.len() as u64;
-                last = Some(d);
-                if !spec.drain_only
-                    && let Some((data, count)) = frames.push(raw)
-                {
-                    tx.send(Msg::Docs {
-                        ns: spec.ns,
-                        data,
-                        count: count as u64,
-                    })
-                    .await
-                    .map_err(|_| ReadError::Closed)?;
-                }
+                out.docs += n;
+                out.bytes += bytes;
+                counters.docs.fetch_add(n, Ordering::Relaxed);
+                counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                on_batch(n, bytes);
+                batches += 1;
+                inject_cursor_fault(client, spec, &batch, batches).await;
             }
-            if matches!(how, How::Range(_))
-                && let Some(d) = last
-            {
-                last_id = d.get("_id").ok().flatten().map(RawBson::from);
-            }
-            out.docs += n;
-            out.bytes += bytes;
-            counters.docs.fetch_add(n, Ordering::Relaxed);
-            counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-            on_batch(n, bytes);
-            batches += 1;
-            inject_cursor_fault(client, spec, &batch, batches).await;
+            Ok(failure)
         }
-        let _ = fetch.await;
-        match failure {
+        .await;
+        // The prefetching task holds the cursor: it is over before this read is.
+        drop(brx);
+        fetch.stop().await;
+        match consumed? {
             None => break,
             Some(e) => {
                 // Resuming after the last `_id` read is exact only when documents arrive

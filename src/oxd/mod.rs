@@ -232,6 +232,37 @@ impl ErrorKind {
     }
 }
 
+/// Replaces every `namespace N` of an error message (records describe their namespace
+/// by its id: `frame 4 of namespace 11`) with the namespace's name, `name(N)`. Only a
+/// whole number is an id: `namespace 1` is not found inside `namespace 11`. Ids
+/// `name` does not know are left as they are.
+pub fn name_namespaces(message: &str, name: impl Fn(usize) -> Option<String>) -> String {
+    const WORD: &str = "namespace ";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find(WORD) {
+        let after = &rest[i + WORD.len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let named = (digits > 0)
+            .then(|| after[..digits].parse::<usize>().ok())
+            .flatten()
+            .and_then(&name);
+        match named {
+            Some(n) => {
+                out.push_str(&rest[..i]);
+                out.push_str(&n);
+                rest = &after[digits..];
+            }
+            None => {
+                out.push_str(&rest[..i + WORD.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Reads a little-endian `u16` at `at`.
 pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
@@ -245,4 +276,28 @@ pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
 /// Reads a little-endian `u64` at `at`.
 pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod naming_tests {
+    use super::name_namespaces;
+
+    #[test]
+    fn namespace_ids_are_whole_numbers() {
+        let names: Vec<String> = (0..12).map(|i| format!("db.c{i}")).collect();
+        let name = |i: usize| names.get(i).cloned();
+        assert_eq!(
+            name_namespaces("frame 4 of namespace 1: payload checksum mismatch", name),
+            "frame 4 of db.c1: payload checksum mismatch"
+        );
+        assert_eq!(
+            name_namespaces("frame 4 of namespace 11 at 9, NS_END of namespace 1", name),
+            "frame 4 of db.c11 at 9, NS_END of db.c1"
+        );
+        assert_eq!(
+            name_namespaces("namespace 12 has no NS_END record", name),
+            "namespace 12 has no NS_END record"
+        );
+        assert_eq!(name_namespaces("namespace x", name), "namespace x");
+    }
 }

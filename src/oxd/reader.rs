@@ -318,6 +318,20 @@ enum Item {
         header: RecordHeader,
         end: NsEnd,
     },
+    /// An NS_END record whose header is valid but whose payload is damaged.
+    DamagedEnd {
+        offset: u64,
+        header: RecordHeader,
+        message: String,
+    },
+}
+
+/// What a damaged NS_END record means to a reader: the documents were checked frame
+/// by frame, their totals could not be checked against the record.
+fn damaged_end_message(name: &str, offset: u64, what: &str) -> String {
+    format!(
+        "the NS_END record of {name} at offset {offset} is damaged ({what}): every document read is intact, but their totals could not be checked against it"
+    )
 }
 
 #[derive(Default)]
@@ -341,6 +355,9 @@ pub struct OxdSource<R> {
     ns: Vec<NsRead>,
     footer: Option<Footer>,
     done: bool,
+    /// Reading ahead stopped at this error: it is returned once every record read
+    /// before it has been delivered.
+    failed: Option<Error>,
 }
 
 impl OxdSource<File> {
@@ -372,17 +389,14 @@ impl<R: Read + Send> OxdSource<R> {
             ns,
             footer: None,
             done: false,
+            failed: None,
         })
     }
 
     fn err(&self, e: Error) -> SourceError {
-        let mut message = e.to_string();
-        for (i, n) in self.names.iter().enumerate() {
-            message = message.replace(&format!("of namespace {i}"), &format!("of {n}"));
-        }
         SourceError::Corrupt {
             path: self.path.clone(),
-            message,
+            message: super::name_namespaces(&e.to_string(), |i| self.names.get(i).cloned()),
         }
     }
 
@@ -433,13 +447,33 @@ impl<R: Read + Send> OxdSource<R> {
                             })
                         });
                     } else {
-                        rec.check_crc()?;
-                        let end = NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
-                        self.pending.push_ready(Ok(Item::End {
-                            offset: rec.offset,
-                            header: h,
-                            end,
-                        }));
+                        // The record's header is sound (it was checked), so reading can
+                        // step over a damaged payload: the namespace ends here all the
+                        // same, unchecked.
+                        match rec.check_crc() {
+                            Ok(()) => {
+                                let end =
+                                    NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
+                                self.pending.push_ready(Ok(Item::End {
+                                    offset: rec.offset,
+                                    header: h,
+                                    end,
+                                }));
+                            }
+                            Err(e) => {
+                                let what = match e.kind {
+                                    ErrorKind::PayloadChecksum { .. } => {
+                                        "payload checksum mismatch".to_string()
+                                    }
+                                    k => k.to_string(),
+                                };
+                                self.pending.push_ready(Ok(Item::DamagedEnd {
+                                    offset: rec.offset,
+                                    header: h,
+                                    message: what,
+                                }));
+                            }
+                        }
                     }
                 }
                 RecordKind::Footer => {
@@ -475,7 +509,14 @@ impl<R: Read + Send> OxdSource<R> {
         if self.done {
             return Ok(None);
         }
-        self.fill()?;
+        // Records read before a damaged or missing one are delivered first: what a
+        // cut or damaged stream holds before the damage does not depend on how far
+        // reading had got ahead.
+        if self.failed.is_none()
+            && let Err(e) = self.fill()
+        {
+            self.failed = Some(e);
+        }
         match self.pending.pop() {
             Some(item) => match item? {
                 Item::Frame {
@@ -542,9 +583,39 @@ impl<R: Read + Send> OxdSource<R> {
                     };
                     Ok(Some(Chunk::End { ns, status }))
                 }
+                Item::DamagedEnd {
+                    offset,
+                    header,
+                    message,
+                } => {
+                    let ns = header.ns_id as usize;
+                    let st = &mut self.ns[ns];
+                    if st.ended {
+                        return Err(Error::at(
+                            offset,
+                            ErrorKind::Inconsistent(format!(
+                                "a second NS_END for {}",
+                                self.names[ns]
+                            )),
+                        ));
+                    }
+                    st.ended = true;
+                    // The footer's copy of the record is checked at the end.
+                    Ok(Some(Chunk::End {
+                        ns,
+                        status: NsStatus::Unchecked(damaged_end_message(
+                            &self.names[ns],
+                            offset,
+                            &message,
+                        )),
+                    }))
+                }
             },
             None => {
                 self.done = true;
+                if let Some(e) = self.failed.take() {
+                    return Err(e);
+                }
                 let footer = self.footer.as_ref().expect("fill reads until the footer");
                 if let Some(i) = self.ns.iter().position(|s| !s.ended) {
                     return Err(Error::at(
@@ -803,6 +874,7 @@ pub struct NsSource {
     entries: std::vec::IntoIter<FrameEntry>,
     expected: NsEnd,
     flags: u16,
+    end_offset: u64,
     pending: Ordered<(FrameEntry, FrameResult)>,
     digest: NsDigest,
     skip_corrupt: bool,
@@ -832,6 +904,7 @@ impl NsSource {
             entries: index.footer.frames_of(ns as u32).to_vec().into_iter(),
             expected: index.footer.namespaces[ns].end,
             flags: index.footer.namespaces[ns].flags,
+            end_offset: index.footer.namespaces[ns].end_offset,
             pending: Ordered::new(read_ahead),
             digest: NsDigest::default(),
             skip_corrupt,
@@ -845,13 +918,42 @@ impl NsSource {
         &self.skipped
     }
 
+    /// Reads the namespace's NS_END record, as a reader of the whole archive in order
+    /// would: what is wrong with it, if anything (the footer holds a copy, which the
+    /// documents were checked against).
+    fn check_end_record(&self) -> Option<String> {
+        let read = || -> Result<Option<String>, Error> {
+            let mut f = File::open(&self.path).map_err(|e| Error::at(self.end_offset, e.into()))?;
+            f.seek(SeekFrom::Start(self.end_offset))
+                .map_err(|e| Error::at(self.end_offset, e.into()))?;
+            let rec = match RecordReader::new(f).next_record()? {
+                Next::Record(r) => r,
+                Next::Eof => return Ok(Some("missing".into())),
+            };
+            if rec.header.kind != RecordKind::NsEnd || rec.header.ns_id as usize != self.ns {
+                return Ok(Some(format!(
+                    "the footer points at {}",
+                    rec.header.describe()
+                )));
+            }
+            if rec.check_crc().is_err() {
+                return Ok(Some("payload checksum mismatch".into()));
+            }
+            let end = NsEnd::decode(rec.payload[..].try_into().expect("32 bytes"));
+            Ok((end != self.expected).then(|| "it disagrees with the footer's copy".into()))
+        };
+        match read() {
+            Ok(r) => r,
+            Err(e) => Some(e.kind.to_string()),
+        }
+    }
+
     /// What is wrong with a frame, naming its namespace (without the offset, which the
     /// error carries separately).
     fn describe(&self, e: &Error) -> String {
-        e.kind.to_string().replace(
-            &format!("of namespace {}", self.ns),
-            &format!("of {}", self.catalog.namespaces[self.ns].full_name()),
-        )
+        super::name_namespaces(&e.kind.to_string(), |i| {
+            self.catalog.namespaces.get(i).map(|n| n.full_name())
+        })
     }
 
     fn step(&mut self) -> Result<Option<Chunk>, SourceError> {
@@ -908,7 +1010,13 @@ impl NsSource {
                             .replace("NS_END says", "the footer says"),
                         });
                     }
-                    let status = if nsend::is_partial(self.flags) {
+                    let status = if let Some(what) = self.check_end_record() {
+                        NsStatus::Unchecked(damaged_end_message(
+                            &self.catalog.namespaces[self.ns].full_name(),
+                            self.end_offset,
+                            &what,
+                        ))
+                    } else if nsend::is_partial(self.flags) {
                         NsStatus::Partial("the source changed while it was dumped".into())
                     } else {
                         NsStatus::Complete
@@ -1052,7 +1160,21 @@ pub(crate) mod tests {
         for i in 0..a.len() {
             let mut b = a.clone();
             b[i] ^= 0x01;
-            assert!(read_all(&b).is_err(), "flip at {i} went unnoticed");
+            // An error, or (a damaged NS_END payload, stepped over) a namespace
+            // reported unchecked.
+            let noticed = match read_all(&b) {
+                Err(_) => true,
+                Ok(chunks) => chunks.iter().any(|c| {
+                    matches!(
+                        c,
+                        Chunk::End {
+                            status: NsStatus::Unchecked(_),
+                            ..
+                        }
+                    )
+                }),
+            };
+            assert!(noticed, "flip at {i} went unnoticed");
         }
     }
 

@@ -193,7 +193,8 @@ impl<W: Write> OxdWriter<W> {
         self.check_open(ns)?;
         self.ns[ns as usize].ended = true;
         let flags = match status {
-            NsStatus::Complete => 0,
+            // Written anew from the documents themselves: nothing to doubt.
+            NsStatus::Complete | NsStatus::Unchecked(_) => 0,
             NsStatus::Partial(_) => FLAG_PARTIAL,
         };
         while self.pending.is_full() {

@@ -33,6 +33,9 @@ pub struct InsertTarget {
     pub raw_data: bool,
     /// Write concern document, when not the server default.
     pub write_concern: Option<Document>,
+    /// Comment every insert carries: it finds this run's operations on the server
+    /// (to kill them when the restore is told to stop twice).
+    pub comment: Option<String>,
 }
 
 /// Errors from one batch that the restore survives (unless `--stop-on-error`).
@@ -91,14 +94,19 @@ pub enum InsertError {
         code: i32,
         /// Server message.
         message: String,
+        /// Documents of the batch the server inserted all the same.
+        inserted: u64,
     },
-    /// The write concern could not be satisfied.
+    /// The write concern could not be satisfied: the documents were written, but not
+    /// acknowledged as the write concern asks.
     #[error("inserting into {ns}: write concern failed: {message}")]
     WriteConcern {
         /// Target namespace.
         ns: String,
         /// Server message.
         message: String,
+        /// Documents the server reports written.
+        inserted: u64,
     },
     /// The batch is not made of whole documents (a bug: sources check framing).
     #[error("inserting into {ns}: {message}")]
@@ -108,6 +116,28 @@ pub enum InsertError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl InsertError {
+    /// Documents of the failed batch the server reports inserted, or `None` when no
+    /// answer came (the connection was lost after the batch was sent): the server may
+    /// hold none, some or all of them.
+    pub fn acknowledged(&self) -> Option<u64> {
+        match self {
+            InsertError::Refused { inserted, .. } | InsertError::WriteConcern { inserted, .. } => {
+                Some(*inserted)
+            }
+            InsertError::Driver { source, .. } => match source.kind.as_ref() {
+                ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => None,
+                _ if source.contains_label(mongodb::error::RETRYABLE_WRITE_ERROR) => None,
+                // Interrupted (killed, or the server shutting down) part way through.
+                _ if matches!(code_of(source), Some(11600..=11602)) => None,
+                // The server answered with an error, or the batch was never sent.
+                _ => Some(0),
+            },
+            InsertError::Malformed { .. } => Some(0),
+        }
+    }
 }
 
 /// A batch of whole documents, each in its own buffer as the driver sends them.
@@ -233,6 +263,7 @@ pub fn write_concern(d: &Document) -> WriteConcern {
 fn classify(
     ns: &str,
     batch: &Batch,
+    inserted: u64,
     errors: impl IntoIterator<Item = (usize, i32, String)>,
 ) -> Result<BatchErrors, InsertError> {
     let mut errs = BatchErrors::default();
@@ -260,6 +291,7 @@ fn classify(
                     id,
                     code,
                     message,
+                    inserted,
                 });
             }
         }
@@ -293,28 +325,40 @@ pub async fn insert_batch(
     if let Some(wc) = &t.write_concern {
         op = op.write_concern(write_concern(wc));
     }
+    if let Some(c) = &t.comment {
+        op = op.comment(Bson::String(c.clone()));
+    }
     match op.await {
         Ok(r) => Ok((r.inserted_ids.len() as u64, BatchErrors::default())),
         Err(e) => match e.kind.as_ref() {
             ErrorKind::InsertMany(im) => {
-                if let Some(wce) = &im.write_concern_error {
-                    return Err(InsertError::WriteConcern {
-                        ns,
-                        message: wce.message.clone(),
-                    });
-                }
                 let list = im.write_errors.clone().unwrap_or_default();
                 let inserted = if stop_on_error {
                     list.iter().map(|w| w.index).min().unwrap_or(batch.len()) as u64
                 } else {
                     batch.len() as u64 - (list.len() as u64).min(batch.len() as u64)
                 };
+                if let Some(wce) = &im.write_concern_error {
+                    return Err(InsertError::WriteConcern {
+                        ns,
+                        message: wce.message.clone(),
+                        inserted,
+                    });
+                }
                 let errs = classify(
                     &ns,
                     &batch,
+                    inserted,
                     list.into_iter().map(|w| (w.index, w.code, w.message)),
                 )?;
                 Ok((inserted, errs))
+            }
+            ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(wce)) => {
+                Err(InsertError::WriteConcern {
+                    ns,
+                    message: wce.message.clone(),
+                    inserted: batch.len() as u64,
+                })
             }
             _ => Err(InsertError::Driver { ns, source: e }),
         },
@@ -353,6 +397,9 @@ pub async fn insert_command(
         })?;
         cmd.append(bson::cstr!("writeConcern"), wc);
     }
+    if let Some(c) = &t.comment {
+        cmd.append(bson::cstr!("comment"), c.as_str());
+    }
     cmd.append(bson::cstr!("documents"), docs);
     let reply = db
         .run_raw_command(cmd)
@@ -370,6 +417,7 @@ pub async fn insert_command(
         return Err(InsertError::WriteConcern {
             ns,
             message: wce.get_str("errmsg").unwrap_or("unknown").to_string(),
+            inserted: n,
         });
     }
     let list: Vec<(usize, i32, String)> = reply
@@ -392,7 +440,7 @@ pub async fn insert_command(
                 .collect()
         })
         .unwrap_or_default();
-    let errs = classify(&ns, batch, list)?;
+    let errs = classify(&ns, batch, n, list)?;
     Ok((n, errs))
 }
 
@@ -467,6 +515,46 @@ mod tests {
         assert!(b.push(&data).unwrap().is_empty());
         assert_eq!(b.take_special().len(), 1);
         assert_eq!(b.finish().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn failed_batches_count_what_the_server_acknowledged_and_no_more() {
+        let lost = InsertError::Driver {
+            ns: "d.c".into(),
+            source: mongodb::error::Error::from(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "reset",
+            )),
+        };
+        assert_eq!(lost.acknowledged(), None, "no answer: unknown");
+        let wc = InsertError::WriteConcern {
+            ns: "d.c".into(),
+            message: "no such mode".into(),
+            inserted: 464,
+        };
+        assert_eq!(
+            wc.acknowledged(),
+            Some(464),
+            "written, without the durability asked"
+        );
+        let refused = InsertError::Refused {
+            ns: "d.c".into(),
+            id: "1".into(),
+            code: 2,
+            message: "bad".into(),
+            inserted: 9,
+        };
+        assert_eq!(refused.acknowledged(), Some(9));
+        let batch = Batch {
+            docs: (0..10)
+                .map(|i| RawDocumentBuf::try_from(&bson::doc! {"_id": i}).unwrap())
+                .collect(),
+            bytes: 0,
+        };
+        match classify("d.c", &batch, 9, [(3, 2, "bad".to_string())]) {
+            Err(e @ InsertError::Refused { .. }) => assert_eq!(e.acknowledged(), Some(9)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

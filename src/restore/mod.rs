@@ -180,9 +180,13 @@ pub enum RestoreError {
         /// The driver error.
         source: mongodb::error::Error,
     },
-    /// Interrupted.
-    #[error("interrupted: the target holds a partial restore")]
-    Interrupted,
+}
+
+impl RestoreError {
+    /// Whether the backup is damaged or incomplete (exit status 1).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, RestoreError::Source(e) if e.is_damage())
+    }
 }
 
 /// Outcome of one namespace.
@@ -202,8 +206,11 @@ pub struct NsReport {
     pub message: Option<String>,
     /// Documents in the backup, when known.
     pub expected: Option<u64>,
-    /// Documents inserted.
+    /// Documents the server acknowledged as inserted.
     pub inserted: u64,
+    /// Documents sent in requests the server never answered (the connection was lost,
+    /// or the restore stopped waiting): the target may hold none, some or all of them.
+    pub unacknowledged: u64,
     /// Documents refused as duplicate keys.
     pub duplicates: u64,
     /// Documents refused by the validator.
@@ -236,7 +243,7 @@ impl NsReport {
     /// Whether everything asked for this namespace was done.
     pub fn ok(&self) -> bool {
         matches!(self.status.as_str(), "restored" | "skipped" | "planned")
-            && self.duplicates + self.invalid == 0
+            && self.duplicates + self.invalid + self.unacknowledged == 0
             && self.index_errors.is_empty()
             && self.damaged.is_empty()
     }
@@ -257,10 +264,16 @@ pub struct RestoreReport {
     pub dry_run: bool,
     /// When secondary indexes were built (`auto` resolved for the target).
     pub index_build: String,
+    /// Whether the restore was told to stop (a signal) before it was done: each
+    /// namespace's status then says what the target holds (`restored`, `interrupted`
+    /// with the acknowledged count, `not started`).
+    pub interrupted: bool,
     /// Per namespace, in backup order.
     pub namespaces: Vec<NsReport>,
-    /// Documents inserted.
+    /// Documents the server acknowledged as inserted.
     pub documents: u64,
+    /// Documents sent whose outcome is unknown (see [`NsReport::unacknowledged`]).
+    pub unacknowledged: u64,
     /// Raw bytes inserted.
     pub bytes: u64,
     /// Wall seconds of the data phase (first insert to last).
@@ -273,12 +286,24 @@ pub struct RestoreReport {
     pub seconds: f64,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// Whether the input is the partial output of an interrupted run: what it holds
+    /// is restored, but it is not a whole backup.
+    pub partial_input: bool,
 }
 
 impl RestoreReport {
+    /// Sums the namespaces' counts and index seconds into the report's totals.
+    pub fn add_up(&mut self) {
+        self.documents = self.namespaces.iter().map(|n| n.inserted).sum();
+        self.bytes = self.namespaces.iter().map(|n| n.bytes).sum();
+        self.unacknowledged = self.namespaces.iter().map(|n| n.unacknowledged).sum();
+        // From +0.0: a float sum of nothing is -0.0, printed "-0.0s".
+        self.index_seconds = self.namespaces.iter().fold(0.0, |a, n| a + n.index_seconds);
+    }
+
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
-        self.namespaces.iter().all(NsReport::ok)
+        !self.interrupted && !self.partial_input && self.namespaces.iter().all(NsReport::ok)
     }
 }
 
@@ -289,6 +314,10 @@ enum Feed {
 }
 
 struct Ctx {
+    /// Becomes `true` when the restore is told to stop: no new request is sent.
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// The comment of this run's inserts.
+    op_comment: String,
     client: Client,
     no_options: bool,
     preserve_uuid: bool,
@@ -373,11 +402,15 @@ fn accepts_empty_ts_flag(v: &str) -> bool {
     }
 }
 
-/// Runs a restore. `shutdown` resolving (Ctrl-C) stops it.
-pub async fn run(
+/// Runs a restore. The future `shutdown()` makes resolving (Ctrl-C, a termination
+/// signal) stops it: no new request is sent, those already sent are awaited (at most
+/// [`STOP_GRACE`]), and the report says what the target holds. A second one (made
+/// after the first resolved) kills this run's operations on the server where the
+/// server allows it, and stops waiting.
+pub async fn run<F: Future<Output = ()>>(
     opts: RestoreOptions,
     progress: Progress,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     if opts.jobs == 0 || opts.workers == 0 {
         return Err(RestoreError::Usage(
@@ -418,7 +451,97 @@ pub async fn run(
     };
     let client =
         connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
-    let server = connect::server_info(&client)
+    let loaded = Loaded {
+        started,
+        filter,
+        renamer,
+        write_concern,
+        input,
+        format,
+        catalog,
+        raw_total,
+        counts,
+    };
+    let r = restore_connected(&opts, &client, loaded, progress, shutdown).await;
+    // Every task that talked to the server is over: close the client before the
+    // runtime goes, on every way out.
+    connect::close(client).await;
+    r
+}
+
+/// What is known before connecting.
+struct Loaded {
+    started: Instant,
+    filter: NsFilter,
+    renamer: Renamer,
+    write_concern: Option<Document>,
+    input: Input,
+    format: String,
+    catalog: Catalog,
+    raw_total: u64,
+    counts: Vec<Option<u64>>,
+}
+
+/// How long requests already sent may take to be answered once a restore is told to
+/// stop; what is still unanswered then is reported as unacknowledged.
+pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How long killed operations may take to answer.
+const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Kills the operations on the server that carry `comment` (this run's inserts):
+/// says what was done, for the report. Servers without `currentOp` or `killOp`, or
+/// users without the privilege, get the operations left to finish.
+async fn kill_operations(client: &Client, comment: &str) -> String {
+    let admin = client.database("admin");
+    let current = admin
+        .run_command(doc! {"currentOp": true, "command.comment": comment})
+        .await;
+    let ops = match current {
+        Ok(r) => r.get_array("inprog").cloned().unwrap_or_default(),
+        Err(e) => {
+            return format!(
+                "the server could not list them ({}); requests still running were left to finish",
+                connect::describe(&e)
+            );
+        }
+    };
+    let mut killed = 0;
+    for op in ops.iter().filter_map(|o| o.as_document()) {
+        if let Some(id) = op.get("opid")
+            && admin
+                .run_command(doc! {"killOp": 1, "op": id.clone()})
+                .await
+                .is_ok()
+        {
+            killed += 1;
+        }
+    }
+    format!(
+        "{killed} of this run's {} operations on the server were killed",
+        ops.len()
+    )
+}
+
+async fn restore_connected<F: Future<Output = ()>>(
+    opts: &RestoreOptions,
+    client: &Client,
+    loaded: Loaded,
+    progress: Progress,
+    shutdown: impl Fn() -> F,
+) -> Result<RestoreReport, RestoreError> {
+    let Loaded {
+        started,
+        filter,
+        renamer,
+        write_concern,
+        input,
+        format,
+        catalog,
+        raw_total,
+        counts,
+    } = loaded;
+    let server = connect::server_info(client)
         .await
         .map_err(|source| RestoreError::Driver {
             what: "reading server information".into(),
@@ -426,7 +549,7 @@ pub async fn run(
         })?;
     let index_build = opts.index_build.resolve(&server);
     let (targets, mut warnings) = plan::plan(
-        &client,
+        client,
         PlanInput {
             catalog: &catalog,
             counts: &counts,
@@ -465,6 +588,17 @@ pub async fn run(
         index_build: index_build.as_str().to_string(),
         ..RestoreReport::default()
     };
+    if crate::output::is_partial_output(&opts.input) {
+        report.partial_input = true;
+        warnings.insert(
+            0,
+            format!(
+                "{}: {}",
+                opts.input.display(),
+                crate::output::PARTIAL_OUTPUT
+            ),
+        );
+    }
     report.namespaces = targets
         .iter()
         .map(|t| NsReport {
@@ -488,6 +622,16 @@ pub async fn run(
             ..NsReport::default()
         })
         .collect();
+    // A write concern the server refuses is refused before anything is written.
+    if let (Some(wc), Some(t)) = (&write_concern, targets.iter().find(|t| t.skip.is_none())) {
+        plan::check_write_concern(
+            client,
+            &t.db,
+            wc,
+            opts.write_concern.as_deref().unwrap_or(""),
+        )
+        .await?;
+    }
     if opts.dry_run {
         report.warnings = warnings;
         report.seconds = started.elapsed().as_secs_f64();
@@ -498,7 +642,14 @@ pub async fn run(
         .unwrap_or(DEFAULT_BATCH_BYTES)
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total = raw_total;
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let ctx = Arc::new(Ctx {
+        stop,
+        op_comment: format!(
+            "oxidump restore {}-{}",
+            std::process::id(),
+            bson::oid::ObjectId::new().to_hex()
+        ),
         client: client.clone(),
         no_options: opts.no_options,
         preserve_uuid: opts.preserve_uuid,
@@ -509,7 +660,7 @@ pub async fn run(
         bypass_validation: opts.bypass_validation,
         stop_on_error: opts.stop_on_error,
         workers: opts.workers,
-        batch_docs: (ctx_max_batch(&client).await).unwrap_or(100_000),
+        batch_docs: (ctx_max_batch(client).await).unwrap_or(100_000),
         batch_bytes,
         index_build,
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
@@ -525,22 +676,61 @@ pub async fn run(
         opts.skip_corrupt,
         reports.clone(),
     );
+    tokio::pin!(work);
+    // Told to stop: no new request is sent, those already sent are answered (for at
+    // most STOP_GRACE), and the report says what the target holds.
     let data_done = tokio::select! {
-        r = work => r,
-        _ = shutdown => return Err(RestoreError::Interrupted),
-    }?;
+        r = &mut work => Some(r),
+        _ = shutdown() => {
+            report.interrupted = true;
+            let _ = stop_tx.send(true);
+            tokio::select! {
+                r = tokio::time::timeout(STOP_GRACE, &mut work) => r.ok(),
+                _ = shutdown() => {
+                    // Told twice: what the server is still doing for this run is killed.
+                    let killed = kill_operations(client, &ctx.op_comment).await;
+                    report.warnings.push(format!(
+                        "stopped again while waiting for the server: {killed}"
+                    ));
+                    tokio::time::timeout(KILL_GRACE, &mut work).await.ok()
+                }
+            }
+        }
+    };
+    let data_done = match data_done {
+        Some(r) => r?,
+        None => {
+            report.warnings.push(format!(
+                "requests sent before the stop were still unanswered after {STOP_GRACE:?}"
+            ));
+            DataDone {
+                data_seconds: 0.0,
+                data_finished: Instant::now(),
+                finished: Instant::now(),
+                warnings: Vec::new(),
+            }
+        }
+    };
     ctx.overall.finish_and_clear();
     report.namespaces = Arc::try_unwrap(reports)
         .map(|m| m.into_inner().expect("lock"))
         .unwrap_or_else(|a| a.lock().expect("lock").clone());
+    if report.interrupted {
+        for n in &mut report.namespaces {
+            match n.status.as_str() {
+                "pending" => n.status = "not started".into(),
+                "loading" | "indexing" => n.status = "interrupted".into(),
+                _ => {}
+            }
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
-    report.documents = report.namespaces.iter().map(|n| n.inserted).sum();
-    report.bytes = report.namespaces.iter().map(|n| n.bytes).sum();
-    report.index_seconds = report.namespaces.iter().map(|n| n.index_seconds).sum();
+    report.add_up();
     report.data_seconds = data_done.data_seconds;
     report.index_tail_seconds = (data_done.finished - data_done.data_finished).as_secs_f64();
     report.seconds = seconds;
     warnings.extend(data_done.warnings);
+    warnings.append(&mut report.warnings);
     report.warnings = warnings;
     Ok(report)
 }
@@ -584,6 +774,9 @@ async fn restore_all(
     order.sort_by_key(|&k| targets[k].kind == "view");
     let mut created = vec![false; targets.len()];
     for &k in &order {
+        if *ctx.stop.borrow() {
+            break;
+        }
         let t = &targets[k];
         match prepare(&ctx, t).await {
             Ok(()) => {
@@ -659,14 +852,28 @@ async fn restore_all(
             let (ctx2, reports2, df) = (ctx.clone(), reports.clone(), data_finished.clone());
             let targets2 = targets.clone();
             let by_src2 = by_src.clone();
-            let (stream_warnings, handles) = tokio::task::spawn_blocking(move || {
-                feed_stream(source, &handle, ctx2, &targets2, &by_src2, reports2, df)
-            })
-            .await
-            .expect("stream reader panicked");
-            warnings.extend(stream_warnings);
-            for h in handles {
-                h.await.expect("restore pipeline panicked");
+            let started: Started = Arc::new(Mutex::new(Vec::new()));
+            let started2 = started.clone();
+            let mut reader = tokio::task::spawn_blocking(move || {
+                feed_stream(
+                    source, &handle, ctx2, &targets2, &by_src2, reports2, df, &started2,
+                )
+            });
+            let mut stop = ctx.stop.clone();
+            tokio::select! {
+                r = &mut reader => warnings.extend(r.expect("stream reader panicked")),
+                // Told to stop: the reader may wait for input that does not come; what
+                // matters is the pipelines, which stop sending and are awaited below.
+                _ = stop.wait_for(|s| *s) => {}
+            }
+            loop {
+                let handles = std::mem::take(&mut *started.lock().expect("lock"));
+                if handles.is_empty() {
+                    break;
+                }
+                for h in handles {
+                    h.await.expect("restore pipeline panicked");
+                }
             }
         }
     }
@@ -745,6 +952,13 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
                             return;
                         }
                     }
+                    Ok(Some(Chunk::End {
+                        status: crate::catalog::NsStatus::Unchecked(m),
+                        ..
+                    })) => {
+                        let _ = tx.blocking_send(Feed::Damaged(m));
+                        break;
+                    }
                     Ok(Some(Chunk::End { .. })) | Ok(None) => break,
                     Err(e) => {
                         for f in s.skipped() {
@@ -797,8 +1011,12 @@ fn skipped_message(f: &crate::oxd::reader::SkippedFrame) -> String {
     )
 }
 
+/// The pipelines a stream reader started, for the restore to await.
+type Started = Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>;
+
 /// Reads a stream in order and dispatches each namespace's documents to a pipeline
 /// started when the namespace first appears.
+#[allow(clippy::too_many_arguments)]
 fn feed_stream(
     mut source: Box<dyn Source>,
     handle: &tokio::runtime::Handle,
@@ -807,24 +1025,29 @@ fn feed_stream(
     by_src: &std::collections::HashMap<usize, usize>,
     reports: Arc<Mutex<Vec<NsReport>>>,
     data_finished: Arc<Mutex<Instant>>,
-) -> (Vec<String>, Vec<tokio::task::JoinHandle<()>>) {
-    let mut handles = Vec::new();
+    started: &Started,
+) -> Vec<String> {
     let mut senders: std::collections::HashMap<usize, mpsc::Sender<Feed>> =
         std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
     let mut warnings = Vec::new();
-    let mut start =
-        |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
-            if let Some(&k) = by_src.get(&src) {
-                let (tx, rx) = mpsc::channel::<Feed>(2);
-                let t = targets[k].clone();
-                let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
-                set(&reports, k, |r| r.status = "loading".into());
-                handles.push(handle.spawn(run_pipeline(ctx, t, k, rx, reports, df, None)));
-                senders.insert(src, tx);
-            }
-        };
+    let start = |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
+        if let Some(&k) = by_src.get(&src) {
+            let (tx, rx) = mpsc::channel::<Feed>(2);
+            let t = targets[k].clone();
+            let (ctx, reports, df) = (ctx.clone(), reports.clone(), data_finished.clone());
+            set(&reports, k, |r| r.status = "loading".into());
+            started
+                .lock()
+                .expect("lock")
+                .push(handle.spawn(run_pipeline(ctx, t, k, rx, reports, df, None)));
+            senders.insert(src, tx);
+        }
+    };
     loop {
+        if *ctx.stop.borrow() {
+            break;
+        }
         match source.next_chunk() {
             Ok(Some(Chunk::Docs { ns, data, count })) => {
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
@@ -836,9 +1059,14 @@ fn feed_stream(
                     senders.remove(&ns);
                 }
             }
-            Ok(Some(Chunk::End { ns, .. })) => {
+            Ok(Some(Chunk::End { ns, status })) => {
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
                     start(ns, &mut senders);
+                }
+                if let (crate::catalog::NsStatus::Unchecked(m), Some(tx)) =
+                    (status, senders.get(&ns))
+                {
+                    let _ = tx.blocking_send(Feed::Damaged(m));
                 }
                 senders.remove(&ns);
                 ended.insert(ns);
@@ -865,8 +1093,9 @@ fn feed_stream(
         }
     }
     // Namespaces the stream never mentioned (possible only for damaged inputs).
+    let stopped = *ctx.stop.borrow();
     for (&src, &k) in by_src {
-        if !ended.contains(&src) && !senders.contains_key(&src) {
+        if !stopped && !ended.contains(&src) && !senders.contains_key(&src) {
             set(&reports, k, |r| {
                 if r.status == "pending" {
                     r.status = "failed".into();
@@ -877,7 +1106,51 @@ fn feed_stream(
     }
     drop(senders);
     let _ = start;
-    (warnings, handles)
+    warnings
+}
+
+/// One insert request and what became of it.
+struct Sent {
+    docs: u64,
+    bytes: u64,
+    result: Result<(u64, BatchErrors), insert::InsertError>,
+}
+
+/// What the server acknowledged for one namespace, and what it never answered.
+#[derive(Default)]
+struct Tally {
+    inserted: u64,
+    bytes: u64,
+    unacknowledged: u64,
+    errors: BatchErrors,
+}
+
+impl Tally {
+    /// Counts a request: the acknowledged documents as inserted, the documents of a
+    /// request left unanswered as unacknowledged; a fatal error is kept (the first).
+    fn add(&mut self, s: Sent, fatal: &mut Option<String>) {
+        match s.result {
+            Ok((n, e)) => {
+                self.inserted += n;
+                self.bytes += if n == s.docs {
+                    s.bytes
+                } else {
+                    s.bytes * n / s.docs.max(1)
+                };
+                self.errors.merge(e);
+            }
+            Err(e) => {
+                match e.acknowledged() {
+                    Some(n) => {
+                        self.inserted += n;
+                        self.bytes += s.bytes * n / s.docs.max(1);
+                    }
+                    None => self.unacknowledged += s.docs,
+                }
+                fatal.get_or_insert(e.to_string());
+            }
+        }
+    }
 }
 
 /// Loads one namespace's documents, then builds its indexes.
@@ -906,6 +1179,7 @@ async fn run_pipeline(
         bypass_empty_ts: ctx.bypass_empty_ts,
         raw_data: raw_ts,
         write_concern: ctx.write_concern.clone(),
+        comment: Some(ctx.op_comment.clone()),
     });
     // Time-series buckets go in as buckets; a server that keeps measurements instead
     // refuses them (code 115), and then every bucket is unpacked into its measurements.
@@ -915,32 +1189,22 @@ async fn run_pipeline(
     let bar = ctx.progress.docs(t.documents, t.full_name());
     let mut batcher = Batcher::new(ctx.batch_docs, ctx.batch_bytes);
     let sem = Arc::new(Semaphore::new(ctx.workers));
-    let mut inflight: JoinSet<Result<(u64, u64, BatchErrors), insert::InsertError>> =
-        JoinSet::new();
-    let mut inserted = 0u64;
-    let mut bytes = 0u64;
-    let mut errors = BatchErrors::default();
+    let mut inflight: JoinSet<Sent> = JoinSet::new();
+    let mut tally = Tally::default();
     let mut fatal: Option<String> = None;
     let mut damaged = Vec::new();
-    let collect =
-        |r: Result<
-            Result<(u64, u64, BatchErrors), insert::InsertError>,
-            tokio::task::JoinError,
-        >,
-         fatal: &mut Option<String>,
-         inserted: &mut u64,
-         bytes: &mut u64,
-         errors: &mut BatchErrors| match r.expect("insert task panicked") {
-            Ok((n, b, e)) => {
-                *inserted += n;
-                *bytes += b;
-                errors.merge(e);
-            }
-            Err(e) => {
-                fatal.get_or_insert(e.to_string());
+    let mut input_failed: Option<String> = None;
+    let mut stop = ctx.stop.clone();
+    let mut stopped = *stop.borrow();
+    'feed: while !stopped {
+        let f = tokio::select! {
+            f = rx.recv() => f,
+            _ = stop.wait_for(|s| *s) => {
+                stopped = true;
+                break 'feed;
             }
         };
-    'feed: while let Some(f) = rx.recv().await {
+        let Some(f) = f else { break };
         let (data, _) = match f {
             Feed::Docs(d, c) => (d, c),
             Feed::Damaged(m) => {
@@ -948,8 +1212,9 @@ async fn run_pipeline(
                 continue;
             }
             Feed::Failed(m) => {
-                damaged.push(m.clone());
-                fatal.get_or_insert(m);
+                // The input stops here: what came before it is intact and still
+                // inserted (the documents waiting for a full batch included).
+                input_failed = Some(m);
                 break;
             }
         };
@@ -959,7 +1224,7 @@ async fn run_pipeline(
                 if fb.mode.is_none() {
                     match fb.probe(&db, &target, &data, ctx.stop_on_error).await {
                         Ok(Some(n)) => {
-                            inserted += n;
+                            tally.inserted += n;
                             bar.inc(n);
                         }
                         Ok(None) => {
@@ -996,12 +1261,17 @@ async fn run_pipeline(
         };
         for batch in full {
             while let Some(r) = inflight.try_join_next() {
-                collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+                tally.add(r.expect("insert task panicked"), &mut fatal);
             }
-            if fatal.is_some() || (ctx.stop_on_error && errors.any()) {
+            if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
             }
             let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+            // Told to stop while waiting for a free inserter: this batch is not sent.
+            if *stop.borrow() {
+                stopped = true;
+                break 'feed;
+            }
             let (db, target, bar, overall, stop) = (
                 db.clone(),
                 target.clone(),
@@ -1010,38 +1280,46 @@ async fn run_pipeline(
                 ctx.stop_on_error,
             );
             inflight.spawn(async move {
+                let docs = batch.len() as u64;
                 let b = batch.bytes as u64;
                 let r = insert::insert_batch(&db, &target, batch, stop).await;
                 drop(permit);
-                let (n, e) = r?;
-                bar.inc(n);
-                overall.inc(b);
-                Ok((n, b, e))
+                if let Ok((n, _)) = &r {
+                    bar.inc(*n);
+                    overall.inc(b);
+                }
+                Sent {
+                    docs,
+                    bytes: b,
+                    result: r,
+                }
             });
         }
     }
-    if fatal.is_none() && !(ctx.stop_on_error && errors.any()) {
+    if !stopped && fatal.is_none() && !(ctx.stop_on_error && tally.errors.any()) {
         let last = batcher.finish();
         let special = batcher.take_special();
         if let Some(batch) = last {
-            let b = batch.bytes as u64;
-            match insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await {
-                Ok((n, e)) => {
-                    inserted += n;
-                    bytes += b;
-                    bar.inc(n);
-                    ctx.overall.inc(b);
-                    errors.merge(e);
-                }
-                Err(e) => {
-                    fatal.get_or_insert(e.to_string());
-                }
+            let (docs, b) = (batch.len() as u64, batch.bytes as u64);
+            let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
+            if let Ok((n, _)) = &r {
+                bar.inc(*n);
+                ctx.overall.inc(b);
             }
+            tally.add(
+                Sent {
+                    docs,
+                    bytes: b,
+                    result: r,
+                },
+                &mut fatal,
+            );
         }
         // Documents with an empty timestamp in their first fields, one per command,
         // flagged so the server keeps the zero.
         for d in special.docs {
-            if fatal.is_some() {
+            if fatal.is_some() || *ctx.stop.borrow() {
+                stopped |= *ctx.stop.borrow();
                 break;
             }
             let b = d.as_bytes().len() as u64;
@@ -1049,23 +1327,35 @@ async fn run_pipeline(
                 bytes: b as usize,
                 docs: vec![d],
             };
-            match insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await {
-                Ok((n, e)) => {
-                    inserted += n;
-                    bytes += b;
-                    bar.inc(n);
-                    ctx.overall.inc(b);
-                    errors.merge(e);
-                }
-                Err(e) => {
-                    fatal.get_or_insert(e.to_string());
-                }
+            let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
+            if let Ok((n, _)) = &r {
+                bar.inc(*n);
+                ctx.overall.inc(b);
             }
+            tally.add(
+                Sent {
+                    docs: 1,
+                    bytes: b,
+                    result: r,
+                },
+                &mut fatal,
+            );
         }
     }
+    // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
-        collect(r, &mut fatal, &mut inserted, &mut bytes, &mut errors);
+        tally.add(r.expect("insert task panicked"), &mut fatal);
     }
+    if let Some(m) = input_failed {
+        damaged.push(m.clone());
+        fatal.get_or_insert(m);
+    }
+    let Tally {
+        inserted,
+        bytes,
+        unacknowledged,
+        errors,
+    } = tally;
     // Dropping the receiver tells the reader to stop.
     drop(rx);
     bar.finish_and_clear();
@@ -1083,8 +1373,10 @@ async fn run_pipeline(
             )
         })
     });
+    let sent_any = inserted + unacknowledged + errors.duplicates + errors.invalid > 0;
     set(&reports, k, |r| {
         r.inserted = inserted;
+        r.unacknowledged = unacknowledged;
         r.bytes = bytes;
         r.duplicates = errors.duplicates;
         r.invalid = errors.invalid;
@@ -1102,6 +1394,13 @@ async fn run_pipeline(
         if let Some(m) = &failed {
             r.status = "failed".into();
             r.message = Some(m.clone());
+        } else if stopped {
+            r.status = if sent_any {
+                "interrupted"
+            } else {
+                "not started"
+            }
+            .into();
         } else {
             r.status = "indexing".into();
             if errors.any() && unpacked.0 == 0 {
@@ -1114,7 +1413,7 @@ async fn run_pipeline(
             }
         }
     });
-    if failed.is_none() && ctx.index_build == IndexBuild::After {
+    if failed.is_none() && !stopped && ctx.index_build == IndexBuild::After {
         let _p = ctx.index_sem.acquire().await.expect("semaphore open");
         let specs = spec::secondary_indexes(ns);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
@@ -1219,6 +1518,20 @@ pub fn render_summary(r: &RestoreReport) -> String {
                 n.refused_ids.join(", ")
             ));
         }
+        if n.status != "not started" && (n.status != "restored" || n.unacknowledged > 0) {
+            line.push_str(&format!(
+                "; {} documents acknowledged{}",
+                n.inserted,
+                if n.unacknowledged > 0 {
+                    format!(
+                        ", {} sent without an answer (the target may hold none, some or all of them)",
+                        n.unacknowledged
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
         s.push_str(&line);
         s.push('\n');
         for d in &n.damaged {
@@ -1234,6 +1547,14 @@ pub fn render_summary(r: &RestoreReport) -> String {
         .filter(|n| n.status == "restored")
         .count();
     let failed = r.namespaces.iter().filter(|n| !n.ok()).count();
+    if r.interrupted {
+        let count = |st: &str| r.namespaces.iter().filter(|n| n.status == st).count();
+        s.push_str(&format!(
+            "interrupted: the target holds a partial restore: {restored} namespace(s) restored, {} interrupted (acknowledged documents above), {} not started\n",
+            count("interrupted"),
+            count("not started")
+        ));
+    }
     s.push_str(&format!(
         "restored {restored} namespaces, {} documents, {} in {:.1}s (data {:.1}s, {:.1} MB/s; indexes {:.1}s summed, {:.1}s after the data){}\n",
         r.documents,
@@ -1355,5 +1676,55 @@ mod tests {
             assert_eq!(explicit.resolve(&mongod), explicit);
             assert_eq!(explicit.resolve(&secantus), explicit);
         }
+    }
+
+    #[test]
+    fn a_summary_without_index_builds_says_zero_seconds() {
+        let mut r = RestoreReport {
+            namespaces: vec![NsReport {
+                status: "skipped".into(),
+                ..NsReport::default()
+            }],
+            ..RestoreReport::default()
+        };
+        r.add_up();
+        let text = render_summary(&r);
+        assert!(text.contains("indexes 0.0s summed"), "{text}");
+        assert!(!text.contains("-0.0"), "{text}");
+        r.namespaces.clear();
+        r.add_up();
+        assert!(!render_summary(&r).contains("-0.0"));
+    }
+
+    #[test]
+    fn an_interrupted_summary_says_what_the_target_holds() {
+        let ns = |status: &str, inserted, unacknowledged| NsReport {
+            source: format!("s.{status}"),
+            target: format!("t.{status}"),
+            status: status.into(),
+            inserted,
+            unacknowledged,
+            ..NsReport::default()
+        };
+        let mut r = RestoreReport {
+            interrupted: true,
+            namespaces: vec![
+                ns("restored", 10, 0),
+                ns("interrupted", 7, 3),
+                ns("not started", 0, 0),
+            ],
+            ..RestoreReport::default()
+        };
+        r.add_up();
+        assert!(!r.ok());
+        let text = render_summary(&r);
+        assert!(
+            text.contains("s.interrupted -> t.interrupted: interrupted; 7 documents acknowledged, 3 sent without an answer"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 namespace(s) restored, 1 interrupted (acknowledged documents above), 1 not started"),
+            "{text}"
+        );
     }
 }

@@ -348,24 +348,119 @@ pub fn parse_write_concern(s: &str) -> Result<Document, String> {
     let s = s.trim();
     if s.starts_with('{') {
         let v: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| format!("--write-concern: {e}"))?;
-        return match Bson::try_from(v) {
-            Ok(Bson::Document(d)) => Ok(d),
+            serde_json::from_str(s).map_err(|e| format!("--write-concern {s}: {e}"))?;
+        let d = match Bson::try_from(v) {
+            Ok(Bson::Document(d)) => d,
             _ => {
-                Err("--write-concern must be a JSON object, a number or a tag like majority".into())
+                return Err(
+                    "--write-concern must be a JSON object, a number or a tag like majority".into(),
+                );
             }
         };
-    }
-    if let Ok(n) = s.parse::<i32>() {
-        if n < 0 {
-            return Err("--write-concern: w must not be negative".into());
+        for (k, v) in &d {
+            let fits = match k.as_str() {
+                "w" => match v {
+                    Bson::Int32(n) => *n >= 0,
+                    Bson::Int64(n) => *n >= 0,
+                    Bson::String(t) => !t.is_empty(),
+                    _ => false,
+                },
+                "j" | "fsync" => matches!(v, Bson::Boolean(_)),
+                "wtimeout" => match v {
+                    Bson::Int32(n) => *n >= 0,
+                    Bson::Int64(n) => *n >= 0,
+                    _ => false,
+                },
+                other => {
+                    return Err(format!(
+                        "--write-concern {s}: unknown field {other:?} (expected w, j, wtimeout)"
+                    ));
+                }
+            };
+            if !fits {
+                return Err(format!(
+                    "--write-concern {s}: {k} cannot be {v} (w: a number of nodes or a tag, j: true or false, wtimeout: milliseconds)"
+                ));
+            }
         }
-        return Ok(doc! {"w": n});
+        return Ok(d);
+    }
+    if let Ok(n) = s.parse::<i64>() {
+        if n < 0 || n > i32::MAX as i64 {
+            return Err(format!(
+                "--write-concern {s}: w must be a number of nodes (0 or more)"
+            ));
+        }
+        return Ok(doc! {"w": n as i32});
     }
     if s.is_empty() {
         return Err("--write-concern is empty".into());
     }
     Ok(doc! {"w": s})
+}
+
+/// Collection the write-concern probe deletes from: none of that name is expected,
+/// and a delete never creates one.
+const WRITE_CONCERN_PROBE: &str = "oxidump.write_concern_probe";
+
+/// Longest the server may take to satisfy the write concern of a write that changes
+/// nothing.
+const WRITE_CONCERN_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Asks the server, with a write that changes nothing (a delete matching no document
+/// of a collection that does not exist) in database `db`, whether it accepts write
+/// concern `wc` (`shown` as the user gave it). Refused when the server says it cannot
+/// satisfy it (an unknown tag, more nodes than it has) or does not satisfy it in time.
+/// When the server cannot be asked (no privilege), the restore goes on.
+pub async fn check_write_concern(
+    client: &Client,
+    db: &str,
+    wc: &Document,
+    shown: &str,
+) -> Result<(), RestorePlanError> {
+    let cmd = doc! {
+        "delete": WRITE_CONCERN_PROBE,
+        "deletes": [{"q": {"_id": {"$in": []}}, "limit": 1}],
+        "writeConcern": wc.clone(),
+    };
+    let refuse = |why: String| {
+        RestorePlanError::Refused(vec![format!(
+            "--write-concern {shown}: the server does not accept it: {why}"
+        )])
+    };
+    let asked = tokio::time::timeout(
+        WRITE_CONCERN_PROBE_TIMEOUT,
+        client.database(db).run_command(cmd),
+    )
+    .await;
+    match asked {
+        Err(_) => Err(refuse(format!(
+            "a write that changes nothing was not acknowledged within {WRITE_CONCERN_PROBE_TIMEOUT:?}"
+        ))),
+        Ok(Ok(reply)) => match reply.get_document("writeConcernError") {
+            Ok(wce) => Err(refuse(
+                wce.get_str("errmsg")
+                    .unwrap_or("write concern error")
+                    .to_string(),
+            )),
+            Err(_) => Ok(()),
+        },
+        Ok(Err(e)) => match crate::connect::code_of(&e) {
+            // Bad value, failed to parse, type mismatch, unknown write concern mode,
+            // unsatisfiable, write concern failed or timed out.
+            Some(2 | 9 | 14 | 64 | 79 | 100) => Err(refuse(crate::connect::describe(&e))),
+            _ if matches!(
+                e.kind.as_ref(),
+                mongodb::error::ErrorKind::Write(mongodb::error::WriteFailure::WriteConcernError(
+                    _
+                ))
+            ) =>
+            {
+                Err(refuse(crate::connect::describe(&e)))
+            }
+            _ => Ok(()),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -382,6 +477,12 @@ mod tests {
         );
         assert!(parse_write_concern("-1").is_err());
         assert!(parse_write_concern("{").is_err());
+        assert!(parse_write_concern(r#"{"w": -1}"#).is_err());
+        assert!(parse_write_concern(r#"{"w": true}"#).is_err());
+        assert!(parse_write_concern(r#"{"j": "yes"}"#).is_err());
+        assert!(parse_write_concern(r#"{"wtimeoutMS": 5}"#).is_err());
+        assert!(parse_write_concern("").is_err());
+        assert!(parse_write_concern("99999999999").is_err());
     }
 
     #[test]

@@ -45,12 +45,17 @@ impl PrivateServer {
     /// answers `ping` (which needs no authentication, also with `--auth`). Panics with
     /// the server's output when it cannot be started.
     pub fn start(extra_args: &[&str]) -> PrivateServer {
-        let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("oxidump-private-server-")
             .tempdir()
             .expect("create a temporary directory for a private server")
             .keep();
+        PrivateServer::start_in(dir, extra_args)
+    }
+
+    /// [`start`](Self::start) with the storage in `dir` (kept from an earlier run).
+    fn start_in(dir: PathBuf, extra_args: &[&str]) -> PrivateServer {
+        let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let stdout_path = dir.join("stdout.log");
         let log_path = dir.join("server.log");
         let create = |path: &Path| {
@@ -181,6 +186,23 @@ impl PrivateServer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same storage (after [`kill`](Self::kill)), on a
+    /// new port: what it held when it was killed is there again.
+    pub fn restart(&mut self) {
+        self.kill();
+        let next = PrivateServer::start_in(self.dir.clone(), &[]);
+        // `next` must not be dropped: it would remove the directory.
+        let mut next = std::mem::ManuallyDrop::new(next);
+        // The new process and its watchdog take the old ones' places; the old watchdog
+        // (its server reaped) is told to just exit.
+        std::mem::swap(&mut self.child, &mut next.child);
+        std::mem::swap(&mut self.watchdog, &mut next.watchdog);
+        self.addr = std::mem::take(&mut next.addr);
+        if let Some(mut w) = next.watchdog.take() {
+            let _ = w.write_all(b"done\n");
+        }
     }
 }
 
