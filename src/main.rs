@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use oxidump::commands::{cat, convert, ls, verify};
+use oxidump::compat;
 use oxidump::oxd::writer::WriterOptions;
 use oxidump::progress::Progress;
 
@@ -114,12 +115,31 @@ enum Command {
         /// zstd level for OXD frames (1 fastest … 19 smallest; 0 stores frames uncompressed).
         #[arg(long, default_value_t = oxidump::oxd::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
         zstd_level: i32,
-        /// Replace the output file if it exists.
+        /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).(a mongodump directory is merged into: the files of the namespaces written are replaced).
         #[arg(long)]
         force: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Run a mongodump command line (mongo-tools 100.x flags) on oxidump's dump engine.
+    ///
+    /// Also what the binary does when called as `mongodump`. `mongodump --help` lists
+    /// every flag and what oxidump does with it.
+    #[command(disable_help_flag = true)]
+    Mongodump {
+        /// mongodump's arguments, as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Run a mongorestore command line (mongo-tools 100.x flags) on oxidump's restore engine.
+    ///
+    /// Also what the binary does when called as `mongorestore`.
+    #[command(disable_help_flag = true)]
+    Mongorestore {
+        /// mongorestore's arguments, as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 
@@ -172,7 +192,7 @@ struct DumpArgs {
     /// Also capture the oplog written during the dump, so a restore can reach one consistent point.
     #[arg(long)]
     oplog: bool,
-    /// Replace the output file if it exists.
+    /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
     #[arg(long)]
     force: bool,
     /// No progress bars and no summary.
@@ -296,7 +316,15 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(tool) = compat::program_tool(&argv) {
+        return ExitCode::from(compat::run(tool, argv[1..].to_vec()));
+    }
+    if let Err(m) = compat::native::check(&argv) {
+        eprintln!("{m}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(argv);
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
@@ -502,8 +530,24 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The front ends print their own messages and exit 0 or 1, as mongo-tools does.
+fn compat_outcome(code: u8) -> Outcome {
+    if code == compat::EXIT_SUCCESS {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
+        Command::Mongodump { args } => {
+            Ok(compat_outcome(compat::run(compat::Tool::Mongodump, args)))
+        }
+        Command::Mongorestore { args } => Ok(compat_outcome(compat::run(
+            compat::Tool::Mongorestore,
+            args,
+        ))),
         Command::Dump(a) => dump(a),
         Command::Restore(a) => restore(a),
         Command::Verify {
