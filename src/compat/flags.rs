@@ -677,6 +677,84 @@ mod tests {
         assert_eq!(visible(Tool::Mongorestore), 52);
     }
 
+    const README: &str = include_str!("../../README.md");
+
+    fn readme_table() -> &'static str {
+        let start = README
+            .find(TABLE_BEGIN)
+            .expect("README has the table's begin marker")
+            + TABLE_BEGIN.len();
+        let end = README
+            .find(TABLE_END)
+            .expect("README has the table's end marker");
+        README[start..end].trim()
+    }
+
+    /// `OXIDUMP_BLESS=1 cargo test --lib compat::flags` rewrites the README's table.
+    #[test]
+    fn readme_table_is_the_flag_list() {
+        let want = markdown_table();
+        if std::env::var_os("OXIDUMP_BLESS").is_some() {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+            let text = std::fs::read_to_string(path).unwrap();
+            let start = text.find(TABLE_BEGIN).unwrap() + TABLE_BEGIN.len();
+            let end = text.find(TABLE_END).unwrap();
+            let new = format!("{}\n{}{}", &text[..start], want, &text[end..]);
+            std::fs::write(path, new).unwrap();
+            return;
+        }
+        assert_eq!(
+            readme_table(),
+            want.trim(),
+            "the README's flag table is out of date: run OXIDUMP_BLESS=1 cargo test --lib compat::flags"
+        );
+    }
+
+    /// Every row of the README's table, read as a user would, against the parser: a
+    /// flag marked for a tool is accepted by that tool's parser (and refused when the
+    /// row says so), and unknown to the other tool when not marked for it.
+    #[test]
+    fn readme_table_matches_the_parser() {
+        let mut rows = 0;
+        for line in readme_table().lines().skip(2) {
+            let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 4, "row {line:?}");
+            let spellings = cells[0].trim_matches('`');
+            let refused = cells[3].starts_with("**refused**");
+            assert!(refused || cells[3].starts_with("supported"), "row {line:?}");
+            for (tool, cell) in [(Tool::Mongodump, cells[1]), (Tool::Mongorestore, cells[2])] {
+                for sp in spellings.split(", ") {
+                    let name = sp.split('[').next().unwrap();
+                    let takes_value = by_long(tool, name.trim_start_matches('-'))
+                        .or_else(|| name.chars().nth(1).and_then(|c| by_short(tool, c)))
+                        .is_some_and(|f| f.arity == Arity::Value);
+                    let mut args = vec![name.to_string()];
+                    if takes_value {
+                        args.push("1".into());
+                    }
+                    let parsed = super::super::args::parse(tool, &args);
+                    if cell.is_empty() {
+                        assert!(
+                            parsed.is_err(),
+                            "{name} is not a {} flag but parses",
+                            tool.name()
+                        );
+                        continue;
+                    }
+                    let parsed = parsed.unwrap_or_else(|e| panic!("{} {name}: {e}", tool.name()));
+                    assert_eq!(
+                        parsed.refused().is_some(),
+                        refused,
+                        "{} {name}",
+                        tool.name()
+                    );
+                    rows += 1;
+                }
+            }
+        }
+        assert!(rows > 89, "{rows} flag spellings checked");
+    }
+
     #[test]
     fn program_names() {
         assert_eq!(Tool::from_program("mongodump"), Some(Tool::Mongodump));
