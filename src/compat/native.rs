@@ -278,9 +278,18 @@ pub fn check_args(command: &str, args: &[String]) -> Result<(), String> {
 }
 
 /// `--out X` of the native dump writes an OXD file named X unless `--format` says
-/// otherwise; mongodump's `--out X` is a directory. A path that does not say OXD is refused.
+/// otherwise; mongodump's `--out X` is a directory. A path that reads as a directory
+/// (an existing one, a trailing `/`, or a name without an extension, like mongodump's
+/// `dump`) is refused.
 fn check_out(v: &str, has_format: bool) -> Result<(), String> {
-    if has_format || v == "-" || v.ends_with(".oxd") {
+    let path = std::path::Path::new(v);
+    let looks_like_dir = v.ends_with('/')
+        || path.is_dir()
+        || path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| !n.contains('.'));
+    if has_format || v == "-" || !looks_like_dir {
         return Ok(());
     }
     Err(format!(
@@ -328,6 +337,8 @@ mod tests {
             &["-v"],
             &["--out=dump"],
             &["-o", "dump"],
+            &["-o", "backups/"],
+            &["--out", "/tmp"],
             &["mongodb://localhost"],
         ] {
             let e = chk("dump", a).unwrap_err();
@@ -360,6 +371,7 @@ mod tests {
     fn native_lines_pass() {
         for a in [
             &["--uri", "mongodb://h", "--out", "x.oxd"][..],
+            &["--uri", "mongodb://h", "--out", "/tmp/nightly.backup"],
             &[
                 "--uri",
                 "mongodb://h",

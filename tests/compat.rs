@@ -1,0 +1,440 @@
+//! The `mongodump` and `mongorestore` front ends, run as the binary against the test
+//! server: mongo-tools command lines as they are, their defaults (`dump/`, merging into
+//! it, restoring over existing data and counting duplicate keys, `--drop`), the binary
+//! called through a symlink named `mongodump`, one collection's BSON on standard output,
+//! one `.bson` file restored with `-d`/`-c`, OXD output with `--oxd`, and the native
+//! commands refusing mongo-tools spellings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bson::{Document, doc};
+
+use crate::common::{
+    DbGuard, block_on, client, collection_digest, docs_digest, oxidump, run, server,
+};
+
+/// Fills `db` with two collections (one with a secondary index) and returns their names.
+fn seed(db: &str) -> [&'static str; 2] {
+    let c = client();
+    block_on(async {
+        let orders = c.database(db).collection::<Document>("orders");
+        let docs: Vec<Document> = (0..250)
+            .map(|i| doc! {"_id": i, "sku": format!("s{}", i % 7), "qty": i64::from(i) * 3, "price": f64::from(i) / 4.0})
+            .collect();
+        orders.insert_many(docs).await.expect("insert orders");
+        orders
+            .create_index(mongodb::IndexModel::builder().keys(doc! {"sku": 1}).build())
+            .await
+            .expect("index");
+        let users = c.database(db).collection::<Document>("users");
+        let docs: Vec<Document> = (0..40)
+            .map(|i| doc! {"name": format!("u{i}"), "tags": ["a", "b"], "nested": {"n": i}})
+            .collect();
+        users.insert_many(docs).await.expect("insert users");
+    });
+    ["orders", "users"]
+}
+
+/// Runs `cmd` and returns its exit code and outputs, whatever the code.
+fn run_any(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn front(tool: &str, cwd: &Path) -> Command {
+    let mut cmd = oxidump();
+    cmd.arg(tool).current_dir(cwd);
+    cmd
+}
+
+fn host_port() -> (String, String) {
+    let uri = &server().uri;
+    let rest = uri.split_once("://").expect("scheme").1;
+    let hosts = rest.split(['/', '?']).next().expect("hosts");
+    let hosts = hosts.rsplit('@').next().expect("hosts");
+    let first = hosts.split(',').next().expect("a host");
+    let (h, p) = first.rsplit_once(':').expect("host:port");
+    (h.to_string(), p.to_string())
+}
+
+fn same_collections(a: &str, b: &str, colls: &[&str]) {
+    for c in colls {
+        assert_eq!(
+            collection_digest(a, c),
+            collection_digest(b, c),
+            "{a}.{c} vs {b}.{c}"
+        );
+    }
+}
+
+fn index_names(db: &str, coll: &str) -> Vec<String> {
+    let c = client();
+    let coll = c.database(db).collection::<Document>(coll);
+    let mut names = block_on(async { coll.list_index_names().await }).expect("list indexes");
+    names.sort();
+    names
+}
+
+/// The line mongorestore ends with: "N document(s) restored successfully. M document(s) failed to restore."
+fn restored_counts(stderr: &str) -> (u64, u64) {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("document(s) restored successfully"))
+        .unwrap_or_else(|| panic!("no final line in:\n{stderr}"));
+    let text = line.split('\t').nth(1).expect("timestamped line");
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+#[test]
+fn mongodump_to_dump_dir_then_mongorestore_like_mongo_tools() {
+    let mut g = DbGuard::new("compat_src");
+    let src = g.name().to_string();
+    let dst = g.add("compat_dst");
+    let colls = seed(&src);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The default output is dump/ in the current directory.
+    let (_, _, err) = run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &src]),
+        0,
+    );
+    assert!(
+        err.contains(&format!("done dumping {src}.orders (250 documents")),
+        "{err}"
+    );
+    for c in colls {
+        assert!(
+            tmp.path().join(format!("dump/{src}/{c}.bson")).is_file(),
+            "{c}"
+        );
+        assert!(
+            tmp.path()
+                .join(format!("dump/{src}/{c}.metadata.json"))
+                .is_file(),
+            "{c}"
+        );
+    }
+    // A database directory restored under another name with -d.
+    let dbdir = format!("dump/{src}");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst, &dbdir]),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    same_collections(&src, &dst, &colls);
+    assert_eq!(index_names(&dst, "orders"), ["_id_", "sku_1"]);
+    // Again, without --drop: mongorestore inserts over existing data and counts the
+    // duplicate keys, and that is not a failure.
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst, &dbdir]),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (0, 290), "{err}");
+    assert!(err.contains("duplicate key"), "{err}");
+    same_collections(&src, &dst, &colls);
+    // With --stopOnError the duplicates fail the restore.
+    let (code, _, err) = run_any(front("mongorestore", tmp.path()).arg(&server().uri).args([
+        "-d",
+        &dst,
+        "--stopOnError",
+        &dbdir,
+    ]));
+    assert_eq!(code, 1, "{err}");
+    // --drop replaces each collection: nothing fails.
+    block_on(async {
+        client()
+            .database(&dst)
+            .collection::<Document>("users")
+            .insert_one(doc! {"extra": true})
+            .await
+    })
+    .expect("insert");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path()).arg(&server().uri).args([
+            "--drop",
+            "--nsInclude",
+            &format!("{src}.*"),
+            "--nsFrom",
+            &format!("{src}.*"),
+            "--nsTo",
+            &format!("{dst}.*"),
+        ]),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    same_collections(&src, &dst, &colls);
+}
+
+#[test]
+fn mongodump_merges_into_an_existing_dump_dir() {
+    let mut g = DbGuard::new("compat_merge_a");
+    let a = g.name().to_string();
+    let b = g.add("compat_merge_b");
+    seed(&a);
+    seed(&b);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(tmp.path().join("dump")).expect("mkdir");
+    std::fs::write(tmp.path().join("dump/notes.txt"), b"keep me").expect("write");
+    run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &a]),
+        0,
+    );
+    run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &b, "-c", "users"]),
+        0,
+    );
+    let dump = tmp.path().join("dump");
+    assert_eq!(
+        std::fs::read(dump.join("notes.txt")).expect("read"),
+        b"keep me"
+    );
+    assert!(dump.join(format!("{a}/orders.bson")).is_file());
+    assert!(dump.join(format!("{b}/users.bson")).is_file());
+    assert!(!dump.join(format!("{b}/orders.bson")).exists());
+    // Dumping a again replaces its files with the new content.
+    block_on(async {
+        client()
+            .database(&a)
+            .collection::<Document>("users")
+            .insert_one(doc! {"late": 1})
+            .await
+    })
+    .expect("insert");
+    run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &a, "-c", "users"]),
+        0,
+    );
+    let bytes = std::fs::read(dump.join(format!("{a}/users.bson"))).expect("read");
+    let docs = split_bson(&bytes);
+    assert_eq!(docs_digest(docs), collection_digest(&a, "users"));
+    // No temporary directory is left behind.
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["dump"]);
+}
+
+fn split_bson(mut b: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while b.len() >= 5 {
+        let n = i32::from_le_bytes(b[..4].try_into().expect("4 bytes")) as usize;
+        out.push(b[..n].to_vec());
+        b = &b[n..];
+    }
+    assert!(b.is_empty(), "trailing bytes");
+    out
+}
+
+#[cfg(unix)]
+#[test]
+fn binary_called_mongodump_and_mongorestore_through_symlinks() {
+    let mut g = DbGuard::new("compat_link_src");
+    let src = g.name().to_string();
+    let dst = g.add("compat_link_dst");
+    let colls = seed(&src);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let bin = tmp.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    for name in ["mongodump", "mongorestore"] {
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_oxidump"), bin.join(name)).expect("symlink");
+    }
+    let (host, port) = host_port();
+    let archive = tmp.path().join("nightly.archive.gz");
+    let mut cmd = Command::new(bin.join("mongodump"));
+    cmd.env_remove("MONGODB_URI").current_dir(tmp.path()).args([
+        "-h",
+        &host,
+        "--port",
+        &port,
+        "--db",
+        &src,
+        "--gzip",
+        &format!("--archive={}", archive.display()),
+    ]);
+    run(&mut cmd, 0);
+    assert!(archive.is_file());
+    assert!(
+        !tmp.path().join("dump").exists(),
+        "--archive writes no directory"
+    );
+    let mut cmd = Command::new(bin.join("mongorestore"));
+    cmd.env_remove("MONGODB_URI").current_dir(tmp.path()).args([
+        "--host",
+        &format!("{host}:{port}"),
+        "--gzip",
+        &format!("--archive={}", archive.display()),
+        "--nsFrom",
+        &format!("{src}.*"),
+        "--nsTo",
+        &format!("{dst}.*"),
+    ]);
+    let (_, _, err) = run(&mut cmd, 0);
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    same_collections(&src, &dst, &colls);
+    // The symlinked name also answers --help with the flag list.
+    let (_, out, _) = run(Command::new(bin.join("mongorestore")).arg("--help"), 0);
+    assert!(
+        out.contains("--nsInclude") && out.contains("--oplogReplay"),
+        "{out}"
+    );
+}
+
+#[test]
+fn one_collection_to_stdout_and_back_from_one_bson_file() {
+    let mut g = DbGuard::new("compat_one");
+    let src = g.name().to_string();
+    let dst = g.add("compat_one_dst");
+    seed(&src);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = front("mongodump", tmp.path())
+        .arg(&server().uri)
+        .args([
+            "-d",
+            &src,
+            "-c",
+            "orders",
+            "-q",
+            r#"{"qty": {"$gte": 300}}"#,
+            "-o",
+            "-",
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs = split_bson(&out.stdout);
+    assert_eq!(docs.len(), 150, "qty = 3i >= 300 for i >= 100");
+    // Write it as mongodump would, with the metadata file beside it, and restore that
+    // one file under another name.
+    run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &src, "-c", "orders", "-o", "full"]),
+        0,
+    );
+    let file: PathBuf = tmp.path().join(format!("full/{src}/orders.bson"));
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst, "-c", "copy"])
+            .arg(&file),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (250, 0), "{err}");
+    assert_eq!(
+        collection_digest(&dst, "copy"),
+        collection_digest(&src, "orders")
+    );
+    assert_eq!(index_names(&dst, "copy"), ["_id_", "sku_1"]);
+    // The same BSON from standard input (no metadata: no secondary index).
+    let bson = std::fs::read(&file).expect("read");
+    let mut child = front("mongorestore", tmp.path())
+        .arg(&server().uri)
+        .args(["-d", &dst, "-c", "piped", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), &bson).expect("write");
+    let done = child.wait_with_output().expect("wait");
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(
+        collection_digest(&dst, "piped"),
+        collection_digest(&src, "orders")
+    );
+}
+
+#[test]
+fn oxd_output_through_the_front_end() {
+    let g = DbGuard::new("compat_oxd");
+    seed(g.name());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", g.name(), "--oxd"]),
+        0,
+    );
+    let oxd = tmp.path().join("dump.oxd");
+    let (_, out, _) = run(oxidump().arg("verify").arg(&oxd), 0);
+    assert!(out.contains("2 namespaces, 290 documents"), "{out}");
+    // mongorestore reads it back from the positional path (its format is detected).
+    let g2 = DbGuard::new("compat_oxd_dst");
+    let dst = g2.name().to_string();
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path()).arg(&server().uri).args([
+            "--nsFrom",
+            &format!("{}.*", g.name()),
+            "--nsTo",
+            &format!("{dst}.*"),
+            "dump.oxd",
+        ]),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    same_collections(g.name(), &dst, &["orders", "users"]);
+}
+
+#[test]
+fn refusals_and_native_spellings() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // The issue's example: this used to print help and exit 0.
+    let (code, out, err) = run_any(oxidump().args(["dump", "-h", "127.0.0.1", "--port", "27017"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("oxidump mongodump") && err.contains("--uri"),
+        "{err}"
+    );
+    let (code, _, err) = run_any(oxidump().args(["restore", "--nsInclude", "a.*", "dump"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--ns-include"), "{err}");
+    // Refused flags name themselves and fail with mongo-tools' status, before connecting.
+    for (tool, flag) in [
+        ("mongodump", "--viewsAsCollections"),
+        ("mongodump", "--dumpDbUsersAndRoles"),
+        ("mongorestore", "--oplogReplay"),
+        ("mongorestore", "--keepIndexVersion"),
+    ] {
+        let (code, _, err) = run_any(front(tool, tmp.path()).args([flag, "--host", "127.0.0.1:1"]));
+        assert_eq!(code, 1, "{tool} {flag}: {err}");
+        assert!(err.contains(flag) && err.contains("not supported"), "{err}");
+    }
+    // mongo-tools' own checks keep their words.
+    let (code, _, err) = run_any(front("mongodump", tmp.path()).args(["-d", "a", "--oplog"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("--oplog mode only supported on full dumps"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("dump").exists());
+}
