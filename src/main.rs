@@ -195,7 +195,7 @@ struct DumpArgs {
     /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
     #[arg(long)]
     force: bool,
-    /// No progress bars and no summary.
+    /// No progress output (errors, warnings and the summary are still printed).
     #[arg(long, short)]
     quiet: bool,
     /// Write the summary, per namespace, as JSON to this file.
@@ -274,7 +274,7 @@ struct RestoreArgs {
     /// Restore what is intact around damaged frames instead of stopping the namespace there.
     #[arg(long)]
     skip_corrupt: bool,
-    /// No progress bars and no summary.
+    /// No progress output (errors, warnings and the summary are still printed).
     #[arg(long, short)]
     quiet: bool,
     /// Write the summary, per namespace, as JSON to this file.
@@ -444,7 +444,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if !a.quiet {
+    {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
@@ -520,7 +520,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     }
     if report.dry_run {
         out(&oxidump::restore::render_plan(&report))?;
-    } else if !a.quiet {
+    } else {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
     Ok(if report.ok() {
