@@ -438,3 +438,77 @@ fn refusals_and_native_spellings() {
     );
     assert!(!tmp.path().join("dump").exists());
 }
+
+/// `-u` without `-p` reads the password (one line of standard input when it is not a
+/// terminal), and `--authenticationDatabase` says where the user is; the password
+/// appears in no output.
+#[test]
+fn credentials_from_flags_and_a_prompted_password() {
+    const PASSWORD: &str = "s3cret-Pw";
+    let server = crate::common::private_server::PrivateServer::start(&["--auth"]);
+    let anon = server.client();
+    block_on(async {
+        anon.database("admin")
+            .run_command(doc! {"createUser": "backup", "pwd": PASSWORD, "roles": ["root"]})
+            .await
+    })
+    .expect("create the first user through the localhost exception");
+    let c = server.client_for(&server.uri_with_credentials("backup", PASSWORD));
+    block_on(async {
+        c.database("shop")
+            .collection::<Document>("orders")
+            .insert_many((0..30).map(|i| doc! {"_id": i}))
+            .await
+    })
+    .expect("load");
+    let (host, port) = server.addr().rsplit_once(':').expect("host:port");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = front("mongodump", tmp.path())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input.as_bytes())
+            .expect("write");
+        let out = child.wait_with_output().expect("wait");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = [
+        "-h",
+        host,
+        "--port",
+        port,
+        "-u",
+        "backup",
+        "--authenticationDatabase",
+        "admin",
+        "-d",
+        "shop",
+    ];
+    let (code, out, err) = with_stdin(&base, &format!("{PASSWORD}\n"));
+    assert_eq!(code, 0, "{err}");
+    assert!(tmp.path().join("dump/shop/orders.bson").is_file(), "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD), "{err}");
+    // A wrong password fails with mongo-tools' status and says why.
+    let (code, _, err) = with_stdin(&base, "wrong\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("authentication"), "{err}");
+    // Without --authenticationDatabase, mongo-tools authenticates against --db: the
+    // user is in admin, so that fails.
+    let (code, _, err) = with_stdin(
+        &base[..6]
+            .iter()
+            .chain(["-d", "shop"].iter())
+            .copied()
+            .collect::<Vec<_>>(),
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(code, 1, "{err}");
+}

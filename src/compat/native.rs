@@ -278,17 +278,13 @@ pub fn check_args(command: &str, args: &[String]) -> Result<(), String> {
 }
 
 /// `--out X` of the native dump writes an OXD file named X unless `--format` says
-/// otherwise; mongodump's `--out X` is a directory. A path that reads as a directory
-/// (an existing one, a trailing `/`, or a name without an extension, like mongodump's
-/// `dump`) is refused.
+/// otherwise; mongodump's `--out X` is a directory. A path that can only mean a
+/// directory (an existing one, a trailing `/`, or mongodump's default `dump`) is refused.
 fn check_out(v: &str, has_format: bool) -> Result<(), String> {
     let path = std::path::Path::new(v);
     let looks_like_dir = v.ends_with('/')
         || path.is_dir()
-        || path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|n| !n.contains('.'));
+        || path.file_name().and_then(|n| n.to_str()) == Some("dump");
     if has_format || v == "-" || !looks_like_dir {
         return Ok(());
     }
@@ -339,6 +335,7 @@ mod tests {
             &["-o", "dump"],
             &["-o", "backups/"],
             &["--out", "/tmp"],
+            &["--out", "out/dump"],
             &["mongodb://localhost"],
         ] {
             let e = chk("dump", a).unwrap_err();
@@ -372,6 +369,7 @@ mod tests {
         for a in [
             &["--uri", "mongodb://h", "--out", "x.oxd"][..],
             &["--uri", "mongodb://h", "--out", "/tmp/nightly.backup"],
+            &["--uri", "mongodb://h", "--out", "/tmp/edge-oxd"],
             &[
                 "--uri",
                 "mongodb://h",
