@@ -317,8 +317,8 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(tool) = compat::program_tool(&argv) {
-        return ExitCode::from(compat::run(tool, argv[1..].to_vec()));
+    if let Some((tool, args)) = compat::front_end_call(&argv) {
+        return ExitCode::from(compat::run(tool, args));
     }
     if let Err(m) = compat::native::check(&argv) {
         eprintln!("{m}");

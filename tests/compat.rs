@@ -512,3 +512,26 @@ fn credentials_from_flags_and_a_prompted_password() {
     );
     assert_eq!(code, 1, "{err}");
 }
+
+/// `--oplog` on a full dump writes `oplog.bson` at the root of `dump/`, as mongodump
+/// does; a private server, so no other test's databases come and go during the dump.
+#[test]
+fn full_dump_with_oplog() {
+    let server = crate::common::private_server::PrivateServer::start(&[]);
+    let c = server.client();
+    block_on(async {
+        c.database("shop")
+            .collection::<Document>("orders")
+            .insert_many((0..20).map(|i| doc! {"_id": i}))
+            .await
+    })
+    .expect("load");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, _, err) = run(
+        front("mongodump", tmp.path()).args(["--host", server.addr(), "--oplog"]),
+        0,
+    );
+    assert!(tmp.path().join("dump/oplog.bson").is_file(), "{err}");
+    assert!(tmp.path().join("dump/shop/orders.bson").is_file(), "{err}");
+    assert!(err.contains("oplog window"), "{err}");
+}

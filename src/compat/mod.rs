@@ -97,6 +97,20 @@ pub fn program_tool(argv: &[OsString]) -> Option<Tool> {
     Tool::from_program(name)
 }
 
+/// The front end an `oxidump` command line asks for, with its arguments: the program
+/// called as `mongodump`/`mongorestore`, or `oxidump mongodump|mongorestore ARGS...`
+/// (the arguments passed on untouched, a `--` included).
+pub fn front_end_call(argv: &[OsString]) -> Option<(Tool, Vec<OsString>)> {
+    if let Some(tool) = program_tool(argv) {
+        return Some((tool, argv[1..].to_vec()));
+    }
+    let tool = Tool::from_program(argv.get(1)?.to_str()?)?;
+    if tool.name() != argv[1] {
+        return None;
+    }
+    Some((tool, argv[2..].to_vec()))
+}
+
 /// Runs `tool` with `args` (without the program name) and returns the exit status.
 pub fn run(tool: Tool, args: Vec<OsString>) -> u8 {
     let args: Result<Vec<String>, _> = args.into_iter().map(OsString::into_string).collect();
@@ -255,6 +269,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn front_end_calls() {
+        let v = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        let (t, a) = front_end_call(&v(&["/usr/bin/mongodump", "-d", "x"])).unwrap();
+        assert_eq!((t, a), (Tool::Mongodump, v(&["-d", "x"])));
+        let (t, a) = front_end_call(&v(&["oxidump", "mongorestore", "--", "--x"])).unwrap();
+        assert_eq!((t, a), (Tool::Mongorestore, v(&["--", "--x"])));
+        assert!(front_end_call(&v(&["oxidump", "dump", "-d", "x"])).is_none());
+        assert!(front_end_call(&v(&["oxidump", "mongodump.exe"])).is_none());
+        assert!(front_end_call(&v(&["oxidump"])).is_none());
     }
 
     #[test]
