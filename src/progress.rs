@@ -9,6 +9,7 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,47 @@ struct Tracked {
     name: String,
     unit: Unit,
     started: Instant,
+    /// Bytes of a documents item ([`Meter::add_bytes`]).
+    bytes: Option<Arc<AtomicU64>>,
+}
+
+/// A documents bar that also counts bytes: on a terminal they are shown beside the
+/// documents, in log lines after them.
+#[derive(Clone)]
+pub struct Meter {
+    bar: ProgressBar,
+    bytes: Arc<AtomicU64>,
+    drawn: bool,
+}
+
+impl Meter {
+    /// Counts `n` more documents.
+    pub fn inc(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
+    /// Counts `b` more bytes.
+    pub fn add_bytes(&self, b: u64) {
+        let total = self.bytes.fetch_add(b, Ordering::Relaxed) + b;
+        if self.drawn {
+            self.bar.set_message(human_bytes(total));
+        }
+    }
+
+    /// Documents counted so far.
+    pub fn position(&self) -> u64 {
+        self.bar.position()
+    }
+
+    /// Bytes counted so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Done: the bar disappears and no more lines are printed for it.
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 #[derive(Default)]
@@ -142,8 +184,8 @@ impl Progress {
         self.add(bar.with_message(message.clone()), message, Unit::Bytes)
     }
 
-    /// A bar counting documents towards `total`.
-    pub fn docs(&self, total: Option<u64>, message: impl Into<String>) -> ProgressBar {
+    /// A bar counting documents towards `total`, and bytes ([`Meter::add_bytes`]).
+    pub fn docs(&self, total: Option<u64>, message: impl Into<String>) -> Meter {
         let message = message.into();
         let style = match total {
             Some(_) => ProgressStyle::with_template(
@@ -160,14 +202,31 @@ impl Progress {
             Some(t) => ProgressBar::new(t),
             None => ProgressBar::no_length(),
         };
-        self.add(
+        let bytes = Arc::new(AtomicU64::new(0));
+        let bar = self.add_tracked(
             bar.with_style(style).with_prefix(message.clone()),
             message,
             Unit::Docs,
-        )
+            Some(bytes.clone()),
+        );
+        Meter {
+            bar,
+            bytes,
+            drawn: self.enabled(),
+        }
     }
 
     fn add(&self, bar: ProgressBar, name: String, unit: Unit) -> ProgressBar {
+        self.add_tracked(bar, name, unit, None)
+    }
+
+    fn add_tracked(
+        &self,
+        bar: ProgressBar,
+        name: String,
+        unit: Unit,
+        bytes: Option<Arc<AtomicU64>>,
+    ) -> ProgressBar {
         match &self.mode {
             Mode::Off => ProgressBar::hidden(),
             Mode::Bars(multi) => {
@@ -183,6 +242,7 @@ impl Progress {
                     name,
                     unit,
                     started: Instant::now(),
+                    bytes,
                 });
                 bar
             }
@@ -210,18 +270,31 @@ fn tick(shared: &Mutex<Lines>, now: Instant) -> String {
     let mut out = String::new();
     for t in &l.items {
         let secs = now.saturating_duration_since(t.started).as_secs_f64();
-        let _ = writeln!(
-            out,
-            "{ts}\t{}",
-            progress_line(&t.name, t.unit, t.bar.position(), t.bar.length(), secs)
+        let bytes = t.bytes.as_ref().map(|b| b.load(Ordering::Relaxed));
+        let line = progress_line(
+            &t.name,
+            t.unit,
+            t.bar.position(),
+            t.bar.length(),
+            bytes,
+            secs,
         );
+        let _ = writeln!(out, "{ts}\t{line}");
     }
     out
 }
 
 /// One progress line (without its timestamp): the item, its count of its total, the
-/// percentage and the rate, e.g. `shop.orders  12,000/48,000 documents (25.0%)  4,000.0 documents/s`.
-pub fn progress_line(name: &str, unit: Unit, pos: u64, total: Option<u64>, secs: f64) -> String {
+/// percentage, the bytes of a documents item, and the rate, e.g.
+/// `[#####...............] shop.orders  12,000/48,000 documents (25.0%)  3.1 MiB  4,000.0 documents/s`.
+pub fn progress_line(
+    name: &str,
+    unit: Unit,
+    pos: u64,
+    total: Option<u64>,
+    bytes: Option<u64>,
+    secs: f64,
+) -> String {
     let bar = |frac: f64| {
         let full = ((frac.clamp(0.0, 1.0)) * 20.0).round() as usize;
         format!("[{}{}]", "#".repeat(full), ".".repeat(20 - full))
@@ -240,14 +313,17 @@ pub fn progress_line(name: &str, unit: Unit, pos: u64, total: Option<u64>, secs:
         ),
     };
     let what = if unit == Unit::Docs { " documents" } else { "" };
+    let bytes = bytes
+        .map(|b| format!("  {}", human_bytes(b)))
+        .unwrap_or_default();
     match total.filter(|t| *t > 0) {
         Some(t) => format!(
-            "{} {name}  {count}/{}{what} ({:.1}%)  {speed}/s",
+            "{} {name}  {count}/{}{what} ({:.1}%){bytes}  {speed}/s",
             bar(pos as f64 / t as f64),
             of.unwrap_or_default(),
             pos as f64 * 100.0 / t as f64
         ),
-        None => format!("{name}  {count}{what}  {speed}/s"),
+        None => format!("{name}  {count}{what}{bytes}  {speed}/s"),
     }
 }
 
@@ -339,15 +415,22 @@ mod tests {
     #[test]
     fn lines_for_logs() {
         assert_eq!(
-            progress_line("shop.orders", Unit::Docs, 12_000, Some(48_000), 3.0),
-            "[#####...............] shop.orders  12,000/48,000 documents (25.0%)  4,000.0 documents/s"
+            progress_line(
+                "shop.orders",
+                Unit::Docs,
+                12_000,
+                Some(48_000),
+                Some(3 << 20),
+                3.0
+            ),
+            "[#####...............] shop.orders  12,000/48,000 documents (25.0%)  3.0 MiB  4,000.0 documents/s"
         );
         assert_eq!(
-            progress_line("total", Unit::Bytes, 3 << 20, Some(12 << 20), 2.0),
+            progress_line("total", Unit::Bytes, 3 << 20, Some(12 << 20), None, 2.0),
             "[#####...............] total  3.0 MiB/12.0 MiB (25.0%)  1.5 MiB/s"
         );
         assert_eq!(
-            progress_line("oplog", Unit::Docs, 7, None, 0.0),
+            progress_line("oplog", Unit::Docs, 7, None, None, 0.0),
             "oplog  7 documents  0.0 documents/s"
         );
     }
@@ -361,6 +444,8 @@ mod tests {
         let done = p.docs(None, "shop.users");
         total.inc(250);
         ns.inc(4);
+        ns.add_bytes(2048);
+        assert_eq!((ns.position(), ns.bytes()), (4, 2048));
         done.inc(3);
         done.finish_and_clear();
         let text = p.render_lines();

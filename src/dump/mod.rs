@@ -646,7 +646,7 @@ async fn dump_data(
 
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
     let mut set = JoinSet::new();
-    let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> = Arc::new(
+    let bars: Arc<Vec<std::sync::Mutex<Option<crate::progress::Meter>>>> = Arc::new(
         catalog
             .namespaces
             .iter()
@@ -682,6 +682,7 @@ async fn dump_data(
             };
             let on_batch = move |n: u64, bytes: u64| {
                 bar.inc(n);
+                bar.add_bytes(bytes);
                 overall.inc(bytes);
             };
             let r = read::read(&client, &spec, &tx, &run.counters, &on_batch).await;
@@ -775,7 +776,10 @@ async fn dump_data(
         );
         let bar = progress.docs(None, spec.name.clone());
         let b2 = bar.clone();
-        let on_batch = move |n: u64, _: u64| b2.inc(n);
+        let on_batch = move |n: u64, b: u64| {
+            b2.inc(n);
+            b2.add_bytes(b);
+        };
         *runs[p.ns].started.lock().expect("lock") = Some(Instant::now());
         read::read(client, &spec, &tx, &runs[p.ns].counters, &on_batch).await?;
         oplog::check_overflow(client, start).await?;

@@ -986,6 +986,7 @@ async fn run_pipeline(
                 drop(permit);
                 let (n, e) = r?;
                 bar.inc(n);
+                bar.add_bytes(b);
                 overall.inc(b);
                 Ok((n, b, e))
             });
@@ -1001,6 +1002,7 @@ async fn run_pipeline(
                     inserted += n;
                     bytes += b;
                     bar.inc(n);
+                    bar.add_bytes(b);
                     ctx.overall.inc(b);
                     errors.merge(e);
                 }
@@ -1025,6 +1027,7 @@ async fn run_pipeline(
                     inserted += n;
                     bytes += b;
                     bar.inc(n);
+                    bar.add_bytes(b);
                     ctx.overall.inc(b);
                     errors.merge(e);
                 }
