@@ -187,7 +187,7 @@ pub fn usage(tool: Tool) -> String {
             flags::Status::Refused(why) => format!("REFUSED: {why}"),
         };
         s.push_str(&format!(
-            "  {:<42} {}\n",
+            "  {:<34} {}\n",
             f.spellings(),
             what.replace('`', "")
         ));

@@ -358,8 +358,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
                 staging = Some(st);
             }
         } else {
-            if let Some(c) = &coll {
-                let _ = c;
+            if coll.is_some() {
                 return bad(format!(
                     "file '{}' is a directory, not a bson file",
                     t.display()
