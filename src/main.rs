@@ -510,6 +510,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
         batch_bytes: None,
+        index_specs: Default::default(),
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

@@ -423,7 +423,7 @@ fn refusals_and_native_spellings() {
         ("mongodump", "--viewsAsCollections"),
         ("mongodump", "--dumpDbUsersAndRoles"),
         ("mongorestore", "--oplogReplay"),
-        ("mongorestore", "--keepIndexVersion"),
+        ("mongorestore", "--restoreDbUsersAndRoles"),
     ] {
         let (code, _, err) = run_any(front(tool, tmp.path()).args([flag, "--host", "127.0.0.1:1"]));
         assert_eq!(code, 1, "{tool} {flag}: {err}");
@@ -534,4 +534,65 @@ fn full_dump_with_oplog() {
     assert!(tmp.path().join("dump/oplog.bson").is_file(), "{err}");
     assert!(tmp.path().join("dump/shop/orders.bson").is_file(), "{err}");
     assert!(err.contains("oplog window"), "{err}");
+}
+
+/// `--fixDottedHashIndex` builds a hashed index on a dotted field as an ascending one,
+/// and `--keepIndexVersion` keeps the dumped `v`.
+#[test]
+fn index_spec_flags() {
+    let g = DbGuard::new("compat_idx");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("c.bson"),
+        doc! {"_id": 1, "a": {"b": 2}, "x": 3}
+            .to_vec()
+            .expect("bson"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("c.metadata.json"),
+        r#"{"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"},{"v":{"$numberInt":"1"},"key":{"a.b":"hashed"},"name":"ab_hashed"},{"v":{"$numberInt":"1"},"key":{"x":{"$numberInt":"1"}},"name":"x_1"}],"collectionName":"c"}"#,
+    )
+    .expect("write");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", g.name(), "--fixDottedHashIndex", "--keepIndexVersion"])
+            .arg(&dir),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (1, 0), "{err}");
+    let c = client();
+    let reply = block_on(async {
+        c.database(g.name())
+            .run_command(doc! {"listIndexes": "c"})
+            .await
+    })
+    .expect("list indexes");
+    let specs: Vec<Document> = reply
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("first batch")
+        .iter()
+        .filter_map(|b| b.as_document().cloned())
+        .collect();
+    let named = |n: &str| {
+        specs
+            .iter()
+            .find(|s| s.get_str("name").ok() == Some(n))
+            .unwrap_or_else(|| panic!("{n} in {specs:?}"))
+            .clone()
+    };
+    assert_eq!(
+        named("ab_hashed").get_document("key").expect("key"),
+        &doc! {"a.b": 1},
+        "{specs:?}"
+    );
+    assert_eq!(
+        named("x_1").get("v"),
+        Some(&bson::Bson::Int32(1)),
+        "{specs:?}"
+    );
 }

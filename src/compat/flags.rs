@@ -536,9 +536,7 @@ pub const FLAGS: &[Flag] = &[
         "keepIndexVersion",
         Switch,
         Restore,
-        Refused(
-            "oxidump's restore always lets the target choose the index version (`v` is removed)",
-        ),
+        Supported("index specs keep their dumped version `v` (by default the target chooses)"),
     ),
     flag(
         "maintainInsertionOrder",
@@ -584,7 +582,7 @@ pub const FLAGS: &[Flag] = &[
         "fixDottedHashIndex",
         Switch,
         Restore,
-        Refused("this version of oxidump does not rewrite hashed indexes on dotted fields"),
+        Supported("hashed indexes on dotted fields are built as ascending indexes"),
     ),
     // oxidump's own
     flag(

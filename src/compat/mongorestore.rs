@@ -485,6 +485,10 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
         stop_on_error,
         skip_corrupt: false,
         batch_bytes: None,
+        index_specs: crate::restore::spec::IndexSpecOptions {
+            keep_version: p.has("keepIndexVersion"),
+            fix_dotted_hashed: p.has("fixDottedHashIndex"),
+        },
     };
     Ok(RestorePlan {
         opts,
@@ -872,6 +876,9 @@ mod tests {
                 && r.objcheck
         );
         assert_eq!(r.opts.index_build, IndexBuild::Skip);
+        assert_eq!(r.opts.index_specs, Default::default());
+        let r = plan_of(&[root, "--keepIndexVersion", "--fixDottedHashIndex"]).unwrap();
+        assert!(r.opts.index_specs.keep_version && r.opts.index_specs.fix_dotted_hashed);
         let f = t.path().join("shop/orders.bson");
         let r = plan_of(&["-d", "a", "-c", "b", "-j", "5", f.to_str().unwrap()]).unwrap();
         assert_eq!(

@@ -113,15 +113,53 @@ fn normalize_direction(v: &Bson) -> Bson {
     }
 }
 
+/// How index specs are adjusted beyond [`normalize_index`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexSpecOptions {
+    /// Keep the dumped index version `v` (mongorestore `--keepIndexVersion`); by default
+    /// the target chooses.
+    pub keep_version: bool,
+    /// Build hashed indexes on dotted fields as ascending indexes (mongorestore
+    /// `--fixDottedHashIndex`).
+    pub fix_dotted_hashed: bool,
+}
+
+/// [`normalize_index`], then `opts` applied.
+pub fn adjust_index(spec: &Document, opts: IndexSpecOptions) -> Document {
+    let mut out = normalize_index(spec);
+    if opts.fix_dotted_hashed
+        && let Ok(key) = out.get_document_mut("key")
+    {
+        for (field, dir) in key.iter_mut() {
+            if field.contains('.') && dir.as_str() == Some("hashed") {
+                *dir = Bson::Int32(1);
+            }
+        }
+    }
+    if opts.keep_version
+        && let Some(v) = spec.get("v")
+    {
+        let mut with_v = doc! {"v": v.clone()};
+        with_v.extend(out);
+        out = with_v;
+    }
+    out
+}
+
 /// The secondary indexes to build (everything but the `_id` index, which `create`
 /// makes, and the clustered index).
 pub fn secondary_indexes(ns: &Namespace) -> Vec<Document> {
+    secondary_indexes_with(ns, IndexSpecOptions::default())
+}
+
+/// [`secondary_indexes`], adjusted by `opts`.
+pub fn secondary_indexes_with(ns: &Namespace, opts: IndexSpecOptions) -> Vec<Document> {
     ns.indexes
         .iter()
         .filter(|i| {
             i.get_str("name").ok() != Some("_id_") && !i.get_bool("clustered").unwrap_or(false)
         })
-        .map(normalize_index)
+        .map(|i| adjust_index(i, opts))
         .collect()
 }
 
@@ -234,6 +272,34 @@ mod tests {
         cl.indexes = vec![doc! {"v": 2, "key": {"_id": 1}, "name": "_id_", "clustered": true}];
         assert!(!create_command("cl", &cl, true).contains_key("idIndex"));
         assert!(secondary_indexes(&cl).is_empty());
+    }
+
+    #[test]
+    fn index_version_and_dotted_hashed() {
+        let spec = doc! {"v": 1, "key": {"a.b": "hashed", "c": 1}, "name": "h"};
+        assert_eq!(
+            adjust_index(&spec, IndexSpecOptions::default()),
+            doc! {"key": {"a.b": "hashed", "c": 1}, "name": "h"}
+        );
+        assert_eq!(
+            adjust_index(
+                &spec,
+                IndexSpecOptions {
+                    keep_version: true,
+                    fix_dotted_hashed: true
+                }
+            ),
+            doc! {"v": 1, "key": {"a.b": 1, "c": 1}, "name": "h"}
+        );
+        let flat = doc! {"key": {"a": "hashed"}, "name": "a_hashed"};
+        let fixed = adjust_index(
+            &flat,
+            IndexSpecOptions {
+                fix_dotted_hashed: true,
+                ..IndexSpecOptions::default()
+            },
+        );
+        assert_eq!(fixed, flat, "only dotted fields change");
     }
 
     #[test]
