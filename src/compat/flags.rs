@@ -523,7 +523,7 @@ pub const FLAGS: &[Flag] = &[
         Switch,
         Restore,
         Supported(
-            "legacy index key values and obsolete options are converted (oxidump always does)",
+            "what the target refuses in legacy index specs is converted and reported (oxidump always does)",
         ),
     ),
     flag(
