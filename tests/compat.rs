@@ -596,3 +596,70 @@ fn index_spec_flags() {
         "{specs:?}"
     );
 }
+
+/// Index key values are restored as dumped (`{f: 1.0}` stays a double, as mongorestore
+/// restores it); legacy values the server refuses (an empty string, a boolean) become
+/// 1, and each conversion is reported.
+#[test]
+fn index_keys_keep_their_type_and_legacy_values_are_converted() {
+    let g = DbGuard::new("compat_legacy");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("c.bson"),
+        doc! {"_id": 1, "f": 1, "a": 2, "b": 3}
+            .to_vec()
+            .expect("bson"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("c.metadata.json"),
+        r#"{"indexes":[{"v":2,"key":{"_id":1},"name":"_id_","ns":"x.c"},{"v":2,"key":{"f":{"$numberDouble":"1.0"}},"name":"f_1","ns":"x.c"},{"v":1,"key":{"a":1,"b":""},"name":"a_1_b_","ns":"x.c"},{"v":1,"key":{"b":true},"name":"b_true","ns":"x.c"}],"collectionName":"c"}"#,
+    )
+    .expect("write");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", g.name()])
+            .arg(&dir),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (1, 0), "{err}");
+    assert!(
+        err.contains(r#"index "a_1_b_": legacy key {"a":1,"b":""} converted to {"a":1,"b":1}"#),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"index "b_true": legacy key {"b":true} converted to {"b":1}"#),
+        "{err}"
+    );
+    let c = client();
+    let reply = block_on(async {
+        c.database(g.name())
+            .run_command(doc! {"listIndexes": "c"})
+            .await
+    })
+    .expect("list indexes");
+    let specs: Vec<Document> = reply
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .expect("first batch")
+        .iter()
+        .filter_map(|b| b.as_document().cloned())
+        .collect();
+    let key = |n: &str| {
+        specs
+            .iter()
+            .find(|s| s.get_str("name").ok() == Some(n))
+            .and_then(|s| s.get_document("key").ok().cloned())
+            .unwrap_or_else(|| panic!("{n} in {specs:?}"))
+    };
+    assert_eq!(
+        key("f_1").get("f"),
+        Some(&bson::Bson::Double(1.0)),
+        "{specs:?}"
+    );
+    assert_eq!(key("a_1_b_"), doc! {"a": 1, "b": 1}, "{specs:?}");
+    assert_eq!(key("b_true"), doc! {"b": 1}, "{specs:?}");
+}
