@@ -247,11 +247,6 @@ pub fn escape_ns(s: &str) -> String {
         .replace('$', "\\$")
 }
 
-/// Human-readable bytes.
-pub fn human_bytes(b: u64) -> String {
-    crate::progress::human_bytes(b)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
