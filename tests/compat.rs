@@ -420,7 +420,7 @@ fn refusals_and_native_spellings() {
     assert!(err.contains("--ns-include"), "{err}");
     // Refused flags name themselves and fail with mongo-tools' status, before connecting.
     for (tool, flag) in [
-        ("mongodump", "--viewsAsCollections"),
+        ("mongodump", "--trace"),
         ("mongodump", "--dumpDbUsersAndRoles"),
         ("mongorestore", "--oplogReplay"),
         ("mongorestore", "--restoreDbUsersAndRoles"),
@@ -662,4 +662,56 @@ fn index_keys_keep_their_type_and_legacy_values_are_converted() {
     );
     assert_eq!(key("a_1_b_"), doc! {"a": 1, "b": 1}, "{specs:?}");
     assert_eq!(key("b_true"), doc! {"b": 1}, "{specs:?}");
+}
+
+/// `--viewsAsCollections` dumps only the views, each as the documents it produces, and
+/// they restore as plain collections.
+#[test]
+fn views_as_collections() {
+    let mut g = DbGuard::new("compat_views");
+    let src = g.name().to_string();
+    let dst = g.add("compat_views_dst");
+    seed(&src);
+    let c = client();
+    block_on(async {
+        c.database(&src)
+            .run_command(doc! {"create": "big_orders", "viewOn": "orders", "pipeline": [{"$match": {"qty": {"$gte": 600}}}]})
+            .await
+    })
+    .expect("create view");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    run(
+        front("mongodump", tmp.path()).arg(&server().uri).args([
+            "-d",
+            &src,
+            "--viewsAsCollections",
+        ]),
+        0,
+    );
+    let dir = tmp.path().join(format!("dump/{src}"));
+    let names: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["big_orders.bson", "big_orders.metadata.json"],
+        "only the view, as data"
+    );
+    let meta = std::fs::read_to_string(dir.join("big_orders.metadata.json")).expect("read");
+    assert!(
+        !meta.contains("viewOn") && !meta.contains("pipeline"),
+        "{meta}"
+    );
+    let docs = split_bson(&std::fs::read(dir.join("big_orders.bson")).expect("read"));
+    assert_eq!(docs.len(), 50, "qty = 3i >= 600 for 200 <= i < 250");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst])
+            .arg(&dir),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (50, 0), "{err}");
+    assert_eq!(collection_digest(&dst, "big_orders"), docs_digest(docs));
 }

@@ -294,9 +294,9 @@ mod tests {
 
     #[test]
     fn refused_flags_are_found() {
-        let p = parse_dump(&["--gzip", "--viewsAsCollections"]).unwrap();
+        let p = parse_dump(&["--gzip", "--sslFIPSMode"]).unwrap();
         let (f, why) = p.refused().unwrap();
-        assert_eq!(f.long, "viewsAsCollections");
+        assert_eq!(f.long, "sslFIPSMode");
         assert!(!why.is_empty());
     }
 

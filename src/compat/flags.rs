@@ -438,9 +438,7 @@ pub const FLAGS: &[Flag] = &[
         "viewsAsCollections",
         Switch,
         Dump,
-        Refused(
-            "oxidump's dump engine does not read views as data; it dumps each view's definition",
-        ),
+        Supported("only views are dumped, each as a collection of the documents it produces"),
     ),
     // mongorestore: namespace options
     flag(

@@ -177,6 +177,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<DumpPlan, CompatError> {
         query,
         jobs: jobs as usize,
         oplog: p.has("oplog"),
+        views_as_collections: p.has("viewsAsCollections"),
         // mongodump replaces an archive file and merges into a directory.
         overwrite: true,
         ..DumpOptions::default()
@@ -486,6 +487,13 @@ mod tests {
         let d = plan_of(&["--forceTableScan", "--oplog", "-j", "8"]).unwrap();
         assert_eq!(d.opts.split_above, 0);
         assert!(d.opts.oplog);
+        assert!(!d.opts.views_as_collections);
+        assert!(
+            plan_of(&["--viewsAsCollections"])
+                .unwrap()
+                .opts
+                .views_as_collections
+        );
         assert_eq!(d.opts.jobs, 8);
     }
 }

@@ -79,6 +79,8 @@ pub struct DumpOptions {
     pub overwrite: bool,
     /// Read and discard (the raw-drain baseline): no output.
     pub drain_only: bool,
+    /// Only views, each as a collection of the documents it produces.
+    pub views_as_collections: bool,
 }
 
 impl Default for DumpOptions {
@@ -102,6 +104,7 @@ impl Default for DumpOptions {
             oplog: false,
             overwrite: false,
             drain_only: false,
+            views_as_collections: false,
         }
     }
 }
@@ -340,6 +343,7 @@ pub async fn run(
         collection: opts.collection.clone(),
         filter,
         include: opts.include.clone(),
+        views_as_collections: opts.views_as_collections,
     };
     let (catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
     if query.is_some()
@@ -608,6 +612,8 @@ async fn dump_data(
         let p = &plans[i];
         let hows = if let Some(q) = &query {
             vec![How::Query(q.clone())]
+        } else if p.through_view {
+            vec![How::Query(bson::Document::new())]
         } else if p.ordered || p.clustered || p.raw_data {
             vec![How::Natural]
         } else {
