@@ -115,7 +115,7 @@ enum Command {
         /// zstd level for OXD frames (1 fastest … 19 smallest; 0 stores frames uncompressed).
         #[arg(long, default_value_t = oxidump::oxd::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
         zstd_level: i32,
-        /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).(a mongodump directory is merged into: the files of the namespaces written are replaced).
+        /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
         #[arg(long)]
         force: bool,
         /// No progress bar.
