@@ -352,6 +352,11 @@ pub fn build(
             _ => uri.password = Some(pw.to_string()),
         }
     }
+    if uri.password.is_some() && uri.user.is_none() {
+        return Err(CompatError::Usage(
+            "a password was given without a user name: add -u/--username".into(),
+        ));
+    }
     if let Some(m) = p.value("authenticationMechanism") {
         uri.set_param("authMechanism", m, "--authenticationMechanism")?;
     }
@@ -704,6 +709,8 @@ mod tests {
         assert!(c.uri.starts_with("mongodb://a:typed@"), "{}", c.uri);
         let c = dump(&["mongodb://a:given@h/"]).unwrap();
         assert!(c.uri.starts_with("mongodb://a:given@"), "{}", c.uri);
+        let e = dump(&["-p", "alone"]).unwrap_err().to_string();
+        assert!(e.contains("-u/--username"), "{e}");
     }
 
     #[test]
