@@ -715,3 +715,52 @@ fn views_as_collections() {
     assert_eq!(restored_counts(&err), (50, 0), "{err}");
     assert_eq!(collection_digest(&dst, "big_orders"), docs_digest(docs));
 }
+
+/// `--config` supplies the connection string, `--writeConcern` takes mongo-tools'
+/// relaxed JSON, and `--dryRun` writes nothing.
+#[test]
+fn config_file_write_concern_and_dry_run() {
+    let mut g = DbGuard::new("compat_cfg");
+    let src = g.name().to_string();
+    let dst = g.add("compat_cfg_dst");
+    seed(&src);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = tmp.path().join("tools.yaml");
+    std::fs::write(&cfg, format!("# the server\nuri: '{}'\n", server().uri)).expect("write");
+    let cfg = cfg.to_str().expect("utf-8").to_string();
+    run(
+        front("mongodump", tmp.path()).args(["--config", &cfg, "-d", &src]),
+        0,
+    );
+    let dbdir = format!("dump/{src}");
+    let (_, out, _) = run(
+        front("mongorestore", tmp.path()).args(["--config", &cfg, "-d", &dst, "--dryRun", &dbdir]),
+        0,
+    );
+    assert!(out.contains("nothing will be written"), "{out}");
+    assert_eq!(
+        collection_digest(&dst, "orders").0,
+        0,
+        "a dry run writes nothing"
+    );
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path()).args([
+            "--config",
+            &cfg,
+            "-d",
+            &dst,
+            "--writeConcern",
+            "{w: 1, wtimeout: 5000, fsync: true}",
+            &dbdir,
+        ]),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    same_collections(&src, &dst, &["orders", "users"]);
+    // A config file with a key mongo-tools does not know is refused.
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "user: someone\n").expect("write");
+    let (code, _, err) = run_any(front("mongodump", tmp.path()).arg("--config").arg(&bad));
+    assert_eq!(code, 1);
+    assert!(err.contains("\"user\""), "{err}");
+}
