@@ -764,3 +764,46 @@ fn config_file_write_concern_and_dry_run() {
     assert_eq!(code, 1);
     assert!(err.contains("\"user\""), "{err}");
 }
+
+/// `--objcheck` checks every document before anything is inserted: a damaged file
+/// restores nothing.
+#[test]
+fn objcheck_before_inserting() {
+    let g = DbGuard::new("compat_objcheck");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let mut good = Vec::new();
+    for i in 0..10 {
+        good.extend(doc! {"_id": i, "s": "text"}.to_vec().expect("bson"));
+    }
+    std::fs::write(dir.join("a.bson"), &good).expect("write");
+    // A document whose string claims more bytes than it has, then a good one.
+    let mut bad = doc! {"_id": 1, "s": "text"}.to_vec().expect("bson");
+    let at = bad.len() - 10;
+    bad[at] = 0x7f;
+    bad.extend(doc! {"_id": 2}.to_vec().expect("bson"));
+    std::fs::write(dir.join("b.bson"), &bad).expect("write");
+    let (code, _, err) = run_any(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", g.name(), "--objcheck"])
+            .arg(&dir),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--objcheck found invalid documents"), "{err}");
+    assert_eq!(
+        collection_digest(g.name(), "a").0,
+        0,
+        "nothing was restored"
+    );
+    std::fs::remove_file(dir.join("b.bson")).expect("rm");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", g.name(), "--objcheck"])
+            .arg(&dir),
+        0,
+    );
+    assert_eq!(restored_counts(&err), (10, 0), "{err}");
+}
