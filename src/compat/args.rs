@@ -14,16 +14,29 @@ pub struct Parsed {
     pub positionals: Vec<String>,
     /// The verbosity level (`-v` counts one, `-vvv` three, `--verbose=N` N).
     pub verbosity: u32,
+    /// Every flag name asked about, so a test can prove that no accepted flag is ignored.
+    asked: std::cell::RefCell<std::collections::BTreeSet<String>>,
 }
 
 impl Parsed {
+    fn ask(&self, long: &str) {
+        self.asked.borrow_mut().insert(long.to_string());
+    }
+
+    /// The flag names the translators asked about so far.
+    pub fn asked(&self) -> std::collections::BTreeSet<String> {
+        self.asked.borrow().clone()
+    }
+
     /// Whether the flag was given.
     pub fn has(&self, long: &str) -> bool {
+        self.ask(long);
         self.flags.iter().any(|(f, _)| f.long == long)
     }
 
     /// The last value given to a flag (mongo-tools keeps the last).
     pub fn value(&self, long: &str) -> Option<&str> {
+        self.ask(long);
         self.flags
             .iter()
             .rev()
@@ -33,6 +46,7 @@ impl Parsed {
 
     /// Every value given to a repeatable flag, in order.
     pub fn values(&self, long: &str) -> Vec<String> {
+        self.ask(long);
         self.flags
             .iter()
             .filter(|(f, _)| f.long == long)

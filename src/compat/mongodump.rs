@@ -315,7 +315,7 @@ fn summary(r: &DumpReport, to_stdout: bool, raw: bool) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::config::Config;
     use super::*;
 
@@ -495,5 +495,100 @@ mod tests {
                 .views_as_collections
         );
         assert_eq!(d.opts.jobs, 8);
+    }
+
+    /// Flags read by `run` itself rather than by the translation.
+    pub(crate) const READ_BY_RUN: [&str; 5] = ["help", "version", "config", "verbose", "quiet"];
+
+    /// No flag the parser accepts as supported is left unread by the translation.
+    #[test]
+    fn every_supported_flag_is_read() {
+        let lines: &[&[&str]] = &[
+            &[
+                "--host",
+                "h",
+                "--port",
+                "1",
+                "-u",
+                "u",
+                "-p",
+                "p",
+                "--authenticationDatabase",
+                "a",
+                "--authenticationMechanism",
+                "SCRAM-SHA-256",
+                "--ssl",
+                "--sslCAFile",
+                "f",
+                "--sslPEMKeyFile",
+                "f",
+                "--sslPEMKeyPassword",
+                "k",
+                "--sslCRLFile",
+                "f",
+                "--tlsInsecure",
+                "--sslAllowInvalidCertificates",
+                "--sslAllowInvalidHostnames",
+                "--dialTimeout",
+                "3",
+                "--socketTimeout",
+                "0",
+                "--serverSelectionTimeout",
+                "5",
+                "--compressors",
+                "zstd",
+                "--awsSessionToken",
+                "t",
+                "--gssapiServiceName",
+                "s",
+                "--gssapiHostName",
+                "g",
+                "--readPreference",
+                "nearest",
+                "-d",
+                "db",
+                "-c",
+                "c",
+                "-q",
+                "{}",
+                "-o",
+                "out",
+                "--gzip",
+                "-j",
+                "2",
+            ],
+            &[
+                "--uri",
+                "mongodb://h/",
+                "--oplog",
+                "--forceTableScan",
+                "--viewsAsCollections",
+                "--archive=x",
+                "--oxd",
+            ],
+        ];
+        let mut asked = std::collections::BTreeSet::new();
+        for l in lines {
+            let args: Vec<String> = l.iter().map(|s| s.to_string()).collect();
+            let p = super::super::args::parse(Tool::Mongodump, &args).unwrap();
+            let uri = p.positionals.first().cloned();
+            if let Ok(c) = conn::build(&p, uri.as_deref(), &Config::default(), &mut |_| {
+                Ok("pw".into())
+            }) {
+                let _ = plan(&p, c);
+            }
+            asked.extend(p.asked());
+        }
+        for f in super::super::flags::flags_for(Tool::Mongodump) {
+            if matches!(f.status, super::super::flags::Status::Supported(_))
+                && !READ_BY_RUN.contains(&f.long)
+            {
+                assert!(
+                    asked.contains(f.long),
+                    "--{} is accepted but never read",
+                    f.long
+                );
+            }
+        }
     }
 }

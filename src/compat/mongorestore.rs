@@ -432,6 +432,29 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
             }
         }
     }
+    if p.has("convertLegacyIndexes") {
+        notes.push("--convertLegacyIndexes: legacy index values the target refuses are converted (oxidump always does this) and each conversion is reported".into());
+    }
+    // mongorestore's --gzip says the input is gzipped; oxidump detects it, and checks
+    // the flag against what it finds.
+    if p.has("gzip") && input.as_os_str() != "-" {
+        match crate::input::open(&input).map(|o| o.format) {
+            Ok(crate::input::InputFormat::MongodumpArchive { gzip: false }) => {
+                return bad(format!(
+                    "--gzip: the archive {} is not gzipped",
+                    input.display()
+                ));
+            }
+            Ok(crate::input::InputFormat::Oxd) => notes.push(format!(
+                "--gzip: {} is an OXD archive, compressed with zstd; read as it is",
+                input.display()
+            )),
+            Ok(crate::input::InputFormat::MongodumpDir) => notes.push(
+                "--gzip: the compression of each file is detected; files that are not gzipped are restored too".into(),
+            ),
+            _ => {}
+        }
+    }
     if selects_db {
         match (&db, &coll) {
             (Some(d), Some(c)) => include.push(format!("{}.{}", escape_ns(d), escape_ns(c))),
@@ -808,6 +831,19 @@ mod tests {
             "cannot restore from \"-\" when --archive is specified",
         );
         bad(&["--archive", "--objcheck"], "standard input");
+        let t = dump_root();
+        let plain = t.path().join("x.archive");
+        std::fs::write(&plain, [0x6D, 0xE2, 0x99, 0x81, 0, 0, 0, 0]).unwrap();
+        bad(
+            &[&format!("--archive={}", plain.display()), "--gzip"],
+            "is not gzipped",
+        );
+        let r = plan_of(&[t.path().to_str().unwrap(), "--gzip"]).unwrap();
+        assert!(
+            r.notes.iter().any(|n| n.contains("--gzip")),
+            "{:?}",
+            r.notes
+        );
     }
 
     #[test]
@@ -930,5 +966,128 @@ mod tests {
         let t = dump_root();
         let r = plan_of(&[t.path().to_str().unwrap(), "--writeConcern", "{w: 1}"]).unwrap();
         assert_eq!(r.opts.write_concern.as_deref(), Some(r#"{"w":1}"#));
+    }
+
+    /// No flag the parser accepts as supported is left unread by the translation.
+    #[test]
+    fn every_supported_flag_is_read() {
+        let t = dump_root();
+        let root = t.path().to_str().unwrap().to_string();
+        let lines: Vec<Vec<String>> = vec![
+            [
+                "--host",
+                "h",
+                "--port",
+                "1",
+                "-u",
+                "u",
+                "-p",
+                "p",
+                "--authenticationDatabase",
+                "a",
+                "--authenticationMechanism",
+                "SCRAM-SHA-256",
+                "--ssl",
+                "--sslCAFile",
+                "f",
+                "--sslPEMKeyFile",
+                "f",
+                "--sslPEMKeyPassword",
+                "k",
+                "--sslCRLFile",
+                "f",
+                "--tlsInsecure",
+                "--sslAllowInvalidCertificates",
+                "--sslAllowInvalidHostnames",
+                "--dialTimeout",
+                "3",
+                "--socketTimeout",
+                "0",
+                "--serverSelectionTimeout",
+                "5",
+                "--compressors",
+                "zstd",
+                "--awsSessionToken",
+                "t",
+                "--gssapiServiceName",
+                "s",
+                "--gssapiHostName",
+                "g",
+                "--nsInclude",
+                "a.*",
+                "--nsExclude",
+                "b.*",
+                "--nsFrom",
+                "a.*",
+                "--nsTo",
+                "c.*",
+                "--excludeCollection",
+                "x",
+                "--excludeCollectionsWithPrefix",
+                "y",
+                "--objcheck",
+                "--gzip",
+                "--drop",
+                "--dryRun",
+                "--writeConcern",
+                "majority",
+                "--noIndexRestore",
+                "--convertLegacyIndexes",
+                "--noOptionsRestore",
+                "--keepIndexVersion",
+                "--maintainInsertionOrder",
+                "-j",
+                "2",
+                "--numInsertionWorkersPerCollection",
+                "2",
+                "--stopOnError",
+                "--bypassDocumentValidation",
+                "--preserveUUID",
+                "--fixDottedHashIndex",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([root.clone()])
+            .collect(),
+            [
+                "--uri",
+                "mongodb://h/",
+                "-d",
+                "shop",
+                "-c",
+                "orders",
+                "--archive=x",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            vec!["--dir".to_string(), root],
+        ];
+        let mut asked = std::collections::BTreeSet::new();
+        for args in &lines {
+            let p = super::super::args::parse(Tool::Mongorestore, args).unwrap();
+            let uri = p
+                .positionals
+                .iter()
+                .find(|s| s.starts_with("mongodb"))
+                .cloned();
+            if let Ok(c) = conn::build(&p, uri.as_deref(), &Config::default(), &mut |_| {
+                Ok("pw".into())
+            }) {
+                let _ = plan(&p, c);
+            }
+            asked.extend(p.asked());
+        }
+        for f in super::super::flags::flags_for(Tool::Mongorestore) {
+            if matches!(f.status, super::super::flags::Status::Supported(_))
+                && !super::super::mongodump::tests::READ_BY_RUN.contains(&f.long)
+            {
+                assert!(
+                    asked.contains(f.long),
+                    "--{} is accepted but never read",
+                    f.long
+                );
+            }
+        }
     }
 }
