@@ -9,10 +9,12 @@
 //! - [`mongodump`]: mongodump's directory layout and `--archive` stream, plain or gzipped;
 //! - [`source`] / [`sink`]: reading and writing any of those formats through one interface;
 //! - [`verify`]: offline checking with findings that say what and where;
-//! - [`output`]: outputs that appear under their final name only when complete.
+//! - [`output`]: outputs that appear under their final name only when complete;
+//! - [`compat`]: `mongodump` and `mongorestore` command lines on the same engines.
 
 pub mod catalog;
 pub mod commands;
+pub mod compat;
 pub mod connect;
 pub mod docs;
 pub mod drill;
@@ -27,6 +29,7 @@ pub mod oxd;
 pub mod pool;
 pub mod progress;
 pub mod restore;
+pub mod signals;
 pub mod sink;
 pub mod source;
 pub mod tsbucket;

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use oxidump::commands::{cat, convert, ls, verify};
+use oxidump::compat;
 use oxidump::oxd::writer::WriterOptions;
 use oxidump::progress::Progress;
 
@@ -154,12 +155,31 @@ enum Command {
         /// zstd level for OXD frames (1 fastest … 19 smallest; 0 stores frames uncompressed).
         #[arg(long, default_value_t = oxidump::oxd::DEFAULT_ZSTD_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
         zstd_level: i32,
-        /// Replace the output file if it exists.
+        /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
         #[arg(long)]
         force: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Run a mongodump command line (mongo-tools 100.x flags) on oxidump's dump engine.
+    ///
+    /// Also what the binary does when called as `mongodump`. `mongodump --help` lists
+    /// every flag and what oxidump does with it.
+    #[command(disable_help_flag = true)]
+    Mongodump {
+        /// mongodump's arguments, as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
+    /// Run a mongorestore command line (mongo-tools 100.x flags) on oxidump's restore engine.
+    ///
+    /// Also what the binary does when called as `mongorestore`.
+    #[command(disable_help_flag = true)]
+    Mongorestore {
+        /// mongorestore's arguments, as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
 }
 
@@ -212,10 +232,10 @@ struct DumpArgs {
     /// Also capture the oplog written during the dump, so a restore can reach one consistent point.
     #[arg(long)]
     oplog: bool,
-    /// Replace the output file if it exists.
+    /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
     #[arg(long)]
     force: bool,
-    /// No progress bars and no summary.
+    /// No progress output (errors, warnings and the summary are still printed).
     #[arg(long, short)]
     quiet: bool,
     /// Write the summary, per namespace, as JSON to this file.
@@ -295,7 +315,7 @@ struct RestoreArgs {
     /// Restore what is intact around damaged frames instead of stopping the namespace there.
     #[arg(long)]
     skip_corrupt: bool,
-    /// No progress bars and no summary.
+    /// No progress output (errors, warnings and the summary are still printed).
     #[arg(long, short)]
     quiet: bool,
     /// Write the summary, per namespace, as JSON to this file.
@@ -386,7 +406,15 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((tool, args)) = compat::front_end_call(&argv) {
+        return ExitCode::from(compat::run(tool, args));
+    }
+    if let Err(m) = compat::native::check(&argv) {
+        eprintln!("{m}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(argv);
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
@@ -486,34 +514,9 @@ fn finish(rt: tokio::runtime::Runtime) {
     rt.shutdown_timeout(std::time::Duration::from_millis(100));
 }
 
-/// Resolves when `s` delivers a signal; never when it could not be installed.
-#[cfg(unix)]
-async fn recv(s: Option<&mut tokio::signal::unix::Signal>) {
-    match s {
-        Some(s) => {
-            s.recv().await;
-        }
-        None => std::future::pending::<()>().await,
-    }
-}
-
 /// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal or session).
 async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).ok();
-        let mut hup = signal(SignalKind::hangup()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = recv(term.as_mut()) => {}
-            _ = recv(hup.as_mut()) => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    oxidump::signals::shutdown().await;
 }
 
 fn human_bytes(b: u64) -> String {
@@ -568,7 +571,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }
-    if !a.quiet {
+    {
         for w in &report.warnings {
             eprintln!("warning: {w}");
         }
@@ -697,6 +700,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
         batch_bytes: None,
+        index_specs: Default::default(),
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;
@@ -709,7 +713,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     }
     if report.dry_run {
         out_listing(&oxidump::restore::render_plan(&report))?;
-    } else if !a.quiet || report.interrupted {
+    } else {
         eprint!("{}", oxidump::restore::render_summary(&report));
     }
     Ok(if report.interrupted {
@@ -721,8 +725,24 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The front ends print their own messages and exit 0 or 1, as mongo-tools does.
+fn compat_outcome(code: u8) -> Outcome {
+    if code == compat::EXIT_SUCCESS {
+        Outcome::Ok
+    } else {
+        Outcome::Failed
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
+        Command::Mongodump { args } => {
+            Ok(compat_outcome(compat::run(compat::Tool::Mongodump, args)))
+        }
+        Command::Mongorestore { args } => Ok(compat_outcome(compat::run(
+            compat::Tool::Mongorestore,
+            args,
+        ))),
         Command::Dump(a) => dump(a),
         Command::Restore(a) => restore(a),
         Command::TestRestore(a) => drill(a, true),

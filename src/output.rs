@@ -209,6 +209,7 @@ pub struct AtomicDir {
     dest: PathBuf,
     tmp: Option<tempfile::TempDir>,
     removed: Vec<PathBuf>,
+    merge: bool,
 }
 
 impl AtomicDir {
@@ -222,6 +223,25 @@ impl AtomicDir {
                 return Err(OutputError::Exists(dest.to_path_buf()));
             }
         }
+        AtomicDir::start(dest, false)
+    }
+
+    /// Starts building `dest`, to be merged into it if it exists (as mongodump writes
+    /// into an existing dump directory): on [`commit`](AtomicDir::commit) every file
+    /// built replaces the file of the same path under `dest`; other files are left alone.
+    pub fn create_merging(dest: &Path) -> Result<AtomicDir, OutputError> {
+        if dest.exists() && !dest.is_dir() {
+            return Err(OutputError::Io {
+                path: dest.to_path_buf(),
+                source: io::Error::other("exists and is not a directory"),
+            });
+        }
+        AtomicDir::start(dest, true)
+    }
+
+    /// Removes what dead runs left for `dest`, then makes the temporary directory with
+    /// its partial marker.
+    fn start(dest: &Path, merge: bool) -> Result<AtomicDir, OutputError> {
         let removed = remove_leftovers(dest);
         let dir = parent_of(dest);
         let tmp = tempfile::Builder::new()
@@ -235,6 +255,7 @@ impl AtomicDir {
             dest: dest.to_path_buf(),
             tmp: Some(tmp),
             removed,
+            merge,
         })
     }
 
@@ -258,6 +279,11 @@ impl AtomicDir {
         let tmp = self.tmp.take().expect("not committed");
         let marker = tmp.path().join(PARTIAL_MARKER);
         fs::remove_file(&marker).map_err(io_err(&marker))?;
+        if self.merge && self.dest.exists() {
+            merge_into(tmp.path(), &self.dest)?;
+            // The emptied temporary directory is removed when `tmp` drops.
+            return Ok(());
+        }
         let path = tmp.keep();
         if self.dest.exists() {
             // An empty directory was allowed as the destination: replace it.
@@ -348,6 +374,38 @@ pub fn is_output_closed(e: &(dyn std::error::Error + 'static)) -> bool {
         cur = c.source();
     }
     false
+}
+
+/// Moves every file under `from` to the same relative path under `to`, replacing
+/// files there and creating directories as needed.
+fn merge_into(from: &Path, to: &Path) -> Result<(), OutputError> {
+    for e in fs::read_dir(from).map_err(io_err(from))? {
+        let e = e.map_err(io_err(from))?;
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        if e.file_type().map_err(io_err(&src))?.is_dir() {
+            if !dst.exists() {
+                fs::rename(&src, &dst).map_err(io_err(&dst))?;
+                continue;
+            }
+            if !dst.is_dir() {
+                return Err(OutputError::Io {
+                    path: dst,
+                    source: io::Error::other("exists and is not a directory"),
+                });
+            }
+            merge_into(&src, &dst)?;
+        } else {
+            if dst.is_dir() {
+                return Err(OutputError::Io {
+                    path: dst,
+                    source: io::Error::other("is a directory where a file is to be written"),
+                });
+            }
+            fs::rename(&src, &dst).map_err(io_err(&dst))?;
+        }
+    }
+    Ok(())
 }
 
 /// A single-file output: a file committed atomically, or standard output (`-`).
@@ -493,6 +551,37 @@ mod tests {
         d.commit().unwrap();
         assert!(!is_partial_output(&dest));
         assert!(!dest.join(PARTIAL_MARKER).exists());
+    }
+
+    #[test]
+    fn merging_replaces_only_what_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("dump");
+        fs::create_dir_all(dest.join("a")).unwrap();
+        fs::write(dest.join("a/old.bson"), b"old").unwrap();
+        fs::write(dest.join("a/x.bson"), b"x1").unwrap();
+        let d = AtomicDir::create_merging(&dest).unwrap();
+        fs::create_dir_all(d.path().join("a")).unwrap();
+        fs::create_dir_all(d.path().join("b")).unwrap();
+        fs::write(d.path().join("a/x.bson"), b"x2").unwrap();
+        fs::write(d.path().join("b/y.bson"), b"y").unwrap();
+        fs::write(d.path().join("prelude.json"), b"{}").unwrap();
+        assert_eq!(fs::read(dest.join("a/x.bson")).unwrap(), b"x1");
+        d.commit().unwrap();
+        assert_eq!(fs::read(dest.join("a/old.bson")).unwrap(), b"old");
+        assert_eq!(fs::read(dest.join("a/x.bson")).unwrap(), b"x2");
+        assert_eq!(fs::read(dest.join("b/y.bson")).unwrap(), b"y");
+        assert!(dest.join("prelude.json").exists());
+        // No temporary directory is left beside it.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A new directory is created as usual; a file in the way is refused.
+        let fresh = dir.path().join("fresh");
+        let d = AtomicDir::create_merging(&fresh).unwrap();
+        fs::write(d.path().join("z"), b"z").unwrap();
+        d.commit().unwrap();
+        assert!(fresh.join("z").exists());
+        fs::write(dir.path().join("file"), b"").unwrap();
+        assert!(AtomicDir::create_merging(&dir.path().join("file")).is_err());
     }
 
     #[test]

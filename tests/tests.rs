@@ -11,6 +11,8 @@ mod common;
 /// The test server answers, stores documents, and takes the edge-case corpus.
 mod server_smoke;
 
+/// `oxidump mongodump` and `oxidump mongorestore`: mongo-tools command lines, their defaults, symlinked names, native refusals.
+mod compat;
 /// `oxidump test-restore` and `oxidump diff`: restore drills and drift detection.
 mod drill;
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.

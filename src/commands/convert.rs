@@ -30,7 +30,8 @@ pub struct ConvertOptions {
     pub gzip: bool,
     /// OXD: how frames are stored.
     pub oxd: WriterOptions,
-    /// Replace an existing output file.
+    /// Replace an existing output file; merge into an existing mongodump directory
+    /// (the files written replace those of the same name, others are left alone).
     pub overwrite: bool,
 }
 
@@ -95,6 +96,7 @@ pub fn create_sink(out: &Path, opts: &ConvertOptions) -> Result<Box<dyn Sink>, C
                 crate::mongodump::dir::DirWriterOptions {
                     gzip: opts.gzip,
                     prelude: crate::mongodump::dir::PreludeAt::Root,
+                    merge: opts.overwrite,
                 },
             )?)
         }

@@ -79,6 +79,8 @@ pub struct DumpOptions {
     pub overwrite: bool,
     /// Read and discard (the raw-drain baseline): no output.
     pub drain_only: bool,
+    /// Only views, each as a collection of the documents it produces.
+    pub views_as_collections: bool,
 }
 
 impl Default for DumpOptions {
@@ -102,6 +104,7 @@ impl Default for DumpOptions {
             oplog: false,
             overwrite: false,
             drain_only: false,
+            views_as_collections: false,
         }
     }
 }
@@ -356,6 +359,7 @@ async fn dump_connected(
         collection: opts.collection.clone(),
         filter,
         include: opts.include.clone(),
+        views_as_collections: opts.views_as_collections,
     };
     let (catalog, plans) = plan::plan(client, &sel, source, opts.oplog).await?;
     if query.is_some()
@@ -643,6 +647,8 @@ async fn dump_data(
         let p = &plans[i];
         let hows = if let Some(q) = &query {
             vec![How::Query(q.clone())]
+        } else if p.through_view {
+            vec![How::Query(bson::Document::new())]
         } else if p.ordered || p.clustered || p.raw_data {
             vec![How::Natural]
         } else {
@@ -680,7 +686,7 @@ async fn dump_data(
     };
 
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
-    let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> = Arc::new(
+    let bars: Arc<Vec<std::sync::Mutex<Option<crate::progress::Meter>>>> = Arc::new(
         catalog
             .namespaces
             .iter()
@@ -716,6 +722,7 @@ async fn dump_data(
             };
             let on_batch = move |n: u64, bytes: u64| {
                 bar.inc(n);
+                bar.add_bytes(bytes);
                 overall.inc(bytes);
             };
             let r = read::read(&client, &spec, &tx, &run.counters, &on_batch).await;
@@ -809,7 +816,10 @@ async fn dump_data(
         );
         let bar = progress.docs(None, spec.name.clone());
         let b2 = bar.clone();
-        let on_batch = move |n: u64, _: u64| b2.inc(n);
+        let on_batch = move |n: u64, b: u64| {
+            b2.inc(n);
+            b2.add_bytes(b);
+        };
         *runs[p.ns].started.lock().expect("lock") = Some(Instant::now());
         read::read(client, &spec, &tx, &runs[p.ns].counters, &on_batch).await?;
         oplog::check_overflow(client, start).await?;

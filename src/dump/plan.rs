@@ -25,6 +25,9 @@ pub struct Selection {
     pub filter: NsFilter,
     /// Patterns as given, to tell explicit requests apart.
     pub include: Vec<String>,
+    /// Only views, each dumped as a collection of the documents it produces
+    /// (mongodump `--viewsAsCollections`).
+    pub views_as_collections: bool,
 }
 
 /// How one namespace's documents are read.
@@ -48,6 +51,8 @@ pub struct NsPlan {
     pub size: u64,
     /// UUID from `listCollections`, to notice a drop-and-recreate.
     pub uuid: Option<[u8; 16]>,
+    /// A view read as a collection (`--viewsAsCollections`): one plain `find`, no hint.
+    pub through_view: bool,
 }
 
 /// Error planning.
@@ -219,7 +224,37 @@ pub async fn plan(
                 "timeseries" => NsKind::Timeseries,
                 _ => NsKind::Collection,
             };
-            let options = info.get_document("options").cloned().unwrap_or_default();
+            let mut options = info.get_document("options").cloned().unwrap_or_default();
+            if sel.views_as_collections {
+                if kind != NsKind::View {
+                    continue;
+                }
+                // Its documents, as a plain collection: no definition, no indexes.
+                options.remove("viewOn");
+                options.remove("pipeline");
+                let ns = catalog.namespaces.len();
+                catalog.namespaces.push(Namespace {
+                    db: dbname.clone(),
+                    collection: name.clone(),
+                    kind: NsKind::Collection,
+                    options,
+                    indexes: Vec::new(),
+                    uuid: None,
+                });
+                plans.push(NsPlan {
+                    ns,
+                    db: dbname.clone(),
+                    data_coll: name.clone(),
+                    raw_data: false,
+                    ordered: true,
+                    clustered: false,
+                    count: 0,
+                    size: 0,
+                    uuid: None,
+                    through_view: true,
+                });
+                continue;
+            }
             let indexes = if kind == NsKind::View {
                 Vec::new()
             } else {
@@ -256,6 +291,7 @@ pub async fn plan(
                 count,
                 size,
                 uuid,
+                through_view: false,
             });
         }
     }
@@ -281,6 +317,7 @@ pub async fn plan(
             count,
             size,
             uuid: None,
+            through_view: false,
         });
     }
     if catalog.namespaces.is_empty() {
@@ -357,6 +394,7 @@ mod tests {
             collection: None,
             filter: NsFilter::new(&include, &[]).unwrap(),
             include,
+            views_as_collections: false,
         }
     }
 

@@ -988,6 +988,9 @@ pub struct DirWriterOptions {
     pub gzip: bool,
     /// Where `prelude.json` goes.
     pub prelude: PreludeAt,
+    /// Merge into an existing directory, as mongodump does: the files written replace
+    /// those of the same name, other files are left alone.
+    pub merge: bool,
 }
 
 enum FileOut {
@@ -1046,10 +1049,16 @@ pub struct DirWriter {
 }
 
 impl DirWriter {
-    /// Starts building the dump directory `dest` (refused if it exists and is not empty).
+    /// Starts building the dump directory `dest` (refused if it exists and is not
+    /// empty, unless `opts.merge`).
     pub fn create(dest: &Path, opts: DirWriterOptions) -> Result<DirWriter, SinkError> {
+        let dir = if opts.merge {
+            AtomicDir::create_merging(dest)?
+        } else {
+            AtomicDir::create(dest)?
+        };
         Ok(DirWriter {
-            dir: Some(AtomicDir::create(dest)?),
+            dir: Some(dir),
             opts,
             begun: false,
             ns: Vec::new(),

@@ -321,6 +321,7 @@ fn directory_written_back_is_byte_identical() {
     let opts = DirWriterOptions {
         gzip: false,
         prelude: PreludeAt::DbDir,
+        merge: false,
     };
     copy(&mut src, Box::new(DirWriter::create(&dest, opts).unwrap()));
     assert_same_tree(&tree(&dest, false), &tree(&fixture("dir"), false));
@@ -335,6 +336,7 @@ fn gzipped_directory_written_back_is_identical_after_decompression() {
     let opts = DirWriterOptions {
         gzip: true,
         prelude: PreludeAt::DbDir,
+        merge: false,
     };
     copy(&mut src, Box::new(DirWriter::create(&dest, opts).unwrap()));
     assert_same_tree(&tree(&dest, true), &tree(&fixture("dir-gzip"), true));
@@ -350,6 +352,7 @@ fn archive_converted_to_a_directory_matches_mongodumps_directory() {
     let opts = DirWriterOptions {
         gzip: false,
         prelude: PreludeAt::DbDir,
+        merge: false,
     };
     copy(&mut src, Box::new(DirWriter::create(&dest, opts).unwrap()));
     assert_same_tree(&tree(&dest, false), &tree(&fixture("dir"), false));

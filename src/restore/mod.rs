@@ -117,6 +117,8 @@ pub struct RestoreOptions {
     pub skip_corrupt: bool,
     /// Most bytes per insert command (default: the server's document limit minus headroom).
     pub batch_bytes: Option<usize>,
+    /// How dumped index specs are adjusted (index version, dotted hashed fields).
+    pub index_specs: spec::IndexSpecOptions,
 }
 
 impl Default for RestoreOptions {
@@ -140,6 +142,7 @@ impl Default for RestoreOptions {
             stop_on_error: false,
             skip_corrupt: false,
             batch_bytes: None,
+            index_specs: spec::IndexSpecOptions::default(),
         }
     }
 }
@@ -331,6 +334,7 @@ struct Ctx {
     batch_docs: usize,
     batch_bytes: usize,
     index_build: IndexBuild,
+    index_specs: spec::IndexSpecOptions,
     index_sem: Arc<Semaphore>,
     progress: Progress,
     overall: indicatif::ProgressBar,
@@ -663,6 +667,7 @@ async fn restore_connected<F: Future<Output = ()>>(
         batch_docs: (ctx_max_batch(client).await).unwrap_or(100_000),
         batch_bytes,
         index_build,
+        index_specs: opts.index_specs,
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
         overall: progress.bytes((total > 0).then_some(total), "restore"),
         progress: progress.clone(),
@@ -795,7 +800,7 @@ async fn restore_all(
             let o = index::build(
                 &ctx.client.database(&t.db),
                 &t.coll,
-                &spec::secondary_indexes(ns),
+                &spec::secondary_indexes_with(ns, ctx.index_specs),
                 ctx.write_concern.as_ref(),
             )
             .await;
@@ -1286,6 +1291,7 @@ async fn run_pipeline(
                 drop(permit);
                 if let Ok((n, _)) = &r {
                     bar.inc(*n);
+                    bar.add_bytes(b);
                     overall.inc(b);
                 }
                 Sent {
@@ -1304,6 +1310,7 @@ async fn run_pipeline(
             let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
+                bar.add_bytes(b);
                 ctx.overall.inc(b);
             }
             tally.add(
@@ -1330,6 +1337,7 @@ async fn run_pipeline(
             let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
+                bar.add_bytes(b);
                 ctx.overall.inc(b);
             }
             tally.add(
@@ -1415,7 +1423,7 @@ async fn run_pipeline(
     });
     if failed.is_none() && !stopped && ctx.index_build == IndexBuild::After {
         let _p = ctx.index_sem.acquire().await.expect("semaphore open");
-        let specs = spec::secondary_indexes(ns);
+        let specs = spec::secondary_indexes_with(ns, ctx.index_specs);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
         set(&reports, k, |r| {
             r.indexes = o.built.clone();

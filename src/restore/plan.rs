@@ -205,6 +205,9 @@ pub async fn plan(
         for p in spec::check_compat(ns, &renamed, target_ver) {
             refusals.push(p);
         }
+        for ix in &ns.indexes {
+            warnings.extend(spec::index_conversions(&source, ix));
+        }
         targets.push(t);
     }
     // Two sources into one target.

@@ -96,6 +96,11 @@ pub fn normalize_index(spec: &Document) -> Document {
     out
 }
 
+/// An index key value as a current server accepts it. Values it accepts keep their
+/// type (`1.0` stays a double, as mongorestore restores it); what it refuses is
+/// converted as mongorestore's `--convertLegacyIndexes` does: a zero, an empty string
+/// and any value that is neither a number nor a string become `1`, and a number in a
+/// string (`"1"`, `"-1"`) becomes that direction.
 fn normalize_direction(v: &Bson) -> Bson {
     match v {
         Bson::String(s) => match s.parse::<f64>() {
@@ -104,24 +109,94 @@ fn normalize_direction(v: &Bson) -> Bson {
             Err(_) if s.is_empty() => Bson::Int32(1),
             Err(_) => v.clone(),
         },
-        Bson::Boolean(_) | Bson::Null => Bson::Int32(1),
-        Bson::Double(d) if *d < 0.0 => Bson::Int32(-1),
-        Bson::Double(d) if *d > 0.0 && d.fract() == 0.0 => Bson::Int32(*d as i32),
-        Bson::Double(0.0) | Bson::Int32(0) | Bson::Int64(0) => Bson::Int32(1),
-        Bson::Int64(n) => Bson::Int32((*n).clamp(-1, 1) as i32),
-        other => other.clone(),
+        Bson::Double(d) if d.abs() < 1e-9 => Bson::Int32(if *d < 0.0 { -1 } else { 1 }),
+        Bson::Int32(0) | Bson::Int64(0) => Bson::Int32(1),
+        Bson::Double(_) | Bson::Int32(_) | Bson::Int64(_) => v.clone(),
+        Bson::Decimal128(d) if d.to_string().parse::<f64>().is_ok_and(|x| x == 0.0) => {
+            Bson::Int32(1)
+        }
+        Bson::Decimal128(_) => v.clone(),
+        _ => Bson::Int32(1),
     }
+}
+
+/// What [`normalize_index`] changes in an index's key and options, for the restore's
+/// report (`shop.orders: index "a_1": key {"a": ""} converted to {"a": 1}`); the
+/// index version `v` is left out, as the target always chooses it.
+pub fn index_conversions(ns_name: &str, spec: &Document) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = spec.get_str("name").unwrap_or("?");
+    let norm = normalize_index(spec);
+    if let (Ok(a), Ok(b)) = (spec.get_document("key"), norm.get_document("key"))
+        && a != b
+    {
+        out.push(format!(
+            "{ns_name}: index {name:?}: legacy key {} converted to {}",
+            Bson::Document(a.clone()).into_relaxed_extjson(),
+            Bson::Document(b.clone()).into_relaxed_extjson()
+        ));
+    }
+    let dropped: Vec<&str> = spec
+        .keys()
+        .map(String::as_str)
+        .filter(|k| *k != "v" && *k != "ns" && DROPPED_INDEX_OPTIONS.contains(k))
+        .collect();
+    if !dropped.is_empty() {
+        out.push(format!(
+            "{ns_name}: index {name:?}: obsolete option(s) {} dropped",
+            dropped.join(", ")
+        ));
+    }
+    out
+}
+
+/// How index specs are adjusted beyond [`normalize_index`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexSpecOptions {
+    /// Keep the dumped index version `v` (mongorestore `--keepIndexVersion`); by default
+    /// the target chooses.
+    pub keep_version: bool,
+    /// Build hashed indexes on dotted fields as ascending indexes (mongorestore
+    /// `--fixDottedHashIndex`).
+    pub fix_dotted_hashed: bool,
+}
+
+/// [`normalize_index`], then `opts` applied.
+pub fn adjust_index(spec: &Document, opts: IndexSpecOptions) -> Document {
+    let mut out = normalize_index(spec);
+    if opts.fix_dotted_hashed
+        && let Ok(key) = out.get_document_mut("key")
+    {
+        for (field, dir) in key.iter_mut() {
+            if field.contains('.') && dir.as_str() == Some("hashed") {
+                *dir = Bson::Int32(1);
+            }
+        }
+    }
+    if opts.keep_version
+        && let Some(v) = spec.get("v")
+    {
+        let mut with_v = doc! {"v": v.clone()};
+        with_v.extend(out);
+        out = with_v;
+    }
+    out
 }
 
 /// The secondary indexes to build (everything but the `_id` index, which `create`
 /// makes, and the clustered index).
 pub fn secondary_indexes(ns: &Namespace) -> Vec<Document> {
+    secondary_indexes_with(ns, IndexSpecOptions::default())
+}
+
+/// [`secondary_indexes`], adjusted by `opts`.
+pub fn secondary_indexes_with(ns: &Namespace, opts: IndexSpecOptions) -> Vec<Document> {
     ns.indexes
         .iter()
         .filter(|i| {
             i.get_str("name").ok() != Some("_id_") && !i.get_bool("clustered").unwrap_or(false)
         })
-        .map(normalize_index)
+        .map(|i| adjust_index(i, opts))
         .collect()
 }
 
@@ -166,7 +241,7 @@ pub fn check_compat(ns: &Namespace, target_name: &str, target: (u32, u32)) -> Ve
         let name = ix.get_str("name").unwrap_or("?");
         if let Ok(key) = ix.get_document("key") {
             for (_, v) in key {
-                if let Bson::String(t) = v {
+                if let Bson::String(t) = &normalize_direction(v) {
                     if t.parse::<f64>().is_ok() {
                         continue;
                     }
@@ -237,12 +312,60 @@ mod tests {
     }
 
     #[test]
+    fn index_version_and_dotted_hashed() {
+        let spec = doc! {"v": 1, "key": {"a.b": "hashed", "c": 1}, "name": "h"};
+        assert_eq!(
+            adjust_index(&spec, IndexSpecOptions::default()),
+            doc! {"key": {"a.b": "hashed", "c": 1}, "name": "h"}
+        );
+        assert_eq!(
+            adjust_index(
+                &spec,
+                IndexSpecOptions {
+                    keep_version: true,
+                    fix_dotted_hashed: true
+                }
+            ),
+            doc! {"v": 1, "key": {"a.b": 1, "c": 1}, "name": "h"}
+        );
+        let flat = doc! {"key": {"a": "hashed"}, "name": "a_hashed"};
+        let fixed = adjust_index(
+            &flat,
+            IndexSpecOptions {
+                fix_dotted_hashed: true,
+                ..IndexSpecOptions::default()
+            },
+        );
+        assert_eq!(fixed, flat, "only dotted fields change");
+    }
+
+    #[test]
     fn legacy_index_specs() {
         let spec = doc! {"v": 1, "key": {"a": "1", "b": -1.0, "c": true, "g": "2dsphere"}, "name": "x", "ns": "d.c", "unique": true};
         assert_eq!(
             normalize_index(&spec),
-            doc! {"key": {"a": 1, "b": -1, "c": 1, "g": "2dsphere"}, "name": "x", "unique": true}
+            doc! {"key": {"a": 1, "b": -1.0, "c": 1, "g": "2dsphere"}, "name": "x", "unique": true}
         );
+        // What a target accepts keeps its type; zeros and empty strings become 1.
+        let spec = doc! {"key": {"f": 1.0, "g": -1i64, "h": 0, "i": "", "j": 0.0}, "name": "y", "dropDups": true};
+        assert_eq!(
+            normalize_index(&spec),
+            doc! {"key": {"f": 1.0, "g": -1i64, "h": 1, "i": 1, "j": 1}, "name": "y"}
+        );
+        let notes = index_conversions("d.c", &spec);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains(r#"{"f":1.0,"g":-1,"h":0,"i":"","j":0.0}"#),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("dropDups"), "{notes:?}");
+        assert!(
+            index_conversions("d.c", &doc! {"v": 2, "key": {"a": 1.0}, "name": "a"}).is_empty()
+        );
+        // A legacy empty-string key is not an unknown index type.
+        let mut n = Namespace::collection("d", "c");
+        n.indexes = vec![doc! {"key": {"a": 1, "b": ""}, "name": "a_1_b_"}];
+        assert!(check_compat(&n, "d.c", (8, 0)).is_empty());
     }
 
     #[test]

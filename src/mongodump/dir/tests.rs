@@ -147,6 +147,7 @@ fn long_names_timeseries_oplog_and_admin_files_round_trip() {
             let opts = DirWriterOptions {
                 gzip,
                 prelude: PreludeAt::Root,
+                merge: false,
             };
             write_dump(&dest, opts, &cat, &data);
             let gz = if gzip { ".gz" } else { "" };
@@ -522,6 +523,7 @@ fn writer_keeps_several_files_open_and_refuses_misuse() {
     let opts = DirWriterOptions {
         gzip: false,
         prelude: PreludeAt::DbDir,
+        merge: false,
     };
     let mut w = DirWriter::create(&tmp.path().join("fourth"), opts).unwrap();
     assert!(matches!(w.begin(&two_dbs), Err(SinkError::Unsupported(_))));
