@@ -82,6 +82,75 @@ fn dump(
     }
 }
 
+/// The baseline: every collection of `dbs` read with plain `find`/`getMore` raw batch
+/// cursors of the driver, `jobs` collections at once, the bytes counted and discarded.
+/// Shares no code with oxidump (no planning, no statistics, no framing): the server's
+/// own drain speed for this data and parallelism.
+fn independent_drain(uri: &str, dbs: &[String], jobs: usize, server_pid: Option<u32>) -> Row {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let s0 = server_pid.map(common::pid_cpu);
+    let ((bytes, docs), wall, cpu) = common::timed(|| {
+        let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+        rt.block_on(async {
+            let client = mongodb::Client::with_uri_str(uri).await.expect("connect");
+            let mut colls = Vec::new();
+            for db in dbs {
+                let names = client
+                    .database(db)
+                    .list_collection_names()
+                    .await
+                    .expect("listCollections");
+                colls.extend(names.into_iter().map(|c| (db.clone(), c)));
+            }
+            let totals: Vec<(u64, u64)> = futures_util::stream::iter(colls)
+                .map(|(db, c)| {
+                    let client = client.clone();
+                    async move {
+                        let mut cursor = client
+                            .database(&db)
+                            .collection::<bson::Document>(&c)
+                            .find(bson::doc! {})
+                            .batch()
+                            .await
+                            .expect("find");
+                        let (mut bytes, mut docs) = (0u64, 0u64);
+                        while let Some(batch) = cursor.try_next().await.expect("getMore") {
+                            for d in batch.doc_slices().expect("batch") {
+                                let d = d.expect("document");
+                                if let Some(doc) = d.as_document() {
+                                    bytes += doc.as_bytes().len() as u64;
+                                    docs += 1;
+                                }
+                            }
+                        }
+                        (bytes, docs)
+                    }
+                })
+                .buffer_unordered(jobs)
+                .collect()
+                .await;
+            client.shutdown().await;
+            totals
+                .iter()
+                .fold((0, 0), |(b, d), (tb, td)| (b + tb, d + td))
+        })
+    });
+    let s1 = server_pid.map(common::pid_cpu);
+    let _ = docs;
+    Row {
+        label: format!("independent drain, driver only, {jobs} collections at once (baseline)"),
+        wall: wall.as_secs_f64(),
+        cpu: cpu.as_secs_f64(),
+        server_cpu: match (s0, s1) {
+            (Some(a), Some(b)) => (b - a).as_secs_f64(),
+            _ => f64::NAN,
+        },
+        bytes,
+        rss_mb: f64::NAN,
+        out_bytes: None,
+    }
+}
+
 fn dir_size(p: &Path) -> Option<u64> {
     let m = std::fs::metadata(p).ok()?;
     if m.is_file() {
@@ -147,6 +216,9 @@ fn main() {
         let pid = server.pid;
         let mut rows = Vec::new();
         rows.push(best(&|| {
+            independent_drain(&server.uri, &dbs, oxidump::dump::DEFAULT_JOBS, pid)
+        }));
+        rows.push(best(&|| {
             dump(
                 bin,
                 &server.uri,
@@ -154,7 +226,7 @@ fn main() {
                 &[],
                 None,
                 pid,
-                "raw drain (baseline)",
+                "oxidump dump --drain-only (its own reading, nothing written)",
             )
         }));
         let oxd = work.path().join("b.oxd");

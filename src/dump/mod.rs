@@ -361,7 +361,14 @@ async fn dump_connected(
         include: opts.include.clone(),
         views_as_collections: opts.views_as_collections,
     };
-    let (catalog, plans) = plan::plan(client, &sel, source, opts.oplog).await?;
+    // SecantusDB's size statistics read the whole collection: asked only when a split
+    // threshold other than the default says the user wants collections split there.
+    let sizes = if info.secantus_version.is_some() && opts.split_above == DEFAULT_SPLIT_ABOVE {
+        plan::Sizes::Skip
+    } else {
+        plan::Sizes::Metadata
+    };
+    let (catalog, plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
     if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries

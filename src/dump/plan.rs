@@ -6,7 +6,7 @@
 //! ones mongodump keeps, and names containing `$` — unless asked for explicitly.
 
 use bson::{Bson, Document, RawDocumentBuf, rawdoc};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt as _, TryStreamExt};
 use mongodb::{Client, Database};
 
 use crate::catalog::{
@@ -170,11 +170,30 @@ fn uuid_of(info: &Document) -> Option<[u8; 16]> {
 
 /// Builds the catalog and the read plans. `oplog` adds the oplog namespace (its data
 /// is captured last). `version` is the source server version.
+/// How planning learns each collection's size and count, which decide splitting and
+/// give the progress totals. Planning never reads the data: a server whose size
+/// statistics cost a scan is not asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sizes {
+    /// `$collStats` storage statistics: metadata on mongod (a few milliseconds a
+    /// collection), asked for every collection at once.
+    Metadata,
+    /// None: SecantusDB computes `$collStats`, `collStats` and `dbStats` by reading the
+    /// collection (1.2 to 1.8 s for 200,000 documents of 190 bytes, about as long as
+    /// reading them), so by default sizes stay unknown there: nothing is split
+    /// (splitting only slows that server down) and progress shows counts without totals.
+    Skip,
+}
+
+/// Collections asked for their statistics at once.
+const STATS_IN_FLIGHT: usize = 8;
+
 pub async fn plan(
     client: &Client,
     sel: &Selection,
     source: SourceInfo,
     oplog: bool,
+    sizes: Sizes,
 ) -> Result<(Catalog, Vec<NsPlan>), PlanError> {
     let (major, minor) =
         crate::connect::parse_major_minor(source.server_version.as_deref().unwrap_or(""));
@@ -280,7 +299,7 @@ pub async fn plan(
             } else {
                 name.clone()
             };
-            let (count, size) = stats(&db, &data_coll).await;
+            let (count, size) = (0, 0); // filled in below, all at once
             plans.push(NsPlan {
                 ns,
                 db: dbname.clone(),
@@ -295,9 +314,27 @@ pub async fn plan(
             });
         }
     }
+    if sizes == Sizes::Metadata {
+        let asked: Vec<(u64, u64)> = futures_util::stream::iter(plans.iter())
+            .map(|p| {
+                let db = client.database(&p.db);
+                let coll = p.data_coll.clone();
+                async move { stats(&db, &coll).await }
+            })
+            .buffered(STATS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (p, (count, size)) in plans.iter_mut().zip(asked) {
+            p.count = count;
+            p.size = size;
+        }
+    }
     if oplog {
         let db = client.database(OPLOG_DB);
-        let (count, size) = stats(&db, OPLOG_COLLECTION).await;
+        let (count, size) = match sizes {
+            Sizes::Metadata => stats(&db, OPLOG_COLLECTION).await,
+            Sizes::Skip => (0, 0),
+        };
         let ns = catalog.namespaces.len();
         catalog.namespaces.push(Namespace {
             db: OPLOG_DB.into(),
