@@ -6,5 +6,6 @@
 //! - [`apply`]: entries turned into commands, ordered per document, in parallel
 //!   across documents, transactions kept whole.
 
+pub mod apply;
 pub mod diff;
 pub mod entry;
