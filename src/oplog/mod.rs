@@ -9,3 +9,4 @@
 pub mod apply;
 pub mod diff;
 pub mod entry;
+pub mod replay;
