@@ -18,6 +18,7 @@
 
 pub mod index;
 pub mod insert;
+pub mod oplog;
 pub mod plan;
 pub mod spec;
 
@@ -92,6 +93,23 @@ pub struct RestoreOptions {
     pub skip_corrupt: bool,
     /// Most bytes per insert command (default: the server's document limit minus headroom).
     pub batch_bytes: Option<usize>,
+    /// Replay oplog after the data (`--oplog-replay`, `--oplog-file`).
+    pub oplog: Option<OplogReplay>,
+}
+
+/// Oplog replay asked of a restore.
+#[derive(Debug, Clone, Default)]
+pub struct OplogReplay {
+    /// Replay the backup's own captured window (`--oplog-replay`).
+    pub from_backup: bool,
+    /// Saved oplogs replayed after it (`--oplog-file`).
+    pub files: Vec<PathBuf>,
+    /// `--until`: `seconds:increment` or an RFC 3339 time.
+    pub until: Option<String>,
+    /// `--until-exclusive`.
+    pub exclusive: bool,
+    /// `--oplog-accept-partial`.
+    pub accept_partial: bool,
 }
 
 impl Default for RestoreOptions {
@@ -115,6 +133,7 @@ impl Default for RestoreOptions {
             stop_on_error: false,
             skip_corrupt: false,
             batch_bytes: None,
+            oplog: None,
         }
     }
 }
@@ -158,6 +177,9 @@ pub enum RestoreError {
     /// Interrupted.
     #[error("interrupted: the target holds a partial restore")]
     Interrupted,
+    /// Oplog replay refused or failed.
+    #[error("oplog replay: {0}")]
+    Oplog(#[from] crate::oplog::replay::ReplayError),
 }
 
 /// Outcome of one namespace.
@@ -246,13 +268,84 @@ pub struct RestoreReport {
     pub seconds: f64,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// The oplog replay, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oplog: Option<crate::oplog::replay::ReplayReport>,
 }
 
 impl RestoreReport {
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
         self.namespaces.iter().all(NsReport::ok)
+            && self
+                .oplog
+                .as_ref()
+                .is_none_or(|o| o.index_errors.is_empty())
     }
+}
+
+/// `--oplog-file` without a backup: replays onto whatever the target holds.
+async fn run_oplog_only(
+    opts: &RestoreOptions,
+    filter: &NsFilter,
+    renamer: &Renamer,
+    write_concern: Option<Document>,
+    started: Instant,
+    shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<RestoreReport, RestoreError> {
+    let Some(asked) = opts.oplog.as_ref().filter(|o| !o.files.is_empty()) else {
+        return Err(RestoreError::Usage(
+            "restore needs a backup, or --oplog-file to replay onto what the target holds".into(),
+        ));
+    };
+    if asked.from_backup {
+        return Err(RestoreError::Usage(
+            "--oplog-replay replays a backup's window: give the backup".into(),
+        ));
+    }
+    let prepared = oplog::prepare(oplog::ReplaySetup {
+        asked,
+        backup: None,
+        filter,
+        renamer,
+        write_concern: write_concern.clone(),
+        lanes: opts.jobs * opts.workers,
+        include_system: opts.include_system,
+    })?;
+    let client = connect::connect(&opts.uri, (opts.jobs * opts.workers + 4) as u32, None).await?;
+    let server = connect::server_info(&client)
+        .await
+        .map_err(|source| RestoreError::Driver {
+            what: "reading server information".into(),
+            source,
+        })?;
+    let mut report = RestoreReport {
+        input: asked.files[0].clone(),
+        format: "oplog".into(),
+        target: connect::redact_uri(&opts.uri),
+        server_version: server.version.clone(),
+        dry_run: opts.dry_run,
+        ..RestoreReport::default()
+    };
+    if opts.dry_run {
+        report.oplog = Some(prepared.dry_run());
+    } else {
+        let reports = Mutex::new(Vec::new());
+        let work = oplog::replay_then_index(
+            &client,
+            prepared,
+            Default::default(),
+            opts.index_build,
+            write_concern.as_ref(),
+            &reports,
+        );
+        report.oplog = Some(tokio::select! {
+            r = work => r,
+            _ = shutdown => return Err(RestoreError::Interrupted),
+        }?);
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 enum Feed {
@@ -369,6 +462,10 @@ pub async fn run(
         .map(plan::parse_write_concern)
         .transpose()
         .map_err(RestoreError::Usage)?;
+    tokio::pin!(shutdown);
+    if opts.input.as_os_str().is_empty() {
+        return run_oplog_only(&opts, &filter, &renamer, write_concern, started, shutdown).await;
+    }
     let (input, format) = open_input(&opts.input)?;
     let catalog = catalog_of(&input).clone();
     let raw_total: u64 = match &input {
@@ -412,6 +509,19 @@ pub async fn run(
         },
     )
     .await?;
+    // Oplog inputs are read and the boundary checked before anything is written.
+    let replay = match &opts.oplog {
+        Some(asked) => Some(oplog::prepare(oplog::ReplaySetup {
+            asked,
+            backup: Some(&opts.input),
+            filter: &filter,
+            renamer: &renamer,
+            write_concern: write_concern.clone(),
+            lanes: opts.jobs * opts.workers,
+            include_system: opts.include_system,
+        })?),
+        None => None,
+    };
     if opts.preserve_uuid && !opts.dry_run {
         let probe = client
             .database("admin")
@@ -459,7 +569,13 @@ pub async fn run(
             ..NsReport::default()
         })
         .collect();
+    if replay.is_some() {
+        for r in report.namespaces.iter_mut().filter(|r| r.kind == "oplog") {
+            r.message = Some("the oplog window is replayed after the data".into());
+        }
+    }
     if opts.dry_run {
+        report.oplog = replay.as_ref().map(|p| p.dry_run());
         report.warnings = warnings;
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -482,12 +598,18 @@ pub async fn run(
         workers: opts.workers,
         batch_docs: (ctx_max_batch(&client).await).unwrap_or(100_000),
         batch_bytes,
-        index_build: opts.index_build,
+        // With a replay, every secondary index waits for its end.
+        index_build: if replay.is_some() {
+            IndexBuild::Skip
+        } else {
+            opts.index_build
+        },
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
         overall: progress.bytes((total > 0).then_some(total), "restore"),
         progress: progress.clone(),
     });
     let reports = Arc::new(Mutex::new(std::mem::take(&mut report.namespaces)));
+    let seed = oplog::seed_indexes(&catalog, &targets);
     let work = restore_all(
         ctx.clone(),
         input,
@@ -498,9 +620,23 @@ pub async fn run(
     );
     let data_done = tokio::select! {
         r = work => r,
-        _ = shutdown => return Err(RestoreError::Interrupted),
+        _ = &mut shutdown => return Err(RestoreError::Interrupted),
     }?;
     ctx.overall.finish_and_clear();
+    if let Some(p) = replay {
+        let work = oplog::replay_then_index(
+            &client,
+            p,
+            seed,
+            opts.index_build,
+            ctx.write_concern.as_ref(),
+            &reports,
+        );
+        report.oplog = Some(tokio::select! {
+            r = work => r,
+            _ = &mut shutdown => return Err(RestoreError::Interrupted),
+        }?);
+    }
     report.namespaces = Arc::try_unwrap(reports)
         .map(|m| m.into_inner().expect("lock"))
         .unwrap_or_else(|a| a.lock().expect("lock").clone());
@@ -1162,6 +1298,9 @@ pub fn render_plan(r: &RestoreReport) -> String {
             }
         }
     }
+    if let Some(o) = &r.oplog {
+        s.push_str(&oplog::render_plan(o));
+    }
     s
 }
 
@@ -1216,6 +1355,9 @@ pub fn render_summary(r: &RestoreReport) -> String {
         r.index_tail_seconds,
         if failed > 0 { format!("; {failed} namespace(s) not fully restored") } else { String::new() }
     ));
+    if let Some(o) = &r.oplog {
+        s.push_str(&oplog::render(o));
+    }
     s
 }
 
