@@ -645,7 +645,7 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     // Bulk that makes the dump last while the workload writes.
     block_on(async {
         let seed = c.database("bulk").collection::<Document>("seed");
-        for chunk in 0..6i64 {
+        for chunk in 0..12i64 {
             let docs: Vec<Document> = (chunk * 5000..(chunk + 1) * 5000)
                 .map(|i| doc! {"_id": i, "pad": "x".repeat(900)})
                 .collect();
@@ -668,18 +668,28 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     let steps = Arc::new(AtomicUsize::new(0));
     let late = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
+    let pause = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (moments, steps, late, stop, c) = (
+        let (moments, steps, late, stop, pause, paused, c) = (
             moments.clone(),
             steps.clone(),
             late.clone(),
             stop.clone(),
+            pause.clone(),
+            paused.clone(),
             c.clone(),
         );
         std::thread::spawn(move || {
             block_on(async move {
                 let mut i = 0i64;
                 while !stop.load(Ordering::SeqCst) {
+                    if pause.load(Ordering::SeqCst) {
+                        paused.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    paused.store(false, Ordering::SeqCst);
                     step(&c, db, i, late.load(Ordering::SeqCst))
                         .await
                         .unwrap_or_else(|e| panic!("workload step {i}: {e}"));
@@ -704,14 +714,50 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     wait_steps(30);
     let dir = tempfile::tempdir().expect("tempdir");
     let dump = dir.path().join("wl.oxd");
-    run(
-        oxidump()
-            .args(["dump", "--uri", &suri, "--quiet", "--oplog", "--out"])
-            .arg(&dump),
-        0,
+    // A slow dump (one reader, the strongest compression) while the workload writes;
+    // the workload pauses before the dump ends, so the window's end is a moment it
+    // recorded.
+    let child = oxidump()
+        .args([
+            "dump",
+            "--uri",
+            &suri,
+            "--quiet",
+            "--oplog",
+            "-j",
+            "1",
+            "--zstd-level",
+            "19",
+            "--out",
+        ])
+        .arg(&dump)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start dump");
+    // Past the dump's start (its first oplog timestamp), then a few steps.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = steps.load(Ordering::SeqCst);
+    wait_steps(during + 3);
+    pause.store(true, Ordering::SeqCst);
+    while !paused.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let paused_at = moments
+        .lock()
+        .expect("lock")
+        .last()
+        .expect("a moment")
+        .clone();
+    let out = child.wait_with_output().expect("dump");
+    assert!(
+        out.status.success(),
+        "dump --oplog: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
     // Phase two: renames too, then stop.
     late.store(true, Ordering::SeqCst);
+    pause.store(false, Ordering::SeqCst);
     let after_dump = steps.load(Ordering::SeqCst);
     wait_steps(after_dump + 40);
     stop.store(true, Ordering::SeqCst);
@@ -737,13 +783,18 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     })
     .expect("save the later oplog");
 
-    // The state at the window's end: the last moment at or before it.
-    let at_end = moments
-        .iter()
-        .rev()
-        .find(|m| m.ts <= end)
-        .expect("a moment before the window's end")
-        .clone();
+    // The state at the window's end: the moment the workload paused at.
+    assert!(
+        end >= paused_at.ts,
+        "the dump ended ({}) before the workload paused ({}): it was too fast for this test",
+        show(end),
+        show(paused_at.ts)
+    );
+    assert!(
+        moments.iter().all(|m| m.ts <= paused_at.ts || m.ts > end),
+        "a write between the pause and the window's end"
+    );
+    let at_end = paused_at;
     assert!(
         moments.iter().any(|m| m.ts > start && m.ts <= end),
         "no write happened during the dump ({} .. {})",

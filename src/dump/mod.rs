@@ -761,6 +761,7 @@ async fn dump_data(
     let mut oplog_range = None;
     if let Some(start) = oplog_start {
         let end = oplog::newest(client).await?;
+        let end = oplog::settle(client, end).await?;
         oplog::check_overflow(client, start).await?;
         let p = plans
             .iter()

@@ -412,24 +412,19 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
         }
         inputs.push(range);
     }
+    // The newest moment the inputs reach: their last entry, or the dump's consistent
+    // point when no entry follows it (a timestamp may be taken by a write that logs
+    // nothing, such as an aborted transaction's).
+    let top = scan.last.max(consistent);
     let reach = |scan: &Scan| {
         format!(
             "the inputs reach {} .. {}",
             consistent
                 .or(scan.first)
                 .map_or("(nothing)".to_string(), show_ts),
-            scan.last.map_or("(nothing)".to_string(), show_ts)
+            top.map_or("(nothing)".to_string(), show_ts)
         )
     };
-    if let (Some(c), Some(l)) = (consistent, scan.last)
-        && l < c
-    {
-        return Err(ReplayError::Unreachable(format!(
-            "the dump's oplog window ends at {} but its last entry is {}: the window is incomplete",
-            show_ts(c),
-            show_ts(l)
-        )));
-    }
     let stop = match opts.until {
         None => scan.last,
         Some(Bound::Wall(_)) => wall_stop,
@@ -443,7 +438,7 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
                     reach(&scan)
                 )));
             }
-            if scan.last.is_some_and(|l| t > l) {
+            if top.is_some_and(|l| t > l) {
                 return Err(ReplayError::Unreachable(format!(
                     "--until {} is after the last oplog entry; {}",
                     show_ts(t),
@@ -482,7 +477,7 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
                 reach(&scan)
             )));
         }
-        if matches!(opts.until, Some(Bound::Ts(_))) && scan.last.is_none_or(|l| b > l) {
+        if matches!(opts.until, Some(Bound::Ts(_))) && top.is_none_or(|l| b > l) {
             return Err(ReplayError::Unreachable(format!(
                 "--until {} is after the last oplog entry; {}",
                 show_ts(b),

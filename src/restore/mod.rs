@@ -178,7 +178,7 @@ pub enum RestoreError {
     #[error("interrupted: the target holds a partial restore")]
     Interrupted,
     /// Oplog replay refused or failed.
-    #[error("oplog replay: {0}")]
+    #[error(transparent)]
     Oplog(#[from] crate::oplog::replay::ReplayError),
 }
 
