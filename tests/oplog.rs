@@ -356,7 +356,7 @@ fn transaction_boundaries_and_secantus_shapes() {
     };
     // A SecantusDB transaction A..B with another client's write X between them;
     // updates in the flat form.
-    let entries = vec![
+    let entries = [
         op("c", &cmd, doc! {"create": "a"}),
         op(
             "i",
@@ -812,7 +812,7 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     // 1. The dump and its window alone: the state at the consistent point.
     let report = dir.path().join("r1.json");
     run(
-        &mut restore(&[
+        restore(&[
             dump_s,
             "--oplog-replay",
             "--ns-include",
