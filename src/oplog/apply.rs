@@ -480,67 +480,9 @@ impl Replayer {
             return Ok(None);
         }
         let id = e.id().cloned().expect("CRUD has an _id");
-        let kind = match &e.op {
-            Op::Insert { doc, .. } => WriteKind::Replace(doc.clone()),
-            Op::Delete { .. } => WriteKind::Delete,
-            Op::Update { update, .. } => match update {
-                Update::Replacement(d) => WriteKind::Replace(raw_doc(d)?),
-                Update::Modifiers { set, unset } => {
-                    let mut u = Document::new();
-                    if !set.is_empty() {
-                        u.insert("$set", set.clone());
-                    }
-                    if !unset.is_empty() {
-                        let un: Document =
-                            unset.iter().map(|k| (k.clone(), Bson::from(""))).collect();
-                        u.insert("$unset", un);
-                    }
-                    if u.is_empty() {
-                        self.skip("update", "empty update");
-                        return Ok(None);
-                    }
-                    WriteKind::Update {
-                        u: raw_bson(Bson::Document(u))?,
-                        fallback: Change::Modifiers {
-                            set: set.clone(),
-                            unset: unset.clone(),
-                        },
-                    }
-                }
-                Update::Delta(d) if d.is_empty() => {
-                    self.skip("update", "empty update");
-                    return Ok(None);
-                }
-                Update::Delta(d) if d.is_top_level() => WriteKind::Update {
-                    u: raw_bson(Bson::Array(pipeline_of(d)))?,
-                    fallback: Change::Delta(d.clone()),
-                },
-                Update::Delta(d) => WriteKind::Modify(Change::Delta(d.clone())),
-                Update::Flat(f) if f.truncated.is_empty() => {
-                    let mut u = Document::new();
-                    if !f.updated.is_empty() {
-                        u.insert("$set", f.updated.clone());
-                    }
-                    if !f.removed.is_empty() {
-                        let un: Document = f
-                            .removed
-                            .iter()
-                            .map(|k| (k.clone(), Bson::from("")))
-                            .collect();
-                        u.insert("$unset", un);
-                    }
-                    if u.is_empty() {
-                        self.skip("update", "empty update");
-                        return Ok(None);
-                    }
-                    WriteKind::Update {
-                        u: raw_bson(Bson::Document(u))?,
-                        fallback: Change::Flat(f.clone()),
-                    }
-                }
-                Update::Flat(f) => WriteKind::Modify(Change::Flat(f.clone())),
-            },
-            _ => unreachable!("CRUD only"),
+        let Some(kind) = write_kind(&e.op)? else {
+            self.skip("update", "empty update");
+            return Ok(None);
         };
         self.applied(kind_name, &target);
         Ok(Some(Write {
@@ -1192,6 +1134,67 @@ impl Replayer {
     }
 }
 
+/// How a CRUD entry is written: `None` for an update that changes nothing.
+fn write_kind(op: &Op) -> Result<Option<WriteKind>, ApplyError> {
+    let kind = match op {
+        Op::Insert { doc, .. } => WriteKind::Replace(doc.clone()),
+        Op::Delete { .. } => WriteKind::Delete,
+        Op::Update { update, .. } => match update {
+            Update::Replacement(d) => WriteKind::Replace(raw_doc(d)?),
+            Update::Modifiers { set, unset } => {
+                let mut u = Document::new();
+                if !set.is_empty() {
+                    u.insert("$set", set.clone());
+                }
+                if !unset.is_empty() {
+                    let un: Document = unset.iter().map(|k| (k.clone(), Bson::from(""))).collect();
+                    u.insert("$unset", un);
+                }
+                if u.is_empty() {
+                    return Ok(None);
+                }
+                WriteKind::Update {
+                    u: raw_bson(Bson::Document(u))?,
+                    fallback: Change::Modifiers {
+                        set: set.clone(),
+                        unset: unset.clone(),
+                    },
+                }
+            }
+            Update::Delta(d) if d.is_empty() => return Ok(None),
+            Update::Delta(d) if d.is_top_level() => WriteKind::Update {
+                u: raw_bson(Bson::Array(pipeline_of(d)))?,
+                fallback: Change::Delta(d.clone()),
+            },
+            Update::Delta(d) => WriteKind::Modify(Change::Delta(d.clone())),
+            Update::Flat(f) if f.truncated.is_empty() => {
+                let mut u = Document::new();
+                if !f.updated.is_empty() {
+                    u.insert("$set", f.updated.clone());
+                }
+                if !f.removed.is_empty() {
+                    let un: Document = f
+                        .removed
+                        .iter()
+                        .map(|k| (k.clone(), Bson::from("")))
+                        .collect();
+                    u.insert("$unset", un);
+                }
+                if u.is_empty() {
+                    return Ok(None);
+                }
+                WriteKind::Update {
+                    u: raw_bson(Bson::Document(u))?,
+                    fallback: Change::Flat(f.clone()),
+                }
+            }
+            Update::Flat(f) => WriteKind::Modify(Change::Flat(f.clone())),
+        },
+        _ => unreachable!("CRUD only"),
+    };
+    Ok(Some(kind))
+}
+
 fn raw_doc(d: &Document) -> Result<RawDocumentBuf, ApplyError> {
     RawDocumentBuf::try_from(d).map_err(|e| ApplyError::Refused {
         at: String::new(),
@@ -1474,6 +1477,119 @@ mod tests {
                 Bson::Document(doc! {"$set": {"q": {"$literal": {"$x": 0}}}}),
             ]
         );
+    }
+
+    fn kind_of(o: Document) -> Option<WriteKind> {
+        let e = entry::parse(
+            &raw_doc(&doc! {"op": "u", "ns": "a.b", "o": o, "o2": {"_id": 1}, "ts": Timestamp{time: 1, increment: 1}})
+                .unwrap(),
+        )
+        .unwrap();
+        write_kind(&e.op).unwrap()
+    }
+
+    fn update_doc(k: &WriteKind) -> Bson {
+        match k {
+            WriteKind::Update { u, .. } => Bson::try_from(u.clone()).unwrap(),
+            other => panic!("not one update: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_update_form_becomes_the_right_write() {
+        // Replacement: a replacing upsert of the same bytes.
+        let Some(WriteKind::Replace(d)) = kind_of(doc! {"_id": 1, "x": 2}) else {
+            panic!()
+        };
+        assert_eq!(
+            d.as_bytes(),
+            raw_doc(&doc! {"_id": 1, "x": 2}).unwrap().as_bytes()
+        );
+        // $v: 1: operators, `$v` dropped.
+        let k = kind_of(doc! {"$v": 1, "$set": {"a.b": 1}, "$unset": {"c": true}}).unwrap();
+        assert_eq!(
+            update_doc(&k),
+            Bson::Document(doc! {"$set": {"a.b": 1}, "$unset": {"c": ""}})
+        );
+        // A top-level delta: one pipeline.
+        let k = kind_of(doc! {"$v": 2, "diff": {"u": {"a": 1}, "i": {"b": 2}}}).unwrap();
+        assert_eq!(
+            update_doc(&k),
+            Bson::Array(vec![
+                Bson::Document(doc! {"$set": {"a": {"$literal": 1}}}),
+                Bson::Document(doc! {"$unset": ["b"]}),
+                Bson::Document(doc! {"$set": {"b": {"$literal": 2}}}),
+            ])
+        );
+        // Nested, array, dotted or `$` names: read-modify-write.
+        for o in [
+            doc! {"$v": 2, "diff": {"sa": {"u": {"b": 1}}}},
+            doc! {"$v": 2, "diff": {"sa": {"a": true, "l": 1}}},
+            doc! {"$v": 2, "diff": {"u": {"a.b": 1}}},
+            doc! {"$v": 2, "diff": {"i": {"$x": 1}}},
+        ] {
+            assert!(matches!(
+                kind_of(o),
+                Some(WriteKind::Modify(Change::Delta(_)))
+            ));
+        }
+        // SecantusDB's form: operators; with truncated arrays, read-modify-write.
+        let k = kind_of(doc! {"$v": 2, "diff": {"updatedFields": {"a.1": 2}, "removedFields": ["z"], "truncatedArrays": []}}).unwrap();
+        assert_eq!(
+            update_doc(&k),
+            Bson::Document(doc! {"$set": {"a.1": 2}, "$unset": {"z": ""}})
+        );
+        assert!(matches!(
+            kind_of(
+                doc! {"$v": 2, "diff": {"updatedFields": {}, "removedFields": [], "truncatedArrays": [{"field": "a", "newSize": 1}]}}
+            ),
+            Some(WriteKind::Modify(Change::Flat(_)))
+        ));
+        // Updates that change nothing.
+        assert!(kind_of(doc! {"$v": 2, "diff": {}}).is_none());
+        assert!(
+            kind_of(doc! {"$v": 2, "diff": {"updatedFields": {}, "removedFields": []}}).is_none()
+        );
+    }
+
+    #[test]
+    fn fallback_changes_apply_in_memory() {
+        let pre = doc! {"_id": 1, "a": {"b": 1}, "arr": [1, 2, 3]};
+        let c = Change::Delta(
+            diff::parse_doc_diff(&doc! {"sarr": {"a": true, "l": 1}, "sa": {"i": {"c": 2}}})
+                .unwrap(),
+        );
+        assert_eq!(
+            c.apply(&pre),
+            doc! {"_id": 1, "a": {"b": 1, "c": 2}, "arr": [1]}
+        );
+        let c = Change::Modifiers {
+            set: doc! {"a.b": 5},
+            unset: vec!["arr".into()],
+        };
+        assert_eq!(c.apply(&pre), doc! {"_id": 1, "a": {"b": 5}});
+    }
+
+    #[test]
+    fn lanes_keep_one_document_together() {
+        let w = |coll: &str, id: i32| Write {
+            ts: Timestamp {
+                time: 1,
+                increment: 1,
+            },
+            kind_name: "delete",
+            db: "d".into(),
+            coll: coll.into(),
+            id: Bson::Int32(id),
+            kind: WriteKind::Delete,
+        };
+        for lanes in [1, 3, 8] {
+            assert_eq!(w("c", 7).lane(lanes), w("c", 7).lane(lanes));
+            assert!(w("c", 7).lane(lanes) < lanes);
+        }
+        // Different documents spread over the lanes.
+        let used: HashSet<usize> = (0..100).map(|i| w("c", i).lane(8)).collect();
+        assert!(used.len() > 4, "{used:?}");
     }
 
     #[test]
