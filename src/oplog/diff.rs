@@ -35,7 +35,16 @@ pub enum DiffError {
     /// An array diff's index is not a number, or indexes are not ascending.
     #[error("array diff: {0}")]
     Array(String),
+    /// Nested deeper than any stored document can be.
+    #[error("diff nested deeper than {MAX_DEPTH} levels")]
+    TooDeep,
 }
+
+/// Deepest nesting of a diff (stored documents nest at most 100 levels, plus arrays).
+pub const MAX_DEPTH: usize = 200;
+/// Largest array index or length a diff or a path may name: the server refuses to pad
+/// an array beyond 1 500 000 elements.
+pub const MAX_ARRAY: usize = 1_500_000;
 
 fn shape(section: &str, what: impl Into<String>) -> DiffError {
     DiffError::Shape {
@@ -154,6 +163,13 @@ fn int_of(v: &Bson) -> Option<i64> {
 
 /// Parses a `$v: 2` document diff, checking the grammar.
 pub fn parse_doc_diff(d: &Document) -> Result<DocDiff, DiffError> {
+    parse_doc_at(d, 0)
+}
+
+fn parse_doc_at(d: &Document, depth: usize) -> Result<DocDiff, DiffError> {
+    if depth > MAX_DEPTH {
+        return Err(DiffError::TooDeep);
+    }
     let mut out = DocDiff::default();
     // Rank of the last section seen: d=0, u=1, i=2, b=3, s=4.
     let mut last = 0u8;
@@ -184,7 +200,8 @@ pub fn parse_doc_diff(d: &Document) -> Result<DocDiff, DiffError> {
         if rank == 4 {
             let field = &k[1..];
             name(field)?;
-            out.sub.push((field.to_string(), parse_sub(k, v)?));
+            out.sub
+                .push((field.to_string(), parse_sub(k, v, depth + 1)?));
             continue;
         }
         let Bson::Document(sec) = v else {
@@ -217,18 +234,21 @@ pub fn parse_doc_diff(d: &Document) -> Result<DocDiff, DiffError> {
     Ok(out)
 }
 
-fn parse_sub(key: &str, v: &Bson) -> Result<SubDiff, DiffError> {
+fn parse_sub(key: &str, v: &Bson, depth: usize) -> Result<SubDiff, DiffError> {
     let Bson::Document(d) = v else {
         return Err(shape(key, "a nested diff is not a document"));
     };
+    if depth > MAX_DEPTH {
+        return Err(DiffError::TooDeep);
+    }
     if matches!(d.get("a"), Some(Bson::Boolean(true))) {
-        Ok(SubDiff::Array(parse_array_diff(d)?))
+        Ok(SubDiff::Array(parse_array_diff(d, depth)?))
     } else {
-        Ok(SubDiff::Doc(parse_doc_diff(d)?))
+        Ok(SubDiff::Doc(parse_doc_at(d, depth)?))
     }
 }
 
-fn parse_array_diff(d: &Document) -> Result<ArrayDiff, DiffError> {
+fn parse_array_diff(d: &Document, depth: usize) -> Result<ArrayDiff, DiffError> {
     let mut out = ArrayDiff::default();
     let mut prev: Option<usize> = None;
     for (i, (k, v)) in d.iter().enumerate() {
@@ -238,6 +258,7 @@ fn parse_array_diff(d: &Document) -> Result<ArrayDiff, DiffError> {
             (1, "l") => {
                 let n = int_of(v)
                     .and_then(|n| usize::try_from(n).ok())
+                    .filter(|&n| n <= MAX_ARRAY)
                     .ok_or_else(|| DiffError::Array("`l` is not a length".into()))?;
                 out.len = Some(n);
                 continue;
@@ -247,6 +268,7 @@ fn parse_array_diff(d: &Document) -> Result<ArrayDiff, DiffError> {
         }
         let (kind, idx) = k.split_at(k.char_indices().nth(1).map_or(k.len(), |(p, _)| p));
         let idx = as_index(idx)
+            .filter(|&i| i < MAX_ARRAY)
             .ok_or_else(|| DiffError::Array(format!("`{k}` does not name an index")))?;
         if prev.is_some_and(|p| p >= idx) {
             return Err(DiffError::Array(format!("index {idx} is not ascending")));
@@ -254,7 +276,7 @@ fn parse_array_diff(d: &Document) -> Result<ArrayDiff, DiffError> {
         prev = Some(idx);
         let e = match kind {
             "u" => ArrayEntry::Update(v.clone()),
-            "s" => ArrayEntry::Sub(parse_sub(k, v)?),
+            "s" => ArrayEntry::Sub(parse_sub(k, v, depth + 1)?),
             _ => return Err(DiffError::Array(format!("unknown entry `{k}`"))),
         };
         out.entries.push((idx, e));
@@ -451,6 +473,9 @@ fn get_path_mut<'a>(d: &'a mut Document, path: &str) -> Option<&'a mut Bson> {
 /// through a scalar is left alone (the server refuses it).
 fn set_path(d: &mut Document, path: &str, v: Bson) {
     let parts: Vec<&str> = path.split('.').collect();
+    if parts.len() > MAX_DEPTH {
+        return;
+    }
     set_in_doc(d, &parts, v);
 }
 
@@ -472,7 +497,9 @@ fn set_in_value(cur: &mut Bson, parts: &[&str], v: Bson) {
     match cur {
         Bson::Document(x) => set_in_doc(x, parts, v),
         Bson::Array(a) => {
-            let Some(i) = as_index(parts[0]) else { return };
+            let Some(i) = as_index(parts[0]).filter(|&i| i < MAX_ARRAY) else {
+                return;
+            };
             while a.len() <= i {
                 a.push(Bson::Null);
             }

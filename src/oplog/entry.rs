@@ -285,8 +285,52 @@ fn to_doc(at: &str, what: &str, r: &RawDocument) -> Result<Document, EntryError>
     Document::try_from(r).map_err(|e| malformed(at, format!("`{what}` does not decode: {e}")))
 }
 
+/// Deepest nesting of an entry: a stored document nests at most 100 levels, and the
+/// entry (and an `applyOps` around it) adds a few.
+pub const MAX_DEPTH: usize = 120;
+
+/// Values of a document or an array, in order.
+type Values<'a> = Box<dyn Iterator<Item = Option<RawBsonRef<'a>>> + 'a>;
+
+fn values_of_doc(d: &RawDocument) -> Values<'_> {
+    Box::new(d.iter().map(|r| r.ok().map(|(_, v)| v)))
+}
+
+/// Whether `raw` nests deeper than `limit` (walked without recursion).
+fn too_deep(raw: &RawDocument, limit: usize) -> bool {
+    let mut stack: Vec<(Values<'_>, usize)> = vec![(values_of_doc(raw), 1)];
+    while let Some((it, depth)) = stack.last_mut() {
+        let depth = *depth;
+        match it.next() {
+            None | Some(None) => {
+                stack.pop();
+            }
+            Some(Some(RawBsonRef::Document(d))) => {
+                if depth + 1 > limit {
+                    return true;
+                }
+                stack.push((values_of_doc(d), depth + 1));
+            }
+            Some(Some(RawBsonRef::Array(a))) => {
+                if depth + 1 > limit {
+                    return true;
+                }
+                stack.push((Box::new(a.into_iter().map(Result::ok)), depth + 1));
+            }
+            Some(Some(_)) => {}
+        }
+    }
+    false
+}
+
 /// Parses one entry.
 pub fn parse(raw: &RawDocument) -> Result<Entry, EntryError> {
+    if too_deep(raw, MAX_DEPTH) {
+        return Err(malformed(
+            "(unread)",
+            format!("the entry nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
     let ts = match raw.get("ts") {
         Ok(Some(RawBsonRef::Timestamp(t))) => t,
         _ => {
@@ -800,6 +844,21 @@ mod tests {
         ));
         let e = parse(&rawdoc! {"op": "z", "ns": "a.b", "o": {}, "ts": ts(7)}).unwrap_err();
         assert!(e.to_string().contains("100:7"), "{e}");
+    }
+
+    #[test]
+    fn entries_nested_too_deep_are_refused_without_recursion() {
+        let mut o = doc! {"x": 1};
+        for _ in 0..MAX_DEPTH {
+            o = doc! {"n": o};
+        }
+        let raw = RawDocumentBuf::try_from(
+            &doc! {"op": "i", "ns": "a.b", "o": {"_id": 1, "deep": o}, "ts": ts(1)},
+        )
+        .unwrap();
+        let e = parse(&raw).unwrap_err();
+        assert!(e.to_string().contains("deeper than"), "{e}");
+        assert!(!too_deep(&raw, 10_000));
     }
 
     #[test]
