@@ -438,6 +438,19 @@ fn transaction_boundaries_and_secantus_shapes() {
         0,
     );
     assert_eq!(raw_docs(&d4, "a").len(), 2);
+    // A dry run shows the window and the entries, and writes nothing.
+    let d6 = guard.add("oplog_txn6");
+    let (_, out, _) = run(
+        restore(&format!("{}:6", ts(0).time), &d6).arg("--dry-run"),
+        0,
+    );
+    assert!(
+        out.contains("oplog replay (nothing will be written)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("insert {db}.a")), "{out}");
+    assert!(out.contains("replays up to 1000000:6 (inclusive)"), "{out}");
+    assert!(collections(&d6).is_empty());
     // Beyond the last entry: refused, nothing written.
     let d5 = guard.add("oplog_txn5");
     let (_, _, err) = run(&mut restore(&format!("{}:7", ts(0).time), &d5), 2);
@@ -608,6 +621,20 @@ async fn step(c: &Client, db: &str, i: i64, late: bool) -> mongodb::error::Resul
     Ok(())
 }
 
+fn index_names(c: &Client, db: &str, coll: &str) -> Vec<String> {
+    let c = c.clone();
+    let (db, coll) = (db.to_string(), coll.to_string());
+    let mut v = block_on(async move {
+        c.database(&db)
+            .collection::<Document>(&coll)
+            .list_index_names()
+            .await
+    })
+    .expect("list indexes");
+    v.sort();
+    v
+}
+
 fn digests_of_target(uri: &str, db: &str) -> BTreeMap<String, (u64, String)> {
     let uri = uri.to_string();
     let db = db.to_string();
@@ -749,6 +776,7 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
         .last()
         .expect("a moment")
         .clone();
+    let indexes_at_pause = index_names(&c, db, "a");
     let out = child.wait_with_output().expect("dump");
     assert!(
         out.status.success(),
@@ -826,6 +854,12 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
         digests_of_target(&turi, db),
         at_end.digests,
         "restore --oplog-replay"
+    );
+    // The indexes the window created are built too (after the replay).
+    assert_eq!(index_names(&target.client(), db, "a"), indexes_at_pause);
+    assert!(
+        indexes_at_pause.len() > 1,
+        "the window created no index: {indexes_at_pause:?}"
     );
     let rep: Value =
         serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
