@@ -253,8 +253,10 @@ pub struct Scan {
     pub by_kind_ns: BTreeMap<String, u64>,
     /// SecantusDB transactions: the largest `ts` of each.
     pub txn_ends: HashMap<TxnKey, Timestamp>,
-    /// Entries that replay will refuse (`ts: what`).
-    pub refused: Vec<String>,
+    /// Entries that replay will refuse, with why.
+    pub refused: Vec<(Timestamp, String)>,
+    /// mongod transactions whose first entry has been seen.
+    pub open_chains: HashSet<TxnKey>,
 }
 
 impl Scan {
@@ -276,9 +278,35 @@ impl Scan {
             let k = e.session.clone().expect("statement has a session");
             self.txn_ends.insert(k, e.ts);
         }
-        if let Op::Command(Command::Refused(n)) = &e.op {
-            self.refused
-                .push(format!("{}: {n} on {}", show_ts(e.ts), e.ns));
+        match &e.op {
+            Op::Command(Command::Refused(n)) => {
+                self.refused.push((
+                    e.ts,
+                    format!("{n} on {} cannot be replayed with ordinary commands", e.ns),
+                ));
+            }
+            Op::Command(Command::ApplyOps { .. }) if !e.multi_op => {
+                if let Some(k) = &e.session {
+                    let chain_start = e.prev_ts.is_none_or(|p| {
+                        p == Timestamp {
+                            time: 0,
+                            increment: 0,
+                        }
+                    });
+                    if chain_start {
+                        self.open_chains.insert(k.clone());
+                    } else if !self.open_chains.contains(k) {
+                        self.refused.push((
+                            e.ts,
+                            format!(
+                                "a transaction entry whose earlier entries (from {}) are not in the oplog read",
+                                show_ts(e.prev_ts.expect("checked"))
+                            ),
+                        ));
+                    }
+                }
+            }
+            _ => {}
         }
         Ok(true)
     }

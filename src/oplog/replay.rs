@@ -491,6 +491,17 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
             )));
         }
     }
+    // Entries that cannot be replayed stop the restore now, not half-way.
+    if let Some((t, why)) = scan
+        .refused
+        .iter()
+        .find(|(t, _)| admits(stop, exclusive_at, *t))
+    {
+        return Err(ReplayError::Unreachable(format!(
+            "oplog entry {}: {why}; nothing was written",
+            show_ts(*t)
+        )));
+    }
     Ok(Prepared {
         opts,
         scan,
@@ -517,7 +528,12 @@ impl Prepared {
             until: self.stop.map(show_ts),
             exclusive: self.opts.exclusive,
             planned: self.scan.by_kind_ns.clone(),
-            refused: self.scan.refused.clone(),
+            refused: self
+                .scan
+                .refused
+                .iter()
+                .map(|(t, w)| format!("{}: {w}", show_ts(*t)))
+                .collect(),
             ..ReplayReport::default()
         }
     }
@@ -634,6 +650,39 @@ mod tests {
             exclusive,
             ..ReplayOptions::default()
         }
+    }
+
+    #[test]
+    fn entries_that_cannot_be_replayed_are_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.bson");
+        let mut out = Vec::new();
+        for d in [
+            doc! {"op": "n", "ns": "", "o": {}, "ts": ts(10, 1)},
+            doc! {"op": "c", "ns": "a.$cmd", "o": {"importCollection": "c"}, "ts": ts(11, 1)},
+            doc! {"op": "c", "ns": "admin.$cmd", "lsid": {"id": 1}, "txnNumber": 1_i64,
+            "prevOpTime": {"ts": ts(9, 1), "t": 1_i64},
+            "o": {"applyOps": [{"op": "i", "ns": "a.b", "o": {"_id": 1}}]}, "ts": ts(12, 1)},
+        ] {
+            out.extend_from_slice(RawDocumentBuf::try_from(&d).unwrap().as_bytes());
+        }
+        std::fs::write(&p, out).unwrap();
+        let e = prepare(opts(vec![p.clone()], None, false)).unwrap_err();
+        assert!(e.to_string().contains("11:1: importCollection"), "{e}");
+        // Before it, the same inputs are fine.
+        assert!(prepare(opts(vec![p.clone()], Some("10:1"), false)).is_ok());
+        // A transaction whose start is not in the inputs.
+        let q = dir.path().join("q.bson");
+        let chain = doc! {"op": "c", "ns": "admin.$cmd", "lsid": {"id": 1}, "txnNumber": 1_i64,
+        "prevOpTime": {"ts": ts(9, 1), "t": 1_i64},
+        "o": {"applyOps": [{"op": "i", "ns": "a.b", "o": {"_id": 1}}]}, "ts": ts(12, 1)};
+        std::fs::write(&q, RawDocumentBuf::try_from(&chain).unwrap().into_bytes()).unwrap();
+        let e = prepare(opts(vec![q], None, false)).map(|_| ()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("(from 9:1) are not in the oplog read"),
+            "{e}"
+        );
     }
 
     #[test]
