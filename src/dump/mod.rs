@@ -7,13 +7,12 @@
 //! 3. [`read`]: `jobs` raw batch cursors at once copy documents as bytes into frames;
 //! 4. one writer thread owns the output [`Sink`]; for OXD, frames are compressed on
 //!    the rayon pool inside the sink and written in order;
-//! 5. [`oplog`]: with `--oplog`, the oplog window of the dump is captured last.
+//! 5. [`crate::oplog::capture`]: with `--oplog`, the oplog window of the dump is captured last.
 //!
 //! Memory is bounded by the channel between readers and writer, the frames in
 //! flight in the writer, and one server reply per cursor; it does not grow with the
 //! dataset. The output appears under its final name only once complete.
 
-pub mod oplog;
 pub mod partition;
 pub mod plan;
 pub mod read;
@@ -34,6 +33,7 @@ use crate::commands::convert::{ConvertOptions, OutputFormat, create_sink};
 use crate::connect::{self, ConnectError};
 use crate::docs::{MAX_DOC_LEN, MAX_USER_DOC_LEN};
 use crate::nsmatch::{NsFilter, PatternError};
+use crate::oplog::capture as oplog;
 use crate::oxd::writer::WriterOptions;
 use crate::progress::Progress;
 use crate::sink::{Sink, SinkError};

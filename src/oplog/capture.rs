@@ -34,10 +34,7 @@ pub enum OplogError {
     Driver(#[from] mongodb::error::Error),
 }
 
-/// `seconds:increment`.
-pub fn show_ts(t: Timestamp) -> String {
-    format!("{}:{}", t.time, t.increment)
-}
+pub use super::entry::show_ts;
 
 async fn first_ts(
     client: &Client,
