@@ -193,6 +193,8 @@ impl Change {
 
 #[derive(Debug, Clone)]
 enum WriteKind {
+    /// An insert: sent as an insert, and replaced by `_id` where the document exists.
+    Insert(RawDocumentBuf),
     /// Replace by `_id`, upserting.
     Replace(RawDocumentBuf),
     /// One update statement (operators or pipeline); `fallback` when refused.
@@ -233,6 +235,7 @@ impl Write {
         match self.kind {
             WriteKind::Replace(_) | WriteKind::Update { .. } => 0,
             WriteKind::Delete => 1,
+            WriteKind::Insert(_) => 3,
             WriteKind::Modify(_) => 2,
         }
     }
@@ -1165,7 +1168,7 @@ impl Replayer {
 /// How a CRUD entry is written: `None` for an update that changes nothing.
 fn write_kind(op: &Op) -> Result<Option<WriteKind>, ApplyError> {
     let kind = match op {
-        Op::Insert { doc, .. } => WriteKind::Replace(doc.clone()),
+        Op::Insert { doc, .. } => WriteKind::Insert(doc.clone()),
         Op::Delete { .. } => WriteKind::Delete,
         Op::Update { update, .. } => match update {
             Update::Replacement(d) => WriteKind::Replace(raw_doc(d)?),
@@ -1326,6 +1329,10 @@ async fn run_writes(
             i += 1;
             continue;
         }
+        if matches!(w.kind, WriteKind::Insert(_)) && session.is_none() {
+            i = insert_run(ctx, writes, i).await?;
+            continue;
+        }
         let mut j = i;
         let mut bytes = 0usize;
         let mut stmts = RawArrayBuf::new();
@@ -1339,7 +1346,7 @@ async fn run_writes(
             let x = &writes[j];
             let q = id_filter(&x.id)?;
             let s = match &x.kind {
-                WriteKind::Replace(d) => {
+                WriteKind::Replace(d) | WriteKind::Insert(d) => {
                     bson::rawdoc! {"q": q, "u": d.clone(), "upsert": true}
                 }
                 WriteKind::Update { u, .. } => bson::rawdoc! {"q": q, "u": u.clone()},
@@ -1380,6 +1387,79 @@ async fn run_writes(
     }
     Ok(rmw)
 }
+
+/// Sends the run of inserts starting at `i` (one namespace) as one unordered
+/// `insert`; those whose `_id` exists already (a snapshot ahead of the entry) are then
+/// replaced by `_id`, which is what a replacing upsert would have done. A run holds
+/// each `_id` once: a second insert of one document needs a delete between them,
+/// which ends the run. Returns where the run ended.
+async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, ApplyError> {
+    let w = &writes[i];
+    let mut j = i;
+    let mut bytes = 0usize;
+    let mut docs = RawArrayBuf::new();
+    while j < writes.len()
+        && j - i < ctx.batch
+        && bytes < BATCH_BYTES
+        && writes[j].class() == 3
+        && writes[j].db == w.db
+        && writes[j].coll == w.coll
+    {
+        if let WriteKind::Insert(d) = &writes[j].kind {
+            bytes += d.as_bytes().len();
+            docs.push(d.clone());
+        }
+        j += 1;
+    }
+    let mut cmd = bson::rawdoc! {"insert": w.coll.as_str(), "documents": docs, "ordered": false, "bypassDocumentValidation": true};
+    if let Some(wc) = &ctx.write_concern {
+        cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    let resp = run_cmd(ctx, &w.db, cmd, &mut None)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let mut existing = Vec::new();
+    if let Ok(errs) = resp.get_array("writeErrors") {
+        for e in errs.iter().filter_map(Bson::as_document) {
+            let index = match e.get("index") {
+                Some(Bson::Int32(n)) => *n as usize,
+                Some(Bson::Int64(n)) => *n as usize,
+                _ => usize::MAX,
+            };
+            let code = match e.get("code") {
+                Some(Bson::Int32(n)) => *n,
+                Some(Bson::Int64(n)) => *n as i32,
+                _ => 0,
+            };
+            let Some(failed) = writes[i..j].get(index) else {
+                return Err(wr_err(
+                    w,
+                    code,
+                    "a write error without a valid index".into(),
+                ));
+            };
+            if code != DUPLICATE_KEY {
+                return Err(wr_err(
+                    failed,
+                    code,
+                    e.get_str("errmsg").unwrap_or("").to_string(),
+                ));
+            }
+            let mut r = failed.clone();
+            if let WriteKind::Insert(d) = r.kind {
+                r.kind = WriteKind::Replace(d);
+            }
+            existing.push(r);
+        }
+    }
+    if !existing.is_empty() {
+        Box::pin(run_writes(ctx, &existing, &mut None)).await?;
+    }
+    Ok(j)
+}
+
+/// `DuplicateKey`.
+const DUPLICATE_KEY: i32 = 11000;
 
 fn first_write_error(resp: &Document) -> Option<(usize, i32, String)> {
     let errs = resp.get_array("writeErrors").ok()?;
