@@ -32,6 +32,15 @@ fn raw(d: &Document) -> RawDocumentBuf {
 
 /// Replays `entries` (given without `ts`; they get 1, 2, 3…) onto the test server.
 fn replay(entries: &[Document]) -> ReplayCounts {
+    replay_with(entries, Selection::default(), false).expect("replay")
+}
+
+/// [`replay`] with a selection; the first error is returned.
+fn replay_with(
+    entries: &[Document],
+    selection: Selection,
+    accept_partial: bool,
+) -> Result<ReplayCounts, String> {
     let c = client();
     let stamped: Vec<RawDocumentBuf> = entries
         .iter()
@@ -51,19 +60,55 @@ fn replay(entries: &[Document]) -> ReplayCounts {
             c,
             ApplyOptions {
                 lanes: 4,
+                accept_partial,
                 ..ApplyOptions::default()
             },
-            Selection::default(),
+            selection,
             BTreeMap::new(),
             scan.txn_ends,
         )
         .await
         .expect("replayer");
         for e in &stamped {
-            r.apply(e).await.unwrap_or_else(|x| panic!("replay: {x}"));
+            r.apply(e).await.map_err(|x| x.to_string())?;
         }
-        r.finish().await.expect("finish").0
+        Ok(r.finish().await.map_err(|x| x.to_string())?.0)
     })
+}
+
+#[test]
+fn a_selection_that_splits_a_transaction_stops_unless_accepted() {
+    let _ = server();
+    let guard = DbGuard::new("oplog_select");
+    let db = guard.name().to_string();
+    let (a, b, cmd) = (format!("{db}.a"), format!("{db}.b"), format!("{db}.$cmd"));
+    let zero = doc! {"ts": Timestamp { time: 0, increment: 0 }, "t": -1_i64};
+    let entries = [
+        op("c", &cmd, doc! {"create": "a"}),
+        op("c", &cmd, doc! {"create": "b"}),
+        op("i", &b, doc! {"_id": 0}),
+        doc! {"lsid": lsid(9), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero, "o": {"applyOps": [
+            {"op": "i", "ns": &a, "o": {"_id": 1}},
+            {"op": "i", "ns": &b, "o": {"_id": 1}},
+        ]}},
+    ];
+    let only_a = || Selection {
+        filter: oxidump::nsmatch::NsFilter::new(&[a.clone()], &[]).expect("pattern"),
+        renamer: oxidump::nsmatch::Renamer::default(),
+    };
+    let e = replay_with(&entries, only_a(), false).expect_err("a split transaction");
+    assert!(e.contains("selected and unselected namespaces"), "{e}");
+    // Accepted: the selected part only, with a warning; the unselected collection is
+    // never created.
+    let counts = replay_with(&entries, only_a(), true).expect("accepted");
+    assert_eq!(raw_docs(&db, "a"), docs_of(&[doc! {"_id": 1}]));
+    assert_eq!(collections(&db), vec!["a"]);
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert_eq!(
+        counts.skipped.get("insert: namespace not selected"),
+        Some(&2),
+        "{counts:?}"
+    );
 }
 
 /// Every document of `db.coll` as raw bytes, in `_id` order.

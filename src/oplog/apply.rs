@@ -29,7 +29,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 
 use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf, Timestamp, doc};
-use futures_util::TryStreamExt;
 use mongodb::{Client, ClientSession};
 use serde::Serialize;
 
@@ -86,6 +85,9 @@ pub enum ApplyError {
         /// Server message.
         message: String,
     },
+    /// A document or update built for the server cannot be encoded.
+    #[error("an oplog entry's document cannot be encoded for the server: {0}")]
+    Encode(String),
     /// Reading the target's catalog failed.
     #[error("reading the target's collections: {}", crate::connect::describe(.0))]
     Catalog(Box<mongodb::error::Error>),
@@ -1227,21 +1229,11 @@ fn write_kind(op: &Op) -> Result<Option<WriteKind>, ApplyError> {
 }
 
 fn raw_doc(d: &Document) -> Result<RawDocumentBuf, ApplyError> {
-    RawDocumentBuf::try_from(d).map_err(|e| ApplyError::Refused {
-        at: String::new(),
-        kind: "update".into(),
-        ns: String::new(),
-        why: format!("the document cannot be encoded: {e}"),
-    })
+    RawDocumentBuf::try_from(d).map_err(|e| ApplyError::Encode(e.to_string()))
 }
 
 fn raw_bson(b: Bson) -> Result<RawBson, ApplyError> {
-    RawBson::try_from(b).map_err(|e| ApplyError::Refused {
-        at: String::new(),
-        kind: "update".into(),
-        ns: String::new(),
-        why: format!("the update cannot be encoded: {e}"),
-    })
+    RawBson::try_from(b).map_err(|e| ApplyError::Encode(e.to_string()))
 }
 
 /// The pipeline that applies a top-level delta exactly: removed fields, then the
@@ -1548,22 +1540,6 @@ async fn modify(
         0,
         format!("the document kept changing while replay rewrote it ({GUARD_TRIES} tries)"),
     ))
-}
-
-/// Reads every document of a cursor command (used by tests and reconciliation).
-pub async fn read_all(
-    client: &Client,
-    db: &str,
-    coll: &str,
-) -> Result<Vec<Document>, mongodb::error::Error> {
-    client
-        .database(db)
-        .collection::<Document>(coll)
-        .find(doc! {})
-        .sort(doc! {"_id": 1})
-        .await?
-        .try_collect()
-        .await
 }
 
 #[cfg(test)]

@@ -188,6 +188,9 @@ pub fn render_plan(r: &ReplayReport) -> String {
             "inclusive"
         }
     ));
+    if !r.planned.is_empty() {
+        s.push_str("  entries in the inputs, by kind and namespace:\n");
+    }
     for (k, n) in &r.planned {
         s.push_str(&format!("  {n:>8}  {k}\n"));
     }
