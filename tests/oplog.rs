@@ -93,7 +93,7 @@ fn a_selection_that_splits_a_transaction_stops_unless_accepted() {
         ]}},
     ];
     let only_a = || Selection {
-        filter: oxidump::nsmatch::NsFilter::new(&[a.clone()], &[]).expect("pattern"),
+        filter: oxidump::nsmatch::NsFilter::new(std::slice::from_ref(&a), &[]).expect("pattern"),
         renamer: oxidump::nsmatch::Renamer::default(),
     };
     let e = replay_with(&entries, only_a(), false).expect_err("a split transaction");
