@@ -341,6 +341,13 @@ pub async fn run(
         filter,
         include: opts.include.clone(),
     };
+    // The oplog window starts before the collections are listed: a collection created
+    // between the two would otherwise be in neither the dump nor its window.
+    let oplog_start = if opts.oplog {
+        Some(oplog::newest(&client).await?)
+    } else {
+        None
+    };
     let (catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
     if query.is_some()
         && let Some(p) = plans.first()
@@ -422,6 +429,7 @@ pub async fn run(
         &client,
         &catalog,
         &plans,
+        oplog_start,
         query,
         tx,
         runs.clone(),
@@ -578,6 +586,7 @@ async fn dump_data(
     client: &Client,
     catalog: &Catalog,
     plans: &[NsPlan],
+    oplog_start: Option<bson::Timestamp>,
     query: Option<bson::Document>,
     tx: mpsc::Sender<Msg>,
     runs: Arc<Vec<NsRun>>,
@@ -638,12 +647,6 @@ async fn dump_data(
             tasks.push(Task { plan: i, how });
         }
     }
-    let oplog_start = if opts.oplog {
-        Some(oplog::newest(client).await?)
-    } else {
-        None
-    };
-
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
     let mut set = JoinSet::new();
     let bars: Arc<Vec<std::sync::Mutex<Option<indicatif::ProgressBar>>>> = Arc::new(
