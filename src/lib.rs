@@ -24,6 +24,7 @@ pub mod gzip;
 pub mod input;
 pub mod mongodump;
 pub mod nsmatch;
+pub mod oplog;
 pub mod output;
 pub mod oxd;
 pub mod pool;

@@ -257,7 +257,9 @@ struct DumpArgs {
   ssh backup 'cat shop.archive.gz' | oxidump restore - --uri mongodb://localhost")]
 struct RestoreArgs {
     /// The backup: an OXD file, a mongodump directory, a mongodump archive (plain or gzipped), or `-`.
-    path: PathBuf,
+    /// May be left out with --oplog-file: the oplog is then replayed onto what the target holds.
+    #[arg(required_unless_present = "oplog_file")]
+    path: Option<PathBuf>,
     /// Connection string of the target server.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     uri: String,
@@ -321,6 +323,32 @@ struct RestoreArgs {
     /// Write the summary, per namespace, as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// After the data, replay the oplog window the dump captured (`dump --oplog`): the
+    /// result is the source's state at the window's end, its consistent point. Replay uses
+    /// ordinary commands (never applyOps); secondary indexes are built after it.
+    #[arg(long)]
+    oplog_replay: bool,
+    /// Replay this saved oplog after the dump's window (repeatable, in order; implies
+    /// --oplog-replay): a mongodump oplog.bson, a dump of local.oplog.rs, or an OXD file
+    /// holding an oplog. It must start at or before the end of what precedes it. Without a
+    /// backup, it is replayed onto what the target already holds.
+    #[arg(long = "oplog-file", value_name = "FILE")]
+    oplog_file: Vec<PathBuf>,
+    /// Stop the replay at this moment: a BSON timestamp `seconds:increment` or an RFC 3339
+    /// time. Inclusive: the entry at TS is applied, and so is a transaction that commits at
+    /// TS (a whole-second time T means the state at the start of T). Must lie between the
+    /// dump's consistent point and the last entry the inputs hold; otherwise nothing is
+    /// written.
+    #[arg(long, value_name = "TS")]
+    until: Option<String>,
+    /// With --until: apply only what is strictly before TS (as mongorestore's --oplogLimit).
+    #[arg(long, requires = "until")]
+    until_exclusive: bool,
+    /// Where a namespace selection or remap breaks a unit of the oplog (a transaction over
+    /// selected and unselected namespaces, a rename across the selection, a dropDatabase of
+    /// a partly selected database), replay the selected part instead of stopping.
+    #[arg(long)]
+    oplog_accept_partial: bool,
 }
 
 #[derive(clap::Args)]
@@ -670,9 +698,21 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             a.ns_to.len()
         );
     }
+    if (a.until.is_some() || a.oplog_accept_partial) && !a.oplog_replay && a.oplog_file.is_empty() {
+        anyhow::bail!("--until and --oplog-accept-partial need --oplog-replay or --oplog-file");
+    }
+    let oplog =
+        (a.oplog_replay || !a.oplog_file.is_empty()).then(|| oxidump::restore::OplogReplay {
+            // With a backup, a saved oplog continues its window: both are replayed.
+            from_backup: a.oplog_replay || a.path.is_some(),
+            files: a.oplog_file.clone(),
+            until: a.until.clone(),
+            exclusive: a.until_exclusive,
+            accept_partial: a.oplog_accept_partial,
+        });
     let opts = RestoreOptions {
         uri: a.uri,
-        input: a.path,
+        input: a.path.unwrap_or_default(),
         include: a.ns_include,
         exclude: a.ns_exclude,
         renames: a.ns_from.into_iter().zip(a.ns_to).collect(),
@@ -701,6 +741,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         skip_corrupt: a.skip_corrupt,
         batch_bytes: None,
         index_specs: Default::default(),
+        oplog,
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

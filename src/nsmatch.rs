@@ -172,6 +172,11 @@ impl NsFilter {
     pub fn has_includes(&self) -> bool {
         !self.include.is_empty()
     }
+
+    /// Whether there are exclude patterns.
+    pub fn has_excludes(&self) -> bool {
+        !self.exclude.is_empty()
+    }
 }
 
 /// `--ns-from`/`--ns-to` pairs. When several pairs match, the last one given wins.

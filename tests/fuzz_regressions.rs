@@ -19,13 +19,14 @@ mod entries;
 type Entry = fn(&[u8]);
 
 /// Each target directory and the entry point its inputs go through.
-const TARGETS: [(&str, Entry); 6] = [
+const TARGETS: [(&str, Entry); 7] = [
     ("oxd_reader", entries::oxd_reader),
     ("oxd_mutate", entries::oxd_mutate),
     ("oxd_roundtrip", entries::oxd_roundtrip),
     ("mongodump_archive", entries::mongodump_archive),
     ("metadata", entries::metadata),
     ("docs", entries::docs),
+    ("oplog", entries::oplog),
 ];
 
 fn regressions() -> PathBuf {

@@ -21,6 +21,8 @@ mod dump;
 mod faults;
 /// Inputs kept under `fuzz/regressions/` replay through the fuzz targets' entry points without a panic.
 mod fuzz_regressions;
+/// Oplog replay against a real server: mongod and SecantusDB entries byte-exact, transaction boundaries, a dump taken during writes replayed to its consistent point and later.
+mod oplog;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.

@@ -768,3 +768,58 @@ fn one_doc(doc: &[u8]) {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Oplog entries
+// ---------------------------------------------------------------------------------------
+
+/// `oplog`: the bytes as one oplog entry. Parsing either succeeds or gives a typed
+/// error; a parsed update's change applies to several pre-images (its own document, an
+/// empty one, one of every shape) without a panic, and a top-level delta always has a
+/// pipeline; the scan of a replay accepts or refuses it the same way.
+pub fn oplog(data: &[u8]) {
+    use oxidump::oplog::entry::{Op, Update, parse};
+    use oxidump::oplog::{apply, diff};
+    let Ok(raw) = bson::RawDocument::from_bytes(data) else {
+        return;
+    };
+    let parsed = parse(raw);
+    let mut scan = apply::Scan::default();
+    assert_eq!(parsed.is_ok(), scan.add(raw).is_ok());
+    let Ok(e) = parsed else { return };
+    let _ = (e.kind(), e.db(), e.id(), e.is_txn_statement());
+    let Op::Update { update, .. } = &e.op else {
+        return;
+    };
+    let own = bson::Document::try_from(raw).unwrap_or_default();
+    let pres = [
+        own,
+        bson::Document::new(),
+        doc! {"_id": 1, "a": 1, "b": {"c": [1, {"d": 2}]}, "arr": [1, 2, 3], "s": "x",
+        "bin": Binary { subtype: BinarySubtype::Generic, bytes: vec![1, 2, 3] }},
+    ];
+    for pre in &pres {
+        match update {
+            Update::Replacement(_) => {}
+            Update::Modifiers { set, unset } => {
+                let _ = diff::apply_modifiers(pre, set, unset);
+            }
+            Update::Delta(d) => {
+                let post = diff::apply_doc_diff(pre, d);
+                // Applying a diff keeps `_id` unless the diff itself names it.
+                if pre.contains_key("_id") && !post.contains_key("_id") {
+                    assert!(
+                        d.delete.iter().any(|k| k == "_id")
+                            || d.insert.iter().any(|(k, _)| k == "_id")
+                    );
+                }
+                if d.is_top_level() {
+                    let _ = apply::pipeline_of(d);
+                }
+            }
+            Update::Flat(f) => {
+                let _ = diff::apply_flat(pre, f);
+            }
+        }
+    }
+}

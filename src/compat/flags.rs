@@ -136,7 +136,6 @@ use Scope::{Both, Dump, Restore};
 use Status::{Refused, Supported};
 
 const USERS_LATER: &str = "users and roles are not dumped or restored by this version of oxidump";
-const OPLOG_LATER: &str = "this version of oxidump does not replay an oplog; restore the data without --oplogReplay, then replay the oplog with a tool that does";
 const INTERNAL: &str =
     "a mongo-tools internal for its own test and tuning; oxidump has no equivalent";
 
@@ -474,9 +473,28 @@ pub const FLAGS: &[Flag] = &[
             "every document is checked (as `oxidump verify --deep`) before anything is inserted",
         ),
     ),
-    flag("oplogReplay", Switch, Restore, Refused(OPLOG_LATER)),
-    flag("oplogLimit", Value, Restore, Refused(OPLOG_LATER)),
-    flag("oplogFile", Value, Restore, Refused(OPLOG_LATER)),
+    flag(
+        "oplogReplay",
+        Switch,
+        Restore,
+        Supported(
+            "replays the dump's `oplog.bson` (or an OXD archive's captured window) after the data, without applyOps",
+        ),
+    ),
+    flag(
+        "oplogLimit",
+        Value,
+        Restore,
+        Supported(
+            "`<seconds>[:ordinal]`: only entries before it are replayed (exclusive, as mongorestore)",
+        ),
+    ),
+    flag(
+        "oplogFile",
+        Value,
+        Restore,
+        Supported("the oplog to replay instead of the dump's `oplog.bson`"),
+    ),
     flag(
         "restoreDbUsersAndRoles",
         Switch,

@@ -270,13 +270,13 @@ mod tests {
     fn refused_flags_fail_before_anything() {
         let e = common_start(
             Tool::Mongorestore,
-            &["--oplogReplay".to_string(), "dump".to_string()],
+            &["--sslFIPSMode".to_string(), "dump".to_string()],
         )
         .unwrap_err();
         assert!(e.is_usage());
         let m = e.to_string();
         assert!(
-            m.contains("--oplogReplay") && m.contains("not supported"),
+            m.contains("--sslFIPSMode") && m.contains("not supported"),
             "{m}"
         );
     }

@@ -23,7 +23,7 @@ use super::{CompatError, Tool, escape_ns, log, number};
 use crate::mongodump::escape::{collection_stem, query_unescape};
 use crate::progress::{Progress, human_count};
 use crate::restore::plan::Existing;
-use crate::restore::{IndexBuild, RestoreOptions, RestoreReport};
+use crate::restore::{IndexBuild, OplogReplay, RestoreOptions, RestoreReport};
 
 /// What a mongorestore command line comes to.
 #[derive(Debug)]
@@ -480,6 +480,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
             }
         }
     };
+    let oplog = oplog_replay(p, &input)?;
     let opts = RestoreOptions {
         uri: conn.uri,
         input,
@@ -495,7 +496,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
         index_build: if p.has("noIndexRestore") {
             IndexBuild::Skip
         } else {
-            IndexBuild::Before
+            IndexBuild::Auto
         },
         jobs: jobs as usize,
         workers: workers.unwrap_or(crate::restore::DEFAULT_WORKERS),
@@ -512,6 +513,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
             keep_version: p.has("keepIndexVersion"),
             fix_dotted_hashed: p.has("fixDottedHashIndex"),
         },
+        oplog,
     };
     Ok(RestorePlan {
         opts,
@@ -519,6 +521,66 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
         objcheck: p.has("objcheck"),
         notes,
     })
+}
+
+/// `--oplogReplay`, `--oplogFile`, `--oplogLimit` as mongorestore means them: replay
+/// the dump's `oplog.bson` (or `--oplogFile`) after the data, up to and excluding
+/// `--oplogLimit`. An OXD archive replays the window it captured.
+fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatError> {
+    let bad = |m: String| Err(CompatError::BadOption(m));
+    if !p.has("oplogReplay") {
+        for f in ["oplogFile", "oplogLimit"] {
+            if p.value(f).is_some() {
+                return bad(format!("--{f} needs --oplogReplay"));
+            }
+        }
+        return Ok(None);
+    }
+    let until = match p.value("oplogLimit") {
+        None => None,
+        Some(v) if v.contains(':') => Some(v.to_string()),
+        Some(v) if v.parse::<u32>().is_ok() => Some(format!("{v}:0")),
+        Some(v) => {
+            return bad(format!(
+                "--oplogLimit {v:?}: expected <seconds>[:ordinal], such as 1700000000:1"
+            ));
+        }
+    };
+    let mut asked = OplogReplay {
+        until,
+        exclusive: true,
+        ..OplogReplay::default()
+    };
+    if let Some(f) = p.value("oplogFile") {
+        asked.files.push(PathBuf::from(f));
+        return Ok(Some(asked));
+    }
+    match crate::input::open(input).map(|o| o.format) {
+        Ok(crate::input::InputFormat::Oxd) => asked.from_backup = true,
+        Ok(crate::input::InputFormat::MongodumpDir) => {
+            let plain = input.join("oplog.bson");
+            if plain.is_file() {
+                asked.files.push(plain);
+            } else if input.join("oplog.bson.gz").is_file() {
+                return bad(format!(
+                    "--oplogReplay: {} holds a gzipped oplog.bson.gz; gunzip it and give it with --oplogFile",
+                    input.display()
+                ));
+            } else {
+                return bad(format!(
+                    "--oplogReplay: no oplog.bson in {} (was the dump taken with --oplog?)",
+                    input.display()
+                ));
+            }
+        }
+        _ => {
+            return bad(
+                "--oplogReplay from an archive or standard input: give the oplog with --oplogFile, or use an OXD archive"
+                    .into(),
+            );
+        }
+    }
+    Ok(Some(asked))
 }
 
 /// `--writeConcern`: `majority`, a number, a tag, or a relaxed-JSON document

@@ -7,13 +7,12 @@
 //! 3. [`read`]: `jobs` raw batch cursors at once copy documents as bytes into frames;
 //! 4. one writer thread owns the output [`Sink`]; for OXD, frames are compressed on
 //!    the rayon pool inside the sink and written in order;
-//! 5. [`oplog`]: with `--oplog`, the oplog window of the dump is captured last.
+//! 5. [`crate::oplog::capture`]: with `--oplog`, the oplog window of the dump is captured last.
 //!
 //! Memory is bounded by the channel between readers and writer, the frames in
 //! flight in the writer, and one server reply per cursor; it does not grow with the
 //! dataset. The output appears under its final name only once complete.
 
-pub mod oplog;
 pub mod partition;
 pub mod plan;
 pub mod read;
@@ -34,6 +33,7 @@ use crate::commands::convert::{ConvertOptions, OutputFormat, create_sink};
 use crate::connect::{self, ConnectError};
 use crate::docs::{MAX_DOC_LEN, MAX_USER_DOC_LEN};
 use crate::nsmatch::{NsFilter, PatternError};
+use crate::oplog::capture as oplog;
 use crate::oxd::writer::WriterOptions;
 use crate::progress::Progress;
 use crate::sink::{Sink, SinkError};
@@ -361,6 +361,13 @@ async fn dump_connected(
         include: opts.include.clone(),
         views_as_collections: opts.views_as_collections,
     };
+    // The oplog window starts before the collections are listed: a collection created
+    // between the two would otherwise be in neither the dump nor its window.
+    let oplog_start = if opts.oplog {
+        Some(oplog::newest(client).await?)
+    } else {
+        None
+    };
     // SecantusDB's size statistics read the whole collection: asked only when a split
     // threshold other than the default says the user wants collections split there.
     let sizes = if info.secantus_version.is_some() && opts.split_above == DEFAULT_SPLIT_ABOVE {
@@ -463,6 +470,7 @@ async fn dump_connected(
         client,
         &catalog,
         &plans,
+        oplog_start,
         query,
         tx,
         runs.clone(),
@@ -623,6 +631,7 @@ async fn dump_data(
     client: &Client,
     catalog: &Catalog,
     plans: &[NsPlan],
+    oplog_start: Option<bson::Timestamp>,
     query: Option<bson::Document>,
     tx: mpsc::Sender<Msg>,
     runs: Arc<Vec<NsRun>>,
@@ -686,12 +695,6 @@ async fn dump_data(
             tasks.push(Task { plan: i, how });
         }
     }
-    let oplog_start = if opts.oplog {
-        Some(oplog::newest(client).await?)
-    } else {
-        None
-    };
-
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
     let bars: Arc<Vec<std::sync::Mutex<Option<crate::progress::Meter>>>> = Arc::new(
         catalog
@@ -809,6 +812,7 @@ async fn dump_data(
     let mut oplog_range = None;
     if let Some(start) = oplog_start {
         let end = oplog::newest(client).await?;
+        let end = oplog::settle(client, end).await?;
         oplog::check_overflow(client, start).await?;
         let p = plans
             .iter()

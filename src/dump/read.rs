@@ -137,7 +137,7 @@ pub enum ReadError {
     },
     /// An oplog entry makes the captured window unusable.
     #[error(transparent)]
-    Oplog(#[from] super::oplog::OplogError),
+    Oplog(#[from] crate::oplog::capture::OplogError),
     /// The writer stopped (it failed or the dump was interrupted).
     #[error("the writer stopped")]
     Closed,
@@ -332,7 +332,7 @@ pub async fn read(
                         continue;
                     }
                     if let How::Oplog(..) = how {
-                        super::oplog::check_entry(d)?;
+                        crate::oplog::capture::check_entry(d)?;
                     }
                     if raw.len() > spec.max_doc {
                         return Err(ReadError::TooLarge {

@@ -18,6 +18,7 @@
 
 pub mod index;
 pub mod insert;
+pub mod oplog;
 pub mod plan;
 pub mod spec;
 
@@ -119,6 +120,23 @@ pub struct RestoreOptions {
     pub batch_bytes: Option<usize>,
     /// How dumped index specs are adjusted (index version, dotted hashed fields).
     pub index_specs: spec::IndexSpecOptions,
+    /// Replay oplog after the data (`--oplog-replay`, `--oplog-file`).
+    pub oplog: Option<OplogReplay>,
+}
+
+/// Oplog replay asked of a restore.
+#[derive(Debug, Clone, Default)]
+pub struct OplogReplay {
+    /// Replay the backup's own captured window (`--oplog-replay`).
+    pub from_backup: bool,
+    /// Saved oplogs replayed after it (`--oplog-file`).
+    pub files: Vec<PathBuf>,
+    /// `--until`: `seconds:increment` or an RFC 3339 time.
+    pub until: Option<String>,
+    /// `--until-exclusive`.
+    pub exclusive: bool,
+    /// `--oplog-accept-partial`.
+    pub accept_partial: bool,
 }
 
 impl Default for RestoreOptions {
@@ -143,6 +161,7 @@ impl Default for RestoreOptions {
             skip_corrupt: false,
             batch_bytes: None,
             index_specs: spec::IndexSpecOptions::default(),
+            oplog: None,
         }
     }
 }
@@ -183,6 +202,9 @@ pub enum RestoreError {
         /// The driver error.
         source: mongodb::error::Error,
     },
+    /// Oplog replay refused or failed.
+    #[error(transparent)]
+    Oplog(#[from] crate::oplog::replay::ReplayError),
 }
 
 impl RestoreError {
@@ -292,6 +314,9 @@ pub struct RestoreReport {
     /// Whether the input is the partial output of an interrupted run: what it holds
     /// is restored, but it is not a whole backup.
     pub partial_input: bool,
+    /// The oplog replay, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oplog: Option<crate::oplog::replay::ReplayReport>,
 }
 
 impl RestoreReport {
@@ -306,8 +331,82 @@ impl RestoreReport {
 
     /// Exit 0 only when everything asked for was restored.
     pub fn ok(&self) -> bool {
-        !self.interrupted && !self.partial_input && self.namespaces.iter().all(NsReport::ok)
+        !self.interrupted
+            && !self.partial_input
+            && self.namespaces.iter().all(NsReport::ok)
+            && self
+                .oplog
+                .as_ref()
+                .is_none_or(|o| o.index_errors.is_empty())
     }
+}
+
+/// `--oplog-file` without a backup: replays onto whatever the target holds.
+async fn run_oplog_only<F: Future<Output = ()>>(
+    opts: &RestoreOptions,
+    filter: &NsFilter,
+    renamer: &Renamer,
+    write_concern: Option<Document>,
+    started: Instant,
+    shutdown: impl Fn() -> F,
+) -> Result<RestoreReport, RestoreError> {
+    let Some(asked) = opts.oplog.as_ref().filter(|o| !o.files.is_empty()) else {
+        return Err(RestoreError::Usage(
+            "restore needs a backup, or --oplog-file to replay onto what the target holds".into(),
+        ));
+    };
+    if asked.from_backup {
+        return Err(RestoreError::Usage(
+            "--oplog-replay replays a backup's window: give the backup".into(),
+        ));
+    }
+    let prepared = oplog::prepare(oplog::ReplaySetup {
+        asked,
+        backup: None,
+        filter,
+        renamer,
+        write_concern: write_concern.clone(),
+        lanes: opts.jobs * opts.workers,
+        include_system: opts.include_system,
+    })?;
+    let client = connect::connect(&opts.uri, (opts.jobs * opts.workers + 4) as u32, None).await?;
+    let server = connect::server_info(&client)
+        .await
+        .map_err(|source| RestoreError::Driver {
+            what: "reading server information".into(),
+            source,
+        })?;
+    let mut report = RestoreReport {
+        input: asked.files[0].clone(),
+        format: "oplog".into(),
+        target: connect::redact_uri(&opts.uri),
+        server_version: server.version.clone(),
+        dry_run: opts.dry_run,
+        ..RestoreReport::default()
+    };
+    if opts.dry_run {
+        report.oplog = Some(prepared.dry_run());
+    } else {
+        let reports = Mutex::new(Vec::new());
+        let work = oplog::replay_then_index(
+            &client,
+            prepared,
+            Default::default(),
+            opts.index_build,
+            write_concern.as_ref(),
+            &reports,
+        );
+        tokio::select! {
+            r = work => report.oplog = Some(r?),
+            _ = shutdown() => {
+                report.interrupted = true;
+                report.warnings.push(REPLAY_INTERRUPTED.into());
+            }
+        }
+    }
+    connect::close(client).await;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 enum Feed {
@@ -433,6 +532,9 @@ pub async fn run<F: Future<Output = ()>>(
         .map(plan::parse_write_concern)
         .transpose()
         .map_err(RestoreError::Usage)?;
+    if opts.input.as_os_str().is_empty() {
+        return run_oplog_only(&opts, &filter, &renamer, write_concern, started, shutdown).await;
+    }
     let (input, format) = open_input(&opts.input)?;
     let catalog = catalog_of(&input).clone();
     let raw_total: u64 = match &input {
@@ -489,6 +591,9 @@ struct Loaded {
 /// How long requests already sent may take to be answered once a restore is told to
 /// stop; what is still unanswered then is reported as unacknowledged.
 pub const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Said when a stop comes during the oplog replay.
+const REPLAY_INTERRUPTED: &str = "interrupted during the oplog replay: the target holds the data and part of the replay (replaying again from the start converges)";
 
 /// How long killed operations may take to answer.
 const KILL_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -567,6 +672,19 @@ async fn restore_connected<F: Future<Output = ()>>(
         },
     )
     .await?;
+    // Oplog inputs are read and the boundary checked before anything is written.
+    let replay = match &opts.oplog {
+        Some(asked) => Some(oplog::prepare(oplog::ReplaySetup {
+            asked,
+            backup: Some(&opts.input),
+            filter: &filter,
+            renamer: &renamer,
+            write_concern: write_concern.clone(),
+            lanes: opts.jobs * opts.workers,
+            include_system: opts.include_system,
+        })?),
+        None => None,
+    };
     if opts.preserve_uuid && !opts.dry_run {
         let probe = client
             .database("admin")
@@ -636,7 +754,13 @@ async fn restore_connected<F: Future<Output = ()>>(
         )
         .await?;
     }
+    if replay.is_some() {
+        for r in report.namespaces.iter_mut().filter(|r| r.kind == "oplog") {
+            r.message = Some("the oplog window is replayed after the data".into());
+        }
+    }
     if opts.dry_run {
+        report.oplog = replay.as_ref().map(|p| p.dry_run());
         report.warnings = warnings;
         report.seconds = started.elapsed().as_secs_f64();
         return Ok(report);
@@ -666,13 +790,19 @@ async fn restore_connected<F: Future<Output = ()>>(
         workers: opts.workers,
         batch_docs: (ctx_max_batch(client).await).unwrap_or(100_000),
         batch_bytes,
-        index_build,
+        // With a replay, every secondary index waits for its end.
+        index_build: if replay.is_some() {
+            IndexBuild::Skip
+        } else {
+            index_build
+        },
         index_specs: opts.index_specs,
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
         overall: progress.bytes((total > 0).then_some(total), "restore"),
         progress: progress.clone(),
     });
     let reports = Arc::new(Mutex::new(std::mem::take(&mut report.namespaces)));
+    let seed = oplog::seed_indexes(&catalog, &targets);
     let work = restore_all(
         ctx.clone(),
         input,
@@ -717,6 +847,23 @@ async fn restore_connected<F: Future<Output = ()>>(
         }
     };
     ctx.overall.finish_and_clear();
+    if let Some(p) = replay.filter(|_| !report.interrupted) {
+        let work = oplog::replay_then_index(
+            client,
+            p,
+            seed,
+            index_build,
+            ctx.write_concern.as_ref(),
+            &reports,
+        );
+        tokio::select! {
+            r = work => report.oplog = Some(r?),
+            _ = shutdown() => {
+                report.interrupted = true;
+                report.warnings.push(REPLAY_INTERRUPTED.into());
+            }
+        }
+    }
     report.namespaces = Arc::try_unwrap(reports)
         .map(|m| m.into_inner().expect("lock"))
         .unwrap_or_else(|a| a.lock().expect("lock").clone());
@@ -1498,6 +1645,9 @@ pub fn render_plan(r: &RestoreReport) -> String {
             }
         }
     }
+    if let Some(o) = &r.oplog {
+        s.push_str(&oplog::render_plan(o));
+    }
     s
 }
 
@@ -1574,6 +1724,9 @@ pub fn render_summary(r: &RestoreReport) -> String {
         r.index_tail_seconds,
         if failed > 0 { format!("; {failed} namespace(s) not fully restored") } else { String::new() }
     ));
+    if let Some(o) = &r.oplog {
+        s.push_str(&oplog::render(o));
+    }
     s
 }
 

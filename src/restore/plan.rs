@@ -147,7 +147,7 @@ pub async fn plan(
             skip: None,
         };
         if ns.kind == NsKind::Oplog {
-            t.skip = Some("the oplog window is not replayed by this version".into());
+            t.skip = Some("the oplog window is replayed only with --oplog-replay".into());
             targets.push(t);
             continue;
         }

@@ -34,10 +34,7 @@ pub enum OplogError {
     Driver(#[from] mongodb::error::Error),
 }
 
-/// `seconds:increment`.
-pub fn show_ts(t: Timestamp) -> String {
-    format!("{}:{}", t.time, t.increment)
-}
+pub use super::entry::show_ts;
 
 async fn first_ts(
     client: &Client,
@@ -82,6 +79,31 @@ pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
         )),
     }
 }
+
+/// Waits until the entry at `end` (or a later one) can be read: a server may report a
+/// write's optime (`hello.lastWrite`) a moment before its oplog entry is visible, and
+/// a window copied before then would lose that write. Some timestamps never get an
+/// entry (SecantusDB's aborted transactions take one): after two seconds without one,
+/// the window keeps its end, with no entry at it.
+pub async fn settle(client: &Client, end: Timestamp) -> Result<Timestamp, OplogError> {
+    let coll = client
+        .database(OPLOG_DB)
+        .collection::<Document>(OPLOG_COLLECTION);
+    for _ in 0..SETTLE_TRIES {
+        let found = coll
+            .find_one(doc! {"ts": {"$gte": end}})
+            .projection(doc! {"ts": 1})
+            .await?;
+        if found.is_some() {
+            return Ok(end);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Ok(end)
+}
+
+/// Polls of [`settle`] (50 ms apart).
+const SETTLE_TRIES: usize = 40;
 
 /// Fails when the oldest entry is newer than `start` (the window was rolled over).
 pub async fn check_overflow(client: &Client, start: Timestamp) -> Result<(), OplogError> {

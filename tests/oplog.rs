@@ -1,0 +1,986 @@
+//! Oplog replay against a real server: mongod-shaped and SecantusDB-shaped entries
+//! replayed with ordinary commands give byte-exact documents, twice the same; a
+//! workload written during `dump --oplog` is reproduced at the window's end and, with a
+//! saved later oplog, at later moments; unreachable moments are refused.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bson::spec::BinarySubtype;
+use bson::{Binary, Bson, Document, RawDocumentBuf, Timestamp, doc};
+use futures_util::TryStreamExt as _;
+use mongodb::Client;
+use serde_json::Value;
+
+use crate::common::private_server::PrivateServer;
+use crate::common::{DbGuard, block_on, client, docs_digest, oxidump, run, server};
+use oxidump::oplog::apply::{ApplyOptions, ReplayCounts, Replayer, Scan, Selection};
+
+fn ts(i: u32) -> Timestamp {
+    Timestamp {
+        time: 1_000_000,
+        increment: i,
+    }
+}
+
+fn raw(d: &Document) -> RawDocumentBuf {
+    RawDocumentBuf::try_from(d).expect("encodes")
+}
+
+/// Replays `entries` (given without `ts`; they get 1, 2, 3…) onto the test server.
+fn replay(entries: &[Document]) -> ReplayCounts {
+    replay_with(entries, Selection::default(), false).expect("replay")
+}
+
+/// [`replay`] with a selection; the first error is returned.
+fn replay_with(
+    entries: &[Document],
+    selection: Selection,
+    accept_partial: bool,
+) -> Result<ReplayCounts, String> {
+    let c = client();
+    let stamped: Vec<RawDocumentBuf> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut e = e.clone();
+            e.insert("ts", ts(i as u32 + 1));
+            raw(&e)
+        })
+        .collect();
+    let mut scan = Scan::default();
+    for e in &stamped {
+        scan.add(e).expect("entry parses");
+    }
+    block_on(async move {
+        let mut r = Replayer::new(
+            c,
+            ApplyOptions {
+                lanes: 4,
+                accept_partial,
+                ..ApplyOptions::default()
+            },
+            selection,
+            BTreeMap::new(),
+            scan.txn_ends,
+        )
+        .await
+        .expect("replayer");
+        for e in &stamped {
+            r.apply(e).await.map_err(|x| x.to_string())?;
+        }
+        Ok(r.finish().await.map_err(|x| x.to_string())?.0)
+    })
+}
+
+#[test]
+fn a_selection_that_splits_a_transaction_stops_unless_accepted() {
+    let _ = server();
+    let guard = DbGuard::new("oplog_select");
+    let db = guard.name().to_string();
+    let (a, b, cmd) = (format!("{db}.a"), format!("{db}.b"), format!("{db}.$cmd"));
+    let zero = doc! {"ts": Timestamp { time: 0, increment: 0 }, "t": -1_i64};
+    let entries = [
+        op("c", &cmd, doc! {"create": "a"}),
+        op("c", &cmd, doc! {"create": "b"}),
+        op("i", &b, doc! {"_id": 0}),
+        doc! {"lsid": lsid(9), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero, "o": {"applyOps": [
+            {"op": "i", "ns": &a, "o": {"_id": 1}},
+            {"op": "i", "ns": &b, "o": {"_id": 1}},
+        ]}},
+    ];
+    let only_a = || Selection {
+        filter: oxidump::nsmatch::NsFilter::new(std::slice::from_ref(&a), &[]).expect("pattern"),
+        renamer: oxidump::nsmatch::Renamer::default(),
+    };
+    let e = replay_with(&entries, only_a(), false).expect_err("a split transaction");
+    assert!(e.contains("selected and unselected namespaces"), "{e}");
+    // Accepted: the selected part only, with a warning; the unselected collection is
+    // never created.
+    let counts = replay_with(&entries, only_a(), true).expect("accepted");
+    assert_eq!(raw_docs(&db, "a"), docs_of(&[doc! {"_id": 1}]));
+    assert_eq!(collections(&db), vec!["a"]);
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert_eq!(
+        counts.skipped.get("insert: namespace not selected"),
+        Some(&2),
+        "{counts:?}"
+    );
+}
+
+/// Every document of `db.coll` as raw bytes, in `_id` order.
+fn raw_docs(db: &str, coll: &str) -> Vec<Vec<u8>> {
+    let c = client();
+    block_on(async move {
+        c.database(db)
+            .collection::<RawDocumentBuf>(coll)
+            .find(doc! {})
+            .sort(doc! {"_id": 1})
+            .await?
+            .map_ok(RawDocumentBuf::into_bytes)
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .expect("read collection")
+}
+
+fn docs_of(list: &[Document]) -> Vec<Vec<u8>> {
+    list.iter().map(|d| raw(d).into_bytes()).collect()
+}
+
+fn collections(db: &str) -> Vec<String> {
+    let c = client();
+    let mut v = block_on(async move { c.database(db).list_collection_names().await })
+        .expect("list collections");
+    v.sort();
+    v
+}
+
+fn op(o: &str, ns: &str, body: Document) -> Document {
+    doc! {"op": o, "ns": ns, "o": body}
+}
+
+fn upd(ns: &str, id: i32, body: Document) -> Document {
+    doc! {"op": "u", "ns": ns, "o": body, "o2": {"_id": id}}
+}
+
+fn lsid(n: u8) -> Document {
+    doc! {"id": Binary { subtype: BinarySubtype::Uuid, bytes: vec![n; 16] }, "uid": Binary { subtype: BinarySubtype::Generic, bytes: vec![0; 32] }}
+}
+
+/// The mongod-shaped history of the checklist, in one sequence, and the documents it
+/// must leave.
+fn mongod_history(db: &str) -> (Vec<Document>, Vec<Document>, Vec<Document>) {
+    let a = format!("{db}.a");
+    let b = format!("{db}.b");
+    let cmd = format!("{db}.$cmd");
+    let zero = doc! {"ts": Timestamp { time: 0, increment: 0 }, "t": -1_i64};
+    let entries = vec![
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "a", "validator": {"n": {"$type": "int"}}, "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "b", "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}},
+        ),
+        // 1. insert, replace, delete, insert again.
+        op("i", &a, doc! {"_id": 1, "a": 1}),
+        upd(&a, 1, doc! {"_id": 1, "b": 2}),
+        op("d", &a, doc! {"_id": 1}),
+        op("i", &a, doc! {"_id": 1, "c": 3}),
+        // 2. top-level delta: a missing `u` field is appended before the `i` fields.
+        op("i", &a, doc! {"_id": 2, "a": 1}),
+        upd(
+            &a,
+            2,
+            doc! {"$v": 2, "diff": {"u": {"z": 1, "a": 2}, "i": {"q": 0}}},
+        ),
+        // 3. a reorder by `i` (a pipeline's diff).
+        op("i", &a, doc! {"_id": 3, "a": 1, "b": 2, "c": 3}),
+        upd(
+            &a,
+            3,
+            doc! {"$v": 2, "diff": {"i": {"b": 2, "a": 1, "c": 4}}},
+        ),
+        // 4. nested and array diffs together.
+        op(
+            "i",
+            &a,
+            doc! {"_id": 4, "a": 1, "b": {"c": 1, "d": 2}, "arr": [1, 2, 3]},
+        ),
+        upd(
+            &a,
+            4,
+            doc! {"$v": 2, "diff": {"u": {"a": 5}, "i": {"x": true}, "sarr": {"a": true, "u1": 7}, "sb": {"d": {"d": false}, "u": {"c": 9}}}},
+        ),
+        // 5. resize, padding, sub-diff into an element.
+        op(
+            "i",
+            &a,
+            doc! {"_id": 5, "arr": [1, 2, 3, 4, 5], "brr": [{"x": 1}], "crr": [1, 2]},
+        ),
+        upd(
+            &a,
+            5,
+            doc! {"$v": 2, "diff": {"sarr": {"a": true, "l": 2}, "sbrr": {"a": true, "s0": {"u": {"x": 2}}, "u3": "z"}, "scrr": {"a": true, "l": 4}}},
+        ),
+        // 7. an insert-only diff of an existing field moves it, never duplicates it.
+        op("i", &a, doc! {"_id": 7, "a": 1, "x": 7, "b": 2}),
+        upd(&a, 7, doc! {"$v": 2, "diff": {"i": {"x": 3}}}),
+        // 8. updates of a missing document: the delta does nothing, the replacement upserts.
+        upd(&a, 8, doc! {"$v": 2, "diff": {"u": {"gone": 1}}}),
+        upd(&a, 80, doc! {"_id": 80, "r": 1}),
+        op("d", &a, doc! {"_id": 80}),
+        // 9. $v: 1 modifiers.
+        op("i", &a, doc! {"_id": 9, "c": 1}),
+        upd(
+            &a,
+            9,
+            doc! {"$v": 1, "$set": {"a.b": 1}, "$unset": {"c": true}},
+        ),
+        // Sub-diff into a value of another type (a later state): null.
+        op("i", &a, doc! {"_id": 10, "n": 5}),
+        upd(&a, 10, doc! {"$v": 2, "diff": {"sn": {"u": {"k": 1}}}}),
+        // 11. small transaction over two collections.
+        doc! {"lsid": lsid(1), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero.clone(), "o": {"applyOps": [
+            {"op": "i", "ns": &a, "o": {"_id": 11, "t": 1}},
+            {"op": "i", "ns": &b, "o": {"_id": 11, "t": 1}},
+            {"op": "u", "ns": &a, "o": {"$v": 2, "diff": {"u": {"c": 4}}}, "o2": {"_id": 1}},
+        ]}},
+        // 12. large transaction: partial entries, then the commit with `count`.
+        doc! {"lsid": lsid(2), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero.clone(), "o": {"applyOps": [
+            {"op": "i", "ns": &b, "o": {"_id": 12, "p": 1}},
+        ], "partialTxn": true}},
+        doc! {"lsid": lsid(2), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": {"ts": ts(25), "t": 1_i64}, "o": {"applyOps": [
+            {"op": "i", "ns": &b, "o": {"_id": 13, "p": 2}},
+        ], "count": 2}},
+        // 13. prepared then committed; prepared then aborted.
+        doc! {"lsid": lsid(3), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero.clone(), "o": {"applyOps": [
+            {"op": "i", "ns": &b, "o": {"_id": 14}},
+        ], "prepare": true}},
+        doc! {"lsid": lsid(4), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero.clone(), "o": {"applyOps": [
+            {"op": "i", "ns": &b, "o": {"_id": 15}},
+        ], "prepare": true}},
+        doc! {"lsid": lsid(3), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": {"ts": ts(27), "t": 1_i64}, "o": {"commitTransaction": 1, "commitTimestamp": ts(29)}},
+        doc! {"lsid": lsid(4), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": {"ts": ts(28), "t": 1_i64}, "o": {"abortTransaction": 1}},
+        // 14. aborted transaction of a never prepared one: nothing logged but the abort.
+        // 16. a retryable write: applied at once.
+        doc! {"lsid": lsid(5), "txnNumber": 7_i64, "stmtId": 0, "op": "i", "ns": &b, "o": {"_id": 16}, "prevOpTime": zero.clone()},
+        // 17. batched writes: applyOps without a session, and multiOpType 1.
+        op(
+            "c",
+            "admin.$cmd",
+            doc! {"applyOps": [
+                {"op": "d", "ns": &b, "o": {"_id": 16}},
+                {"op": "i", "ns": &b, "o": {"_id": 17}},
+            ]},
+        ),
+        doc! {"lsid": lsid(6), "txnNumber": 1_i64, "multiOpType": 1, "op": "c", "ns": "admin.$cmd", "prevOpTime": zero.clone(), "o": {"applyOps": [
+            {"op": "i", "ns": &b, "o": {"_id": 18}},
+        ]}},
+        // 23. index DDL only changes the catalog (built after the replay).
+        op(
+            "c",
+            &cmd,
+            doc! {"createIndexes": "a", "v": 2, "key": {"n": 1}, "name": "n_1"},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"startIndexBuild": "b", "indexBuildUUID": Binary { subtype: BinarySubtype::Uuid, bytes: vec![9; 16] }, "indexes": [{"v": 2, "key": {"e": 1}, "name": "e_1", "unique": true}]},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"commitIndexBuild": "b", "indexBuildUUID": Binary { subtype: BinarySubtype::Uuid, bytes: vec![9; 16] }, "indexes": [{"v": 2, "key": {"e": 1}, "name": "e_1", "unique": true}]},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"createIndexes": "b", "indexes": [{"v": 2, "key": {"f": 1}, "name": "f_1"}]},
+        ),
+        op("c", &cmd, doc! {"dropIndexes": "b", "index": "f_1"}),
+        // 24. two documents swap a unique value: fine, the index comes later.
+        op("i", &b, doc! {"_id": 20, "e": "x"}),
+        op("i", &b, doc! {"_id": 21, "e": "y"}),
+        upd(&b, 20, doc! {"$v": 2, "diff": {"u": {"e": "y"}}}),
+        upd(&b, 21, doc! {"$v": 2, "diff": {"u": {"e": "x"}}}),
+        // 25. the validator would refuse this: replay bypasses validation.
+        op("i", &a, doc! {"_id": 25, "n": "not an int"}),
+        // 21. CRUD on a collection the target lacks is skipped, never creates it.
+        op("i", &format!("{db}.ghost"), doc! {"_id": 1}),
+        // 36. skipped kinds.
+        doc! {"op": "n", "ns": "", "o": {"msg": "periodic noop"}},
+        op(
+            "i",
+            "admin.system.version",
+            doc! {"_id": "featureCompatibilityVersion", "version": "8.0"},
+        ),
+        // Drop and recreate under one name.
+        op("c", &cmd, doc! {"create": "tmp"}),
+        op("i", &format!("{db}.tmp"), doc! {"_id": 1, "old": true}),
+        op("c", &cmd, doc! {"drop": "tmp"}),
+        op("c", &cmd, doc! {"create": "tmp"}),
+        op("i", &format!("{db}.tmp"), doc! {"_id": 2}),
+        // A rename within the database.
+        op("c", &cmd, doc! {"create": "r1"}),
+        op("i", &format!("{db}.r1"), doc! {"_id": 1}),
+        op(
+            "c",
+            &cmd,
+            doc! {"renameCollection": format!("{db}.r1"), "to": format!("{db}.r2"), "stayTemp": false},
+        ),
+    ];
+    let want_a = vec![
+        doc! {"_id": 1, "c": 4},
+        doc! {"_id": 2, "a": 2, "z": 1, "q": 0},
+        doc! {"_id": 3, "b": 2, "a": 1, "c": 4},
+        doc! {"_id": 4, "a": 5, "b": {"c": 9}, "arr": [1, 7, 3], "x": true},
+        doc! {"_id": 5, "arr": [1, 2], "brr": [{"x": 2}, Bson::Null, Bson::Null, "z"], "crr": [1, 2, Bson::Null, Bson::Null]},
+        doc! {"_id": 7, "a": 1, "b": 2, "x": 3},
+        doc! {"_id": 9, "a": {"b": 1}},
+        doc! {"_id": 10, "n": Bson::Null},
+        doc! {"_id": 11, "t": 1},
+        doc! {"_id": 25, "n": "not an int"},
+    ];
+    let want_b = vec![
+        doc! {"_id": 11, "t": 1},
+        doc! {"_id": 12, "p": 1},
+        doc! {"_id": 13, "p": 2},
+        doc! {"_id": 14},
+        doc! {"_id": 17},
+        doc! {"_id": 18},
+        doc! {"_id": 20, "e": "y"},
+        doc! {"_id": 21, "e": "x"},
+    ];
+    (entries, want_a, want_b)
+}
+
+#[test]
+fn mongod_entries_replay_byte_exact_and_twice_the_same() {
+    let _ = server();
+    let guard = DbGuard::new("oplog_mongod");
+    let db = guard.name().to_string();
+    let (entries, want_a, want_b) = mongod_history(&db);
+    let counts = replay(&entries);
+    assert_eq!(raw_docs(&db, "a"), docs_of(&want_a), "{db}.a");
+    assert_eq!(raw_docs(&db, "b"), docs_of(&want_b), "{db}.b");
+    assert_eq!(raw_docs(&db, "tmp"), docs_of(&[doc! {"_id": 2}]));
+    assert_eq!(raw_docs(&db, "r2"), docs_of(&[doc! {"_id": 1}]));
+    assert_eq!(collections(&db), vec!["a", "b", "r2", "tmp"]);
+    // Counted, not silently dropped.
+    let skipped = |k: &str| counts.skipped.get(k).copied().unwrap_or(0);
+    assert_eq!(skipped("insert: collection missing on the target"), 1);
+    assert_eq!(skipped("noop: nothing to do"), 1);
+    assert_eq!(skipped("insert: server metadata"), 1);
+    assert_eq!(
+        skipped("startIndexBuild: index build or internal bookkeeping"),
+        1
+    );
+    assert_eq!(skipped("abortTransaction: transaction aborted"), 1);
+    assert_eq!(counts.transactions, 3, "{counts:?}");
+    assert_eq!(counts.transactions_not_applied, 1, "{counts:?}");
+    assert!(counts.read_modify_writes >= 3, "{counts:?}");
+    assert_eq!(counts.applied.get("renameCollection"), Some(&1));
+
+    // The same history again over the result: the same state. (Without the rename at
+    // its end: replayed over its own result, `create r1` cannot tell that `r2` is the
+    // same collection, renamed; no entry carries that but the collection UUID.)
+    replay(&entries[..entries.len() - 3]);
+    assert_eq!(
+        raw_docs(&db, "a"),
+        docs_of(&want_a),
+        "{db}.a replayed twice"
+    );
+    assert_eq!(
+        raw_docs(&db, "b"),
+        docs_of(&want_b),
+        "{db}.b replayed twice"
+    );
+    assert_eq!(collections(&db), vec!["a", "b", "r2", "tmp"]);
+}
+
+#[test]
+fn transaction_boundaries_and_secantus_shapes() {
+    let _ = server();
+    let guard = DbGuard::new("oplog_secantus");
+    let db = guard.name().to_string();
+    let a = format!("{db}.a");
+    let cmd = format!("{db}.$cmd");
+    let stmt = |n: u8, body: Document| {
+        let mut d = body;
+        d.insert("lsid", lsid(n));
+        d.insert("txnNumber", 1_i64);
+        d
+    };
+    // A SecantusDB transaction A..B with another client's write X between them;
+    // updates in the flat form.
+    let entries = [
+        op("c", &cmd, doc! {"create": "a"}),
+        op(
+            "i",
+            &a,
+            doc! {"_id": 1, "n": 1, "arr": [1, 2, 3], "s": {"k": 1}},
+        ),
+        stmt(1, op("i", &a, doc! {"_id": 2})),
+        op("i", &a, doc! {"_id": 3}),
+        stmt(
+            1,
+            upd(
+                &a,
+                1,
+                doc! {"$v": 2, "diff": {"updatedFields": {"n": 2, "zz": 1, "mm": 2, "aa": 3, "s.k": 5, "arr.4": 9}, "removedFields": [], "truncatedArrays": []}},
+            ),
+        ),
+        upd(
+            &a,
+            1,
+            doc! {"$v": 2, "diff": {"updatedFields": {}, "removedFields": ["mm"], "truncatedArrays": [{"field": "arr", "newSize": 2}]}},
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("oplog.bson");
+    let mut bytes = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let mut e = e.clone();
+        e.insert("ts", ts(i as u32 + 1));
+        bytes.extend_from_slice(raw(&e).as_bytes());
+    }
+    std::fs::write(&file, bytes).expect("write oplog.bson");
+    let restore = |until: &str, db_to: &str| {
+        let mut c = oxidump();
+        c.args(["restore", "--uri", &server().uri, "--quiet", "--oplog-file"])
+            .arg(&file)
+            .args(["--until", until])
+            .args([
+                "--ns-from",
+                &format!("{db}.*"),
+                "--ns-to",
+                &format!("{db_to}.*"),
+            ]);
+        c
+    };
+    let mut guard = guard;
+    // The boundary at X (inside the transaction): X applied, neither statement.
+    let d1 = guard.add("oplog_txn1");
+    run(&mut restore(&format!("{}:4", ts(0).time), &d1), 0);
+    assert_eq!(
+        raw_docs(&d1, "a"),
+        docs_of(&[
+            doc! {"_id": 1, "n": 1, "arr": [1, 2, 3], "s": {"k": 1}},
+            doc! {"_id": 3}
+        ])
+    );
+    // At the transaction's last statement: all of it; the flat form's new fields land
+    // as one $set put them (in name order), the array padded.
+    let d2 = guard.add("oplog_txn2");
+    run(&mut restore(&format!("{}:5", ts(0).time), &d2), 0);
+    assert_eq!(
+        raw_docs(&d2, "a"),
+        docs_of(&[
+            doc! {"_id": 1, "n": 2, "arr": [1, 2, 3, Bson::Null, 9], "s": {"k": 5}, "aa": 3, "mm": 2, "zz": 1},
+            doc! {"_id": 2},
+            doc! {"_id": 3}
+        ])
+    );
+    // To the end: the removal and the truncation too.
+    let d3 = guard.add("oplog_txn3");
+    run(&mut restore(&format!("{}:6", ts(0).time), &d3), 0);
+    assert_eq!(
+        raw_docs(&d3, "a")[0],
+        raw(&doc! {"_id": 1, "n": 2, "arr": [1, 2], "s": {"k": 5}, "aa": 3, "zz": 1}).into_bytes()
+    );
+    // Exclusive: strictly before the transaction's end.
+    let d4 = guard.add("oplog_txn4");
+    run(
+        restore(&format!("{}:5", ts(0).time), &d4).arg("--until-exclusive"),
+        0,
+    );
+    assert_eq!(raw_docs(&d4, "a").len(), 2);
+    // A dry run shows the window and the entries, and writes nothing.
+    let d6 = guard.add("oplog_txn6");
+    let (_, out, _) = run(
+        restore(&format!("{}:6", ts(0).time), &d6).arg("--dry-run"),
+        0,
+    );
+    assert!(
+        out.contains("oplog replay (nothing will be written)"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("insert {db}.a")), "{out}");
+    assert!(out.contains("replays up to 1000000:6 (inclusive)"), "{out}");
+    assert!(collections(&d6).is_empty());
+    // Beyond the last entry: refused, nothing written.
+    let d5 = guard.add("oplog_txn5");
+    let (_, _, err) = run(&mut restore(&format!("{}:7", ts(0).time), &d5), 2);
+    assert!(err.contains("after the last oplog entry"), "{err}");
+    assert!(collections(&d5).is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// A workload written during `dump --oplog`
+// ---------------------------------------------------------------------------------
+
+/// The state of the workload's database at one moment: the newest oplog timestamp, and
+/// the digest of every collection.
+#[derive(Debug, Clone)]
+struct Moment {
+    ts: Timestamp,
+    digests: BTreeMap<String, (u64, String)>,
+}
+
+async fn newest_ts(c: &Client) -> Timestamp {
+    let e = c
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! {"ts": -1})
+        .await
+        .expect("read the oplog")
+        .expect("an oplog entry");
+    e.get_timestamp("ts").expect("ts")
+}
+
+async fn digests(c: &Client, db: &str) -> BTreeMap<String, (u64, String)> {
+    let mut out = BTreeMap::new();
+    let d = c.database(db);
+    for name in d.list_collection_names().await.expect("list") {
+        let docs: Vec<Vec<u8>> = d
+            .collection::<RawDocumentBuf>(&name)
+            .find(doc! {})
+            .await
+            .expect("find")
+            .map_ok(RawDocumentBuf::into_bytes)
+            .try_collect()
+            .await
+            .expect("read");
+        out.insert(name, docs_digest(docs));
+    }
+    out
+}
+
+/// One step of the workload: every update shape, deletes, DDL, transactions. After
+/// the dump only (`late`), renames and index drops too, which a dump refuses in its
+/// window.
+async fn step(c: &Client, db: &str, i: i64, late: bool) -> mongodb::error::Result<()> {
+    let d = c.database(db);
+    let a = d.collection::<Document>("a");
+    let b = d.collection::<Document>("b");
+    // Each round of 12 steps inserts one document and changes the previous round's.
+    let k = i - i % 12 - 12;
+    match i % 12 {
+        0 => {
+            a.insert_one(
+                doc! {"_id": i, "n": i, "s": "x", "arr": [1, 2, 3], "sub": {"k": 1, "j": [1]}},
+            )
+            .await?;
+        }
+        1 => {
+            a.update_one(
+                doc! {"_id": k},
+                doc! {"$set": {"sub.k": i, "zz": 1, "mm": 2, "aa": 3}},
+            )
+            .await?;
+        }
+        2 => {
+            a.update_one(
+                doc! {"_id": k},
+                doc! {"$unset": {"s": ""}, "$inc": {"n": 1}},
+            )
+            .await?;
+        }
+        3 => {
+            a.update_one(
+                doc! {"_id": k},
+                doc! {"$push": {"arr": i, "sub.j": {"$each": [i, i]}}},
+            )
+            .await?;
+        }
+        4 => {
+            a.update_one(doc! {"_id": k}, doc! {"$pull": {"arr": 2}})
+                .await?;
+        }
+        5 => {
+            a.replace_one(doc! {"_id": k}, doc! {"r": i, "t": {"deep": [i]}})
+                .await?;
+        }
+        6 => {
+            a.delete_one(doc! {"_id": k - 12}).await?;
+        }
+        7 => {
+            let mut s = c.start_session().await?;
+            s.start_transaction().await?;
+            b.insert_one(doc! {"_id": i, "txn": true})
+                .session(&mut s)
+                .await?;
+            a.update_one(doc! {"_id": k}, doc! {"$set": {"in_txn": i}})
+                .session(&mut s)
+                .await?;
+            s.commit_transaction().await?;
+        }
+        8 => {
+            a.update_one(
+                doc! {"_id": k},
+                vec![doc! {"$set": {"p": {"$add": ["$n", 1]}}}],
+            )
+            .await?;
+        }
+        9 => {
+            // An aborted transaction leaves nothing.
+            let mut s = c.start_session().await?;
+            s.start_transaction().await?;
+            b.insert_one(doc! {"_id": -i}).session(&mut s).await?;
+            s.abort_transaction().await?;
+            a.update_one(doc! {"_id": k}, doc! {"$set": {"arr.6": "far"}})
+                .await?;
+        }
+        10 => {
+            // DDL: an index, a collection created and dropped, one created implicitly.
+            match (i / 12) % 4 {
+                0 => {
+                    d.run_command(doc! {"createIndexes": "a", "indexes": [{"key": {format!("f{i}"): 1}, "name": format!("f{i}_1")}]})
+                        .await?;
+                }
+                1 => {
+                    d.collection::<Document>(&format!("tmp{i}"))
+                        .insert_one(doc! {"_id": 1})
+                        .await?;
+                }
+                2 => {
+                    d.run_command(
+                        doc! {"create": format!("v{i}"), "validator": {"x": {"$exists": true}}},
+                    )
+                    .await?;
+                    d.collection::<Document>(&format!("v{i}"))
+                        .insert_one(doc! {"_id": 1, "x": 1})
+                        .await?;
+                }
+                _ => {
+                    let names = d.list_collection_names().await?;
+                    if let Some(t) = names.iter().find(|n| n.starts_with("tmp")) {
+                        d.collection::<Document>(t).drop().await?;
+                    }
+                }
+            }
+        }
+        _ => {
+            if late && (i / 12) % 2 == 0 {
+                let names = d.list_collection_names().await?;
+                if let Some(v) = names.iter().find(|n| n.starts_with('v')) {
+                    c.database("admin")
+                        .run_command(doc! {"renameCollection": format!("{db}.{v}"), "to": format!("{db}.renamed{i}")})
+                        .await?;
+                }
+            } else {
+                b.delete_one(doc! {"_id": i - 4}).await?;
+                b.insert_one(doc! {"_id": i, "plain": 1}).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn index_names(c: &Client, db: &str, coll: &str) -> Vec<String> {
+    let c = c.clone();
+    let (db, coll) = (db.to_string(), coll.to_string());
+    let mut v = block_on(async move {
+        c.database(&db)
+            .collection::<Document>(&coll)
+            .list_index_names()
+            .await
+    })
+    .expect("list indexes");
+    v.sort();
+    v
+}
+
+fn digests_of_target(uri: &str, db: &str) -> BTreeMap<String, (u64, String)> {
+    let uri = uri.to_string();
+    let db = db.to_string();
+    block_on(async move {
+        let c = Client::with_uri_str(&uri).await.expect("client");
+        digests(&c, &db).await
+    })
+}
+
+fn ls_window(path: &Path) -> (Timestamp, Timestamp) {
+    let (_, stdout, _) = run(oxidump().arg("ls").arg("--json").arg(path), 0);
+    let v: Value = serde_json::from_str(&stdout).expect("ls --json");
+    let w = v["oplog"].as_array().expect("an oplog window");
+    let p = |s: &Value| {
+        let (t, i) = s.as_str().expect("ts").split_once(':').expect("s:i");
+        Timestamp {
+            time: t.parse().expect("s"),
+            increment: i.parse().expect("i"),
+        }
+    };
+    (p(&w[0]), p(&w[1]))
+}
+
+fn show(t: Timestamp) -> String {
+    format!("{}:{}", t.time, t.increment)
+}
+
+#[test]
+fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
+    let source = PrivateServer::start(&[]);
+    let target = PrivateServer::start(&[]);
+    let (suri, turi) = (source.uri(), target.uri());
+    let c = source.client();
+    let db = "wl";
+    // Bulk that makes the dump last while the workload writes.
+    block_on(async {
+        let seed = c.database("bulk").collection::<Document>("seed");
+        for chunk in 0..12i64 {
+            let docs: Vec<Document> = (chunk * 5000..(chunk + 1) * 5000)
+                .map(|i| doc! {"_id": i, "pad": "x".repeat(900)})
+                .collect();
+            seed.insert_many(docs).await?;
+        }
+        c.database(db)
+            .collection::<Document>("a")
+            .insert_many((0..40i64).map(|i| doc! {"_id": -100 - i, "n": i}))
+            .await?;
+        c.database(db)
+            .collection::<Document>("b")
+            .insert_one(doc! {"_id": -1})
+            .await?;
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("seed");
+
+    // The only writer: one step at a time, each followed by a recorded moment.
+    let moments = Arc::new(Mutex::new(Vec::<Moment>::new()));
+    let steps = Arc::new(AtomicUsize::new(0));
+    let late = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pause = Arc::new(AtomicBool::new(false));
+    let paused = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (moments, steps, late, stop, pause, paused, c) = (
+            moments.clone(),
+            steps.clone(),
+            late.clone(),
+            stop.clone(),
+            pause.clone(),
+            paused.clone(),
+            c.clone(),
+        );
+        std::thread::spawn(move || {
+            block_on(async move {
+                let mut i = 0i64;
+                while !stop.load(Ordering::SeqCst) {
+                    if pause.load(Ordering::SeqCst) {
+                        paused.store(true, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    paused.store(false, Ordering::SeqCst);
+                    step(&c, db, i, late.load(Ordering::SeqCst))
+                        .await
+                        .unwrap_or_else(|e| panic!("workload step {i}: {e}"));
+                    let m = Moment {
+                        ts: newest_ts(&c).await,
+                        digests: digests(&c, db).await,
+                    };
+                    moments.lock().expect("lock").push(m);
+                    steps.fetch_add(1, Ordering::SeqCst);
+                    i += 1;
+                }
+            })
+        })
+    };
+    let wait_steps = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while steps.load(Ordering::SeqCst) < n {
+            assert!(std::time::Instant::now() < deadline, "the workload stalls");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_steps(30);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dump = dir.path().join("wl.oxd");
+    // A slow dump (one reader, the strongest compression) while the workload writes;
+    // the workload pauses before the dump ends, so the window's end is a moment it
+    // recorded.
+    let child = oxidump()
+        .args([
+            "dump",
+            "--uri",
+            &suri,
+            "--quiet",
+            "--oplog",
+            "-j",
+            "1",
+            "--zstd-level",
+            "19",
+            "--out",
+        ])
+        .arg(&dump)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start dump");
+    // Past the dump's start (its first oplog timestamp), then a few steps.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during = steps.load(Ordering::SeqCst);
+    wait_steps(during + 3);
+    pause.store(true, Ordering::SeqCst);
+    while !paused.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let paused_at = moments
+        .lock()
+        .expect("lock")
+        .last()
+        .expect("a moment")
+        .clone();
+    let indexes_at_pause = index_names(&c, db, "a");
+    let out = child.wait_with_output().expect("dump");
+    assert!(
+        out.status.success(),
+        "dump --oplog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Phase two: renames too, then stop.
+    late.store(true, Ordering::SeqCst);
+    pause.store(false, Ordering::SeqCst);
+    let after_dump = steps.load(Ordering::SeqCst);
+    wait_steps(after_dump + 40);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the workload panicked");
+    let moments = moments.lock().expect("lock").clone();
+
+    // The later oplog, saved as a dump of local.oplog.rs would be.
+    let (start, end) = ls_window(&dump);
+    let later = dir.path().join("later.bson");
+    block_on(async {
+        let mut cur = c
+            .database("local")
+            .collection::<RawDocumentBuf>("oplog.rs")
+            .find(doc! {"ts": {"$gte": start}})
+            .sort(doc! {"ts": 1})
+            .await?;
+        let mut bytes = Vec::new();
+        while let Some(d) = cur.try_next().await? {
+            bytes.extend_from_slice(d.as_bytes());
+        }
+        std::fs::write(&later, bytes).expect("write later.bson");
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("save the later oplog");
+
+    // The state at the window's end: the moment the workload paused at.
+    assert!(
+        end >= paused_at.ts,
+        "the dump ended ({}) before the workload paused ({}): it was too fast for this test",
+        show(end),
+        show(paused_at.ts)
+    );
+    assert!(
+        moments.iter().all(|m| m.ts <= paused_at.ts || m.ts > end),
+        "a write between the pause and the window's end"
+    );
+    let at_end = paused_at;
+    assert!(
+        moments.iter().any(|m| m.ts > start && m.ts <= end),
+        "no write happened during the dump ({} .. {})",
+        show(start),
+        show(end)
+    );
+    let restore = |args: &[&str]| {
+        let mut cmd = oxidump();
+        cmd.args(["restore", "--uri", &turi, "--quiet"]).args(args);
+        cmd
+    };
+    let dump_s = dump.to_str().expect("utf-8 path");
+    let later_s = later.to_str().expect("utf-8 path");
+
+    // 1. The dump and its window alone: the state at the consistent point.
+    let report = dir.path().join("r1.json");
+    run(
+        restore(&[
+            dump_s,
+            "--oplog-replay",
+            "--ns-include",
+            "wl.*",
+            "--report-json",
+        ])
+        .arg(&report),
+        0,
+    );
+    assert_eq!(
+        digests_of_target(&turi, db),
+        at_end.digests,
+        "restore --oplog-replay"
+    );
+    // The indexes the window created are built too (after the replay).
+    assert_eq!(index_names(&target.client(), db, "a"), indexes_at_pause);
+    assert!(
+        indexes_at_pause.len() > 1,
+        "the window created no index: {indexes_at_pause:?}"
+    );
+    let rep: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    assert_eq!(rep["oplog"]["consistent_point"], show(end));
+    assert!(
+        rep["oplog"]["counts"]["applied"]["insert"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+
+    // 2. The same window again over it: the same state.
+    run(
+        &mut restore(&["--oplog-file", dump_s, "--ns-include", "wl.*"]),
+        0,
+    );
+    assert_eq!(
+        digests_of_target(&turi, db),
+        at_end.digests,
+        "replayed twice"
+    );
+
+    // 3. With the later oplog, to later moments, remapped into fresh databases.
+    let later_moments: Vec<&Moment> = moments.iter().filter(|m| m.ts > end).collect();
+    assert!(later_moments.len() > 10, "too few moments after the dump");
+    let picks = [
+        later_moments[0],
+        later_moments[later_moments.len() / 2],
+        *later_moments.last().expect("last"),
+    ];
+    for (n, m) in picks.iter().enumerate() {
+        let to = format!("wl_at{n}");
+        run(
+            &mut restore(&[
+                dump_s,
+                "--oplog-file",
+                later_s,
+                "--until",
+                &show(m.ts),
+                "--ns-include",
+                "wl.*",
+                "--ns-from",
+                "wl.*",
+                "--ns-to",
+                &format!("{to}.*"),
+            ]),
+            0,
+        );
+        assert_eq!(
+            digests_of_target(&turi, &to),
+            m.digests,
+            "restore to {} (moment {n})",
+            show(m.ts)
+        );
+    }
+
+    // 4. A moment before the consistent point is refused, and nothing is written.
+    let early = show(Timestamp {
+        time: end.time,
+        increment: 0,
+    });
+    let (_, _, err) = run(
+        &mut restore(&[
+            dump_s,
+            "--oplog-replay",
+            "--until",
+            &early,
+            "--ns-include",
+            "wl.*",
+            "--ns-from",
+            "wl.*",
+            "--ns-to",
+            "wl_early.*",
+        ]),
+        2,
+    );
+    assert!(err.contains("consistent point"), "{err}");
+    assert!(digests_of_target(&turi, "wl_early").is_empty());
+}
