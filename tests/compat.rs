@@ -807,3 +807,69 @@ fn objcheck_before_inserting() {
     );
     assert_eq!(restored_counts(&err), (10, 0), "{err}");
 }
+
+/// `--oplogReplay --oplogFile F --oplogLimit T` replays the saved oplog after the data,
+/// entries before `T` only (mongorestore's limit is exclusive); `--oplogReplay` on a dump
+/// without `oplog.bson` is refused before anything is written.
+#[test]
+fn oplog_replay_flags() {
+    let g = DbGuard::new("compat_oplog");
+    let db = g.name();
+    let colls = seed(db);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (h, p) = host_port();
+    run(
+        front("mongodump", tmp.path()).args(["--host", &h, "--port", &p, "-d", db]),
+        0,
+    );
+    // Without oplog.bson in dump/, --oplogReplay is refused.
+    let (code, _, err) = run_any(front("mongorestore", tmp.path()).args([
+        "--host",
+        &h,
+        "--port",
+        &p,
+        "--oplogReplay",
+        "--drop",
+    ]));
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("oplog.bson"), "{err}");
+    // A saved oplog of three inserts into orders, the last at or after the limit.
+    let ns = format!("{db}.orders");
+    let mut oplog = Vec::new();
+    for (i, id) in [1000, 1001, 1002].into_iter().enumerate() {
+        let entry = doc! {
+            "op": "i", "ns": &ns, "o": {"_id": id, "sku": "oplog", "qty": 1i64, "price": 0.5},
+            "ts": bson::Timestamp { time: 1_800_000_000, increment: i as u32 + 1 },
+            "t": 1i64, "v": 2, "wall": bson::DateTime::from_millis(1_800_000_000_000),
+        };
+        oplog.extend(bson::serialize_to_vec(&entry).expect("encode"));
+    }
+    let file = tmp.path().join("saved-oplog.bson");
+    std::fs::write(&file, oplog).expect("write oplog");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .args(["--host", &h, "--port", &p, "--drop", "--oplogReplay"])
+            .arg("--oplogFile")
+            .arg(&file)
+            .args(["--oplogLimit", "1800000000:3"]),
+        0,
+    );
+    let c = client().database(db).collection::<Document>("orders");
+    let ids: Vec<i32> = block_on(async {
+        use futures_util::TryStreamExt as _;
+        c.find(doc! {"sku": "oplog"})
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .expect("read")
+    .iter()
+    .map(|d| d.get_i32("_id").expect("_id"))
+    .collect();
+    assert_eq!(ids, [1000, 1001], "{err}");
+    assert_eq!(
+        block_on(async { c.count_documents(doc! {}).await }).expect("count"),
+        252
+    );
+    let _ = colls;
+}
