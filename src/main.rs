@@ -265,6 +265,16 @@ struct RestoreArgs {
     /// Restore what is intact around damaged frames instead of stopping the namespace there.
     #[arg(long)]
     skip_corrupt: bool,
+    /// Keep a journal of what the server acknowledged and, when one is there, continue the
+    /// restore it records: what is done is skipped, what was sent without an answer is sent
+    /// again (the target already holding some of it is expected), index builds that had not
+    /// run are run. A journal of another plan (input, target, namespaces, options) is
+    /// refused. The journal is removed once everything is restored.
+    #[arg(long)]
+    resume: bool,
+    /// Where the --resume journal is (default: beside the backup, BACKUP.oxidump-resume).
+    #[arg(long, value_name = "PATH", requires = "resume")]
+    resume_journal: Option<PathBuf>,
     /// No progress bars and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -559,6 +569,8 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
         batch_bytes: None,
+        resume: a.resume,
+        journal: a.resume_journal,
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

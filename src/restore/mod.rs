@@ -18,6 +18,7 @@
 
 pub mod index;
 pub mod insert;
+pub mod journal;
 pub mod plan;
 pub mod spec;
 
@@ -92,6 +93,10 @@ pub struct RestoreOptions {
     pub skip_corrupt: bool,
     /// Most bytes per insert command (default: the server's document limit minus headroom).
     pub batch_bytes: Option<usize>,
+    /// Keep a resume journal, and continue from it when there is one (`--resume`).
+    pub resume: bool,
+    /// Where the journal is (default: beside the backup, see [`journal::default_path`]).
+    pub journal: Option<PathBuf>,
 }
 
 impl Default for RestoreOptions {
@@ -115,6 +120,8 @@ impl Default for RestoreOptions {
             stop_on_error: false,
             skip_corrupt: false,
             batch_bytes: None,
+            resume: false,
+            journal: None,
         }
     }
 }
@@ -147,6 +154,9 @@ pub enum RestoreError {
     /// Refused before writing.
     #[error(transparent)]
     Plan(#[from] RestorePlanError),
+    /// The resume journal cannot be used.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// A server command failed outside a namespace's own work.
     #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
@@ -209,6 +219,11 @@ pub struct NsReport {
     pub index_seconds: f64,
     /// Whether it was dropped first.
     pub dropped: bool,
+    /// Documents an earlier run of a resumed restore got acknowledged, not sent again.
+    pub resumed: u64,
+    /// Documents sent again by a resumed restore that the target already held
+    /// (duplicate-key refusals of documents an interrupted run had sent): expected.
+    pub already_present: u64,
     /// Collection option names (`capped`, `validator`, `timeseries`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
@@ -262,6 +277,12 @@ pub struct RestoreReport {
     /// Whether the input is the partial output of an interrupted run: what it holds
     /// is restored, but it is not a whole backup.
     pub partial_input: bool,
+    /// The resume journal, when the restore keeps one (`--resume`); it is removed
+    /// when everything was restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<PathBuf>,
+    /// Whether this run continued an earlier one from its journal.
+    pub resumed: bool,
 }
 
 impl RestoreReport {
@@ -281,12 +302,17 @@ impl RestoreReport {
 }
 
 enum Feed {
-    Docs(Vec<u8>, u64),
+    /// Documents, how many, and which unit of the input they are (see [`journal::Unit`]).
+    Docs(Vec<u8>, u64, journal::Unit, u64),
     Damaged(String),
     Failed(String),
 }
 
 struct Ctx {
+    /// The resume journal (`--resume`).
+    journal: Option<Arc<journal::Journal>>,
+    /// Source namespaces an earlier run started (their re-sent documents may be there).
+    resumed: std::collections::HashSet<String>,
     /// Becomes `true` when the restore is told to stop: no new request is sent.
     stop: tokio::sync::watch::Receiver<bool>,
     /// The comment of this run's inserts.
@@ -402,7 +428,43 @@ pub async fn run<F: Future<Output = ()>>(
         .map(plan::parse_write_concern)
         .transpose()
         .map_err(RestoreError::Usage)?;
+    if opts.resume && opts.input.as_os_str() == "-" {
+        return Err(RestoreError::Usage(
+            "--resume needs a backup read by path: standard input cannot be read again from where it stopped".into(),
+        ));
+    }
+    if opts.resume && opts.stop_on_error {
+        return Err(RestoreError::Usage(
+            "--resume and --stop-on-error do not go together: a resumed restore sends some documents again, and the target already holding them is expected".into(),
+        ));
+    }
     let (input, format) = open_input(&opts.input)?;
+    let journal = if opts.resume {
+        let path = opts
+            .journal
+            .clone()
+            .unwrap_or_else(|| journal::default_path(&opts.input));
+        let plan = journal_plan(&opts, &format)?;
+        if opts.dry_run {
+            // Checked, never written.
+            match std::fs::read(&path) {
+                Ok(b) => {
+                    let d = journal::JournalData::parse(&path, &b)?;
+                    let changes = plan.changes_from(&d.plan);
+                    if !changes.is_empty() {
+                        return Err(journal::JournalError::PlanChanged { path, changes }.into());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(journal::JournalError::Io { path, source }.into()),
+            }
+            None
+        } else {
+            Some(journal::Journal::open(&path, plan)?)
+        }
+    } else {
+        None
+    };
     let catalog = catalog_of(&input).clone();
     let raw_total: u64 = match &input {
         Input::Oxd { index, .. } => index
@@ -425,6 +487,7 @@ pub async fn run<F: Future<Output = ()>>(
     let client =
         connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
     let loaded = Loaded {
+        journal: journal.map(|(j, resumed)| (Arc::new(j), resumed)),
         started,
         filter,
         renamer,
@@ -442,8 +505,68 @@ pub async fn run<F: Future<Output = ()>>(
     r
 }
 
+/// What decides what a restore writes, for its journal.
+fn journal_plan(opts: &RestoreOptions, format: &str) -> Result<journal::Plan, RestoreError> {
+    let input = std::path::absolute(&opts.input).unwrap_or_else(|_| opts.input.clone());
+    let input_fingerprint =
+        journal::fingerprint(&opts.input).map_err(|source| SourceError::Io {
+            path: opts.input.clone(),
+            source,
+        })?;
+    let list = |v: &[String]| v.join(" ");
+    let options = [
+        ("--ns-include", list(&opts.include)),
+        ("--ns-exclude", list(&opts.exclude)),
+        (
+            "--ns-from/--ns-to",
+            opts.renames
+                .iter()
+                .map(|(a, b)| format!("{a}={b}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "existing targets",
+            match opts.existing {
+                Existing::Refuse => "refuse",
+                Existing::Drop => "--drop",
+                Existing::Append => "--append",
+            }
+            .to_string(),
+        ),
+        (
+            "--index-build",
+            format!("{:?}", opts.index_build).to_lowercase(),
+        ),
+        (
+            "--bypass-document-validation",
+            opts.bypass_validation.to_string(),
+        ),
+        (
+            "--write-concern",
+            opts.write_concern.clone().unwrap_or_default(),
+        ),
+        ("--no-options", opts.no_options.to_string()),
+        ("--preserve-uuid", opts.preserve_uuid.to_string()),
+        ("--include-system", opts.include_system.to_string()),
+        ("--skip-corrupt", opts.skip_corrupt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok(journal::Plan {
+        input: input.display().to_string(),
+        input_format: format.to_string(),
+        input_fingerprint,
+        target: connect::redact_uri(&opts.uri),
+        options,
+    })
+}
+
 /// What is known before connecting.
 struct Loaded {
+    /// The resume journal, and whether it continues an earlier run.
+    journal: Option<(Arc<journal::Journal>, bool)>,
     started: Instant,
     filter: NsFilter,
     renamer: Renamer,
@@ -504,6 +627,7 @@ async fn restore_connected<F: Future<Output = ()>>(
     shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     let Loaded {
+        journal,
         started,
         filter,
         renamer,
@@ -520,6 +644,15 @@ async fn restore_connected<F: Future<Output = ()>>(
             what: "reading server information".into(),
             source,
         })?;
+    let resumed: std::collections::HashSet<String> = match &journal {
+        Some((j, true)) => catalog
+            .namespaces
+            .iter()
+            .map(|n| n.full_name())
+            .filter(|n| j.progress(n).created)
+            .collect(),
+        _ => Default::default(),
+    };
     let (targets, mut warnings) = plan::plan(
         client,
         PlanInput {
@@ -532,6 +665,7 @@ async fn restore_connected<F: Future<Output = ()>>(
             preserve_uuid: opts.preserve_uuid,
             no_options: opts.no_options,
             server: &server,
+            resumed: &resumed,
         },
     )
     .await?;
@@ -557,6 +691,8 @@ async fn restore_connected<F: Future<Output = ()>>(
         target: connect::redact_uri(&opts.uri),
         server_version: server.version.clone(),
         dry_run: opts.dry_run,
+        journal: journal.as_ref().map(|(j, _)| j.path().to_path_buf()),
+        resumed: matches!(journal, Some((_, true))),
         ..RestoreReport::default()
     };
     if crate::output::is_partial_output(&opts.input) {
@@ -614,7 +750,10 @@ async fn restore_connected<F: Future<Output = ()>>(
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total = raw_total;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let journal = journal.map(|(j, _)| j);
     let ctx = Arc::new(Ctx {
+        journal: journal.clone(),
+        resumed,
         stop,
         op_comment: format!(
             "oxidump restore {}-{}",
@@ -648,6 +787,16 @@ async fn restore_connected<F: Future<Output = ()>>(
         reports.clone(),
     );
     tokio::pin!(work);
+    // What the server acknowledged reaches the journal at most FLUSH_EVERY late.
+    let flusher = journal.clone().map(|j| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(journal::Journal::FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                j.flush_quietly();
+            }
+        })
+    });
     // Told to stop: no new request is sent, those already sent are answered (for at
     // most STOP_GRACE), and the report says what the target holds.
     let data_done = tokio::select! {
@@ -703,6 +852,28 @@ async fn restore_connected<F: Future<Output = ()>>(
     warnings.extend(data_done.warnings);
     warnings.append(&mut report.warnings);
     report.warnings = warnings;
+    if let Some(f) = flusher {
+        f.abort();
+        let _ = f.await;
+    }
+    if let Some(j) = &journal {
+        j.flush_quietly();
+        if let Some(e) = j.take_error() {
+            report.warnings.push(format!(
+                "{e}: a resumed run may send more again than it needs to"
+            ));
+        }
+        if report.ok() {
+            if let Err(e) = j.remove() {
+                report.warnings.push(e.to_string());
+            }
+        } else {
+            report.warnings.push(format!(
+                "progress is kept in {}: run the same restore with --resume to continue",
+                j.path().display()
+            ));
+        }
+    }
     Ok(report)
 }
 
@@ -749,9 +920,26 @@ async fn restore_all(
             break;
         }
         let t = &targets[k];
+        let earlier = ctx.journal.as_ref().map(|j| j.progress(&t.source));
+        if let Some(p) = earlier.as_ref().filter(|p| p.complete) {
+            // An earlier run did everything for it.
+            set(&reports, k, |r| {
+                r.status = "restored".into();
+                r.resumed = p.documents;
+                r.message = Some("restored by an earlier run (resumed)".into());
+            });
+            continue;
+        }
         match prepare(&ctx, t).await {
             Ok(()) => {
                 created[k] = true;
+                if let Some(j) = &ctx.journal {
+                    if t.kind == "view" {
+                        j.complete(&t.source);
+                    } else {
+                        j.created(&t.source);
+                    }
+                }
                 if t.kind == "view" {
                     set(&reports, k, |r| r.status = "restored".into());
                 }
@@ -761,7 +949,11 @@ async fn restore_all(
                 r.message = Some(m);
             }),
         }
-        if created[k] && ctx.index_build == IndexBuild::Before && t.kind != "view" {
+        if created[k]
+            && ctx.index_build == IndexBuild::Before
+            && t.kind != "view"
+            && !earlier.as_ref().is_some_and(|p| p.indexes_built)
+        {
             let ns = &ctx.catalog.namespaces[t.src];
             let o = index::build(
                 &ctx.client.database(&t.db),
@@ -770,6 +962,9 @@ async fn restore_all(
                 ctx.write_concern.as_ref(),
             )
             .await;
+            if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
+                j.indexes_built(&t.source);
+            }
             set(&reports, k, |r| {
                 r.indexes = o.built.clone();
                 r.index_errors = o.failed.clone();
@@ -919,7 +1114,11 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
             loop {
                 match s.next_chunk() {
                     Ok(Some(Chunk::Docs { data, count, .. })) => {
-                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                        let seq = s.last_frame().unwrap_or(0) as u64;
+                        if tx
+                            .blocking_send(Feed::Docs(data, count, journal::Unit::Frame, seq))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -956,9 +1155,13 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
                 }
             };
             loop {
+                let at = r.offset();
                 match r.next_chunk() {
                     Ok(Some((data, count))) => {
-                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                        if tx
+                            .blocking_send(Feed::Docs(data, count, journal::Unit::Offset, at))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -1001,6 +1204,7 @@ fn feed_stream(
     let mut senders: std::collections::HashMap<usize, mpsc::Sender<Feed>> =
         std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
+    let mut ordinals: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
     let mut warnings = Vec::new();
     let start = |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
         if let Some(&k) = by_src.get(&src) {
@@ -1024,8 +1228,13 @@ fn feed_stream(
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
                     start(ns, &mut senders);
                 }
+                let ord = ordinals.entry(ns).or_insert(0);
+                let unit = *ord;
+                *ord += 1;
                 if let Some(tx) = senders.get(&ns)
-                    && tx.blocking_send(Feed::Docs(data, count)).is_err()
+                    && tx
+                        .blocking_send(Feed::Docs(data, count, journal::Unit::Chunk, unit))
+                        .is_err()
                 {
                     senders.remove(&ns);
                 }
@@ -1084,6 +1293,8 @@ fn feed_stream(
 struct Sent {
     docs: u64,
     bytes: u64,
+    /// The units of input its documents come from (see [`insert::Batch::parts`]).
+    parts: Vec<(u64, u32)>,
     result: Result<(u64, BatchErrors), insert::InsertError>,
 }
 
@@ -1165,6 +1376,26 @@ async fn run_pipeline(
     let mut fatal: Option<String> = None;
     let mut damaged = Vec::new();
     let mut input_failed: Option<String> = None;
+    // Resuming: what an earlier run got acknowledged is not sent again; the units of
+    // input whose documents are all acknowledged go into the journal.
+    let earlier = ctx
+        .journal
+        .as_ref()
+        .map(|j| j.progress(&t.source))
+        .unwrap_or_default();
+    let mut resumed_docs = 0u64;
+    let mut tracker = journal::UnitTracker::default();
+    let mut unit_kind = journal::Unit::Frame;
+    let settle = |s: &Sent, tracker: &mut journal::UnitTracker, unit: journal::Unit| {
+        let Some(j) = &ctx.journal else { return };
+        if let Ok((n, e)) = &s.result
+            && n + e.duplicates + e.invalid >= s.docs
+        {
+            for (key, docs) in tracker.acknowledged(&s.parts) {
+                j.unit_done(&t.source, unit, key, docs);
+            }
+        }
+    };
     let mut stop = ctx.stop.clone();
     let mut stopped = *stop.borrow();
     'feed: while !stopped {
@@ -1176,8 +1407,15 @@ async fn run_pipeline(
             }
         };
         let Some(f) = f else { break };
-        let (data, _) = match f {
-            Feed::Docs(d, c) => (d, c),
+        let (data, key) = match f {
+            Feed::Docs(d, c, unit, key) => {
+                unit_kind = unit;
+                if earlier.done.contains(&key) {
+                    resumed_docs += c;
+                    continue;
+                }
+                (d, key)
+            }
             Feed::Damaged(m) => {
                 damaged.push(m);
                 continue;
@@ -1223,8 +1461,13 @@ async fn run_pipeline(
                 }
             }
         };
-        let full = match batcher.push(&data) {
-            Ok(b) => b,
+        let full = match batcher.push_unit(&data, key) {
+            Ok((b, n)) => {
+                if let (Some((key, _)), Some(j)) = (tracker.pushed(key, n), &ctx.journal) {
+                    j.unit_done(&t.source, unit_kind, key, 0);
+                }
+                b
+            }
             Err(e) => {
                 fatal.get_or_insert(format!("malformed documents: {e}"));
                 break;
@@ -1232,7 +1475,9 @@ async fn run_pipeline(
         };
         for batch in full {
             while let Some(r) = inflight.try_join_next() {
-                tally.add(r.expect("insert task panicked"), &mut fatal);
+                let r = r.expect("insert task panicked");
+                settle(&r, &mut tracker, unit_kind);
+                tally.add(r, &mut fatal);
             }
             if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
@@ -1253,6 +1498,7 @@ async fn run_pipeline(
             inflight.spawn(async move {
                 let docs = batch.len() as u64;
                 let b = batch.bytes as u64;
+                let parts = batch.parts.clone();
                 let r = insert::insert_batch(&db, &target, batch, stop).await;
                 drop(permit);
                 if let Ok((n, _)) = &r {
@@ -1262,6 +1508,7 @@ async fn run_pipeline(
                 Sent {
                     docs,
                     bytes: b,
+                    parts,
                     result: r,
                 }
             });
@@ -1272,23 +1519,25 @@ async fn run_pipeline(
         let special = batcher.take_special();
         if let Some(batch) = last {
             let (docs, b) = (batch.len() as u64, batch.bytes as u64);
+            let parts = batch.parts.clone();
             let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
                 ctx.overall.inc(b);
             }
-            tally.add(
-                Sent {
-                    docs,
-                    bytes: b,
-                    result: r,
-                },
-                &mut fatal,
-            );
+            let sent = Sent {
+                docs,
+                bytes: b,
+                parts,
+                result: r,
+            };
+            settle(&sent, &mut tracker, unit_kind);
+            tally.add(sent, &mut fatal);
         }
         // Documents with an empty timestamp in their first fields, one per command,
         // flagged so the server keeps the zero.
-        for d in special.docs {
+        let units: Vec<u64> = special.units().collect();
+        for (d, unit) in special.docs.into_iter().zip(units) {
             if fatal.is_some() || *ctx.stop.borrow() {
                 stopped |= *ctx.stop.borrow();
                 break;
@@ -1297,25 +1546,28 @@ async fn run_pipeline(
             let one = insert::Batch {
                 bytes: b as usize,
                 docs: vec![d],
+                parts: vec![(unit, 1)],
             };
             let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
                 ctx.overall.inc(b);
             }
-            tally.add(
-                Sent {
-                    docs: 1,
-                    bytes: b,
-                    result: r,
-                },
-                &mut fatal,
-            );
+            let sent = Sent {
+                docs: 1,
+                bytes: b,
+                parts: one.parts,
+                result: r,
+            };
+            settle(&sent, &mut tracker, unit_kind);
+            tally.add(sent, &mut fatal);
         }
     }
     // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
-        tally.add(r.expect("insert task panicked"), &mut fatal);
+        let r = r.expect("insert task panicked");
+        settle(&r, &mut tracker, unit_kind);
+        tally.add(r, &mut fatal);
     }
     if let Some(m) = input_failed {
         damaged.push(m.clone());
@@ -1325,8 +1577,20 @@ async fn run_pipeline(
         inserted,
         bytes,
         unacknowledged,
-        errors,
+        mut errors,
     } = tally;
+    // Sent again after an interruption: documents already there are expected.
+    let already_present = if ctx.resumed.contains(&t.source) {
+        let n = errors.duplicates;
+        errors.duplicates = 0;
+        if errors.invalid == 0 {
+            errors.ids.clear();
+            errors.first_message = None;
+        }
+        n
+    } else {
+        0
+    };
     // Dropping the receiver tells the reader to stop.
     drop(rx);
     bar.finish_and_clear();
@@ -1347,6 +1611,8 @@ async fn run_pipeline(
     let sent_any = inserted + unacknowledged + errors.duplicates + errors.invalid > 0;
     set(&reports, k, |r| {
         r.inserted = inserted;
+        r.resumed = earlier.documents.max(resumed_docs);
+        r.already_present = already_present;
         r.unacknowledged = unacknowledged;
         r.bytes = bytes;
         r.duplicates = errors.duplicates;
@@ -1384,21 +1650,40 @@ async fn run_pipeline(
             }
         }
     });
-    if failed.is_none() && !stopped && ctx.index_build == IndexBuild::After {
+    if failed.is_none()
+        && !stopped
+        && let Some(j) = &ctx.journal
+    {
+        j.data_done(&t.source);
+    }
+    if failed.is_none()
+        && !stopped
+        && ctx.index_build == IndexBuild::After
+        && !earlier.indexes_built
+    {
         let _p = ctx.index_sem.acquire().await.expect("semaphore open");
         let specs = spec::secondary_indexes(ns);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
+        if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
+            j.indexes_built(&t.source);
+        }
         set(&reports, k, |r| {
             r.indexes = o.built.clone();
             r.index_errors = o.failed.clone();
             r.index_seconds = o.seconds;
         });
     }
-    set(&reports, k, |r| {
+    let complete = {
+        let mut rs = reports.lock().expect("lock");
+        let r = &mut rs[k];
         if r.status == "indexing" {
             r.status = "restored".into();
         }
-    });
+        r.status == "restored" && r.index_errors.is_empty()
+    };
+    if let (Some(j), true) = (&ctx.journal, complete) {
+        j.complete(&t.source);
+    }
 }
 
 fn human(b: u64) -> String {
@@ -1526,6 +1811,15 @@ pub fn render_summary(r: &RestoreReport) -> String {
             count("not started")
         ));
     }
+    if r.resumed {
+        let (earlier, again) = r
+            .namespaces
+            .iter()
+            .fold((0, 0), |(a, b), n| (a + n.resumed, b + n.already_present));
+        s.push_str(&format!(
+            "resumed: {earlier} documents acknowledged by an earlier run were not sent again; {again} sent again were already in the target\n"
+        ));
+    }
     s.push_str(&format!(
         "restored {restored} namespaces, {} documents, {} in {:.1}s (data {:.1}s, {:.1} MB/s; indexes {:.1}s summed, {:.1}s after the data){}\n",
         r.documents,
@@ -1584,6 +1878,7 @@ impl TsFallback {
         let one = insert::Batch {
             bytes: first.len(),
             docs: vec![doc],
+            ..insert::Batch::default()
         };
         match insert::insert_command(db, target, &one, false, stop_on_error).await {
             Ok((n, _)) => {
