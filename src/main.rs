@@ -275,6 +275,9 @@ struct RestoreArgs {
     /// Where the --resume journal is (default: beside the backup, BACKUP.oxidump-resume).
     #[arg(long, value_name = "PATH", requires = "resume")]
     resume_journal: Option<PathBuf>,
+    /// Most bytes per insert command (tuning).
+    #[arg(long, hide = true, value_parser = oxidump::dump::parse_size)]
+    batch_bytes: Option<u64>,
     /// No progress bars and no summary.
     #[arg(long, short)]
     quiet: bool,
@@ -568,7 +571,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         include_system: a.include_system,
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
-        batch_bytes: None,
+        batch_bytes: a.batch_bytes.map(|b| b as usize),
         resume: a.resume,
         journal: a.resume_journal,
     };

@@ -19,6 +19,8 @@ mod faults;
 mod fuzz_regressions;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
+/// `restore --resume`: killed at any point and resumed, a restore ends as one uninterrupted run.
+mod resume;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
 mod roundtrip;
 /// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
