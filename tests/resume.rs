@@ -112,7 +112,7 @@ fn kill_when(child: &mut Child, journal_path: &Path, when: impl Fn(&Value) -> bo
     }
 }
 
-fn ns<'a>(j: &'a Value, n: usize) -> &'a Value {
+fn ns(j: &Value, n: usize) -> &Value {
     &j["namespaces"][format!("db.c{n}")]
 }
 
