@@ -286,8 +286,11 @@ pub fn fingerprint(input: &Path) -> std::io::Result<String> {
         for e in std::fs::read_dir(&d)? {
             let e = e?;
             let m = e.metadata()?;
+            let name = e.file_name().to_string_lossy().into_owned();
             if m.is_dir() {
                 stack.push(e.path());
+            } else if name.ends_with(".oxidump-resume") || name.contains(".oxidump-resume.tmp-") {
+                // A journal kept inside the backup is not part of it.
             } else {
                 let rel = e.path().strip_prefix(input).unwrap_or(&e.path()).to_owned();
                 files.push(format!("{}: {}", rel.display(), stamp(&m)));

@@ -454,13 +454,14 @@ pub async fn run<F: Future<Output = ()>>(
                     if !changes.is_empty() {
                         return Err(journal::JournalError::PlanChanged { path, changes }.into());
                     }
+                    Some(Journaled::Checked(d))
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(source) => return Err(journal::JournalError::Io { path, source }.into()),
             }
-            None
         } else {
-            Some(journal::Journal::open(&path, plan)?)
+            let (j, resumed) = journal::Journal::open(&path, plan)?;
+            Some(Journaled::Open(Arc::new(j), resumed))
         }
     } else {
         None
@@ -487,7 +488,7 @@ pub async fn run<F: Future<Output = ()>>(
     let client =
         connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
     let loaded = Loaded {
-        journal: journal.map(|(j, resumed)| (Arc::new(j), resumed)),
+        journal,
         started,
         filter,
         renamer,
@@ -503,6 +504,24 @@ pub async fn run<F: Future<Output = ()>>(
     // runtime goes, on every way out.
     connect::close(client).await;
     r
+}
+
+/// The resume journal of a restore.
+enum Journaled {
+    /// Kept up to date; `true` when it continues an earlier run.
+    Open(Arc<journal::Journal>, bool),
+    /// Read for a dry run.
+    Checked(journal::JournalData),
+}
+
+impl Journaled {
+    /// Whether an earlier run created the target of source namespace `ns`.
+    fn created(&self, ns: &str) -> bool {
+        match self {
+            Journaled::Open(j, resumed) => *resumed && j.progress(ns).created,
+            Journaled::Checked(d) => d.namespaces.get(ns).is_some_and(|p| p.created),
+        }
+    }
 }
 
 /// What decides what a restore writes, for its journal.
@@ -565,8 +584,8 @@ fn journal_plan(opts: &RestoreOptions, format: &str) -> Result<journal::Plan, Re
 
 /// What is known before connecting.
 struct Loaded {
-    /// The resume journal, and whether it continues an earlier run.
-    journal: Option<(Arc<journal::Journal>, bool)>,
+    /// The resume journal.
+    journal: Option<Journaled>,
     started: Instant,
     filter: NsFilter,
     renamer: Renamer,
@@ -645,13 +664,13 @@ async fn restore_connected<F: Future<Output = ()>>(
             source,
         })?;
     let resumed: std::collections::HashSet<String> = match &journal {
-        Some((j, true)) => catalog
+        Some(j) => catalog
             .namespaces
             .iter()
             .map(|n| n.full_name())
-            .filter(|n| j.progress(n).created)
+            .filter(|n| j.created(n))
             .collect(),
-        _ => Default::default(),
+        None => Default::default(),
     };
     let (targets, mut warnings) = plan::plan(
         client,
@@ -691,8 +710,14 @@ async fn restore_connected<F: Future<Output = ()>>(
         target: connect::redact_uri(&opts.uri),
         server_version: server.version.clone(),
         dry_run: opts.dry_run,
-        journal: journal.as_ref().map(|(j, _)| j.path().to_path_buf()),
-        resumed: matches!(journal, Some((_, true))),
+        journal: match &journal {
+            Some(Journaled::Open(j, _)) => Some(j.path().to_path_buf()),
+            _ => None,
+        },
+        resumed: matches!(
+            journal,
+            Some(Journaled::Open(_, true) | Journaled::Checked(_))
+        ),
         ..RestoreReport::default()
     };
     if crate::output::is_partial_output(&opts.input) {
@@ -750,7 +775,10 @@ async fn restore_connected<F: Future<Output = ()>>(
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total = raw_total;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let journal = journal.map(|(j, _)| j);
+    let journal = match journal {
+        Some(Journaled::Open(j, _)) => Some(j),
+        _ => None,
+    };
     let ctx = Arc::new(Ctx {
         journal: journal.clone(),
         resumed,
