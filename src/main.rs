@@ -192,6 +192,11 @@ struct DumpArgs {
     /// Write the summary, per namespace, as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// Keep what a killed dump to the same OXD file (--out) had completed: namespaces it
+    /// finished are copied from its partial output, the rest is read again. The manifest
+    /// records that the backup was resumed, and from when.
+    #[arg(long)]
+    resume: bool,
     /// Read everything and discard it (no output): measures how fast the server can be drained.
     #[arg(long, hide = true)]
     drain_only: bool,
@@ -490,6 +495,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         oplog: a.oplog,
         overwrite: a.force,
         drain_only: a.drain_only,
+        resume: a.resume,
         batch_bytes: a
             .batch_bytes
             .map(|b| b as usize)
@@ -509,6 +515,13 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
     if !a.quiet {
         for w in &report.warnings {
             eprintln!("warning: {w}");
+        }
+        if !report.resumed.is_empty() {
+            eprintln!(
+                "resumed: {} namespace(s) kept from the interrupted dump's output: {}",
+                report.resumed.len(),
+                report.resumed.join(", ")
+            );
         }
         let stored = match (report.stored_bytes, report.ratio()) {
             (Some(s), Some(r)) => format!(", {} stored (ratio {r:.2})", human_bytes(s)),

@@ -177,6 +177,20 @@ fn total(db: &str) -> u64 {
         .sum()
 }
 
+/// The documents in `db` once requests the killed process had sent are done (the
+/// server finishes those it had received): the count no longer moves.
+fn settled(db: &str) -> u64 {
+    let mut last = total(db);
+    let mut same = 0;
+    while same < 5 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = total(db);
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    last
+}
+
 fn run_out(cmd: &mut Command) -> (i32, String, Value) {
     let report = tempfile::NamedTempFile::new().expect("temp");
     let out = cmd
@@ -254,7 +268,7 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
             hit.push(name);
             let j = journal(&journal_path).expect("the journal survives SIGKILL");
             assert_eq!(j["format"], "oxidump-restore-journal");
-            let held = total(&db);
+            let held = settled(&db);
             assert!(
                 held < all || name == "during index builds",
                 "{name}: {held}"
@@ -420,4 +434,138 @@ fn resume_needs_a_backup_read_by_path_and_counting_refusals() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("--resume and --stop-on-error"), "{err}");
+}
+
+/// The documents' digest of every namespace of the OXD archive at `path`, by name.
+fn archive_digests(path: &Path) -> Vec<(String, (u64, String))> {
+    use oxidump::source::{Chunk, Source as _};
+    let mut f = fs::File::open(path).expect("open");
+    let index = oxidump::oxd::reader::Index::open(&mut f).expect("index");
+    (0..index.catalog.namespaces.len())
+        .map(|n| {
+            let mut s = oxidump::oxd::reader::NsSource::new(path, &index, n);
+            let mut docs = Vec::new();
+            while let Some(c) = s.next_chunk().expect("read") {
+                if let Chunk::Docs { data, .. } = c {
+                    docs.extend(
+                        oxidump::docs::DocIter::new(&data).map(|d| d.expect("doc").to_vec()),
+                    );
+                }
+            }
+            (
+                index.catalog.namespaces[n].full_name(),
+                crate::common::docs_digest(docs),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_killed_dump_resumed_keeps_the_namespaces_it_completed() {
+    let db = unique_db("resume_dump");
+    let c = client();
+    block_on(async {
+        for n in 0..NAMESPACES {
+            let coll = c
+                .database(&db)
+                .collection::<bson::RawDocumentBuf>(&format!("c{n}"));
+            for start in (0..24_000).step_by(4_000) {
+                let batch: Vec<_> = (start..start + 4_000)
+                    .map(|i| bson::RawDocumentBuf::from_bytes(doc_of(n, i)).expect("doc"))
+                    .collect();
+                coll.insert_many(batch).await.expect("insert");
+            }
+        }
+    });
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dump = |out: &Path| {
+        let mut c = oxidump();
+        c.args([
+            "dump",
+            "--uri",
+            &server().uri,
+            "--db",
+            &db,
+            "-j",
+            "1",
+            "-q",
+            "--out",
+        ])
+        .arg(out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        c
+    };
+    let reference = tmp.path().join("ref.oxd");
+    let out = dump(&reference).output().expect("dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = archive_digests(&reference);
+    let full = fs::metadata(&reference).expect("size").len();
+
+    let dest = tmp.path().join("b.oxd");
+    let partial = || {
+        fs::read_dir(tmp.path())
+            .expect("list")
+            .flatten()
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".b.oxd.partial-")
+            })
+            .map(|e| e.path())
+    };
+    let mut child = dump(&dest).spawn().expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Past half of it: the first of three collections is complete, the last is not.
+    let killed = loop {
+        if child.try_wait().expect("wait").is_some() {
+            break false;
+        }
+        if partial().is_some_and(|p| fs::metadata(p).map_or(0, |m| m.len()) > full * 55 / 100) {
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+            break true;
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(killed, "the dump ended before it could be stopped");
+    assert!(!dest.exists());
+    assert!(
+        partial().is_some(),
+        "a killed dump leaves its partial output"
+    );
+
+    let report = tmp.path().join("report.json");
+    let mut again = dump(&dest);
+    again.arg("--resume").arg("--report-json").arg(&report);
+    let out = again.output().expect("dump --resume");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&fs::read(&report).expect("report")).expect("json");
+    let kept = r["resumed"].as_array().map_or(0, Vec::len);
+    assert!((1..NAMESPACES).contains(&kept), "{r}");
+    assert!(partial().is_none(), "the kept partial output is removed");
+    // One archive that verifies clean, says it was resumed, and holds what an
+    // uninterrupted dump holds.
+    let v = oxidump().arg("verify").arg(&dest).output().expect("verify");
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+    let index = oxidump::oxd::reader::Index::open(&mut fs::File::open(&dest).expect("open"))
+        .expect("index");
+    let from = index
+        .catalog
+        .source
+        .resumed_from
+        .expect("resumed_from in the manifest");
+    assert!(from < index.catalog.source.created_at.expect("created_at"));
+    assert_eq!(archive_digests(&dest), want);
+    block_on(async { c.database(&db).drop().await }).expect("drop");
 }
