@@ -280,6 +280,10 @@ struct RestoreArgs {
     /// Where the --resume journal is (default: beside the backup, BACKUP.oxidump-resume).
     #[arg(long, value_name = "PATH", requires = "resume")]
     resume_journal: Option<PathBuf>,
+    /// Keep the --resume journal in the target server (collection oxidump_resume.journals)
+    /// instead of beside the backup, for backups on read-only storage.
+    #[arg(long, requires = "resume", conflicts_with = "resume_journal")]
+    resume_journal_in_target: bool,
     /// Most bytes per insert command (tuning).
     #[arg(long, hide = true, value_parser = oxidump::dump::parse_size)]
     batch_bytes: Option<u64>,
@@ -587,6 +591,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         batch_bytes: a.batch_bytes.map(|b| b as usize),
         resume: a.resume,
         journal: a.resume_journal,
+        journal_in_target: a.resume_journal_in_target,
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

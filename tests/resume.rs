@@ -96,13 +96,17 @@ fn journal(path: &Path) -> Option<Value> {
 
 /// Waits (at most two minutes) until the journal says `when`, then kills the restore
 /// with SIGKILL. Returns false when the restore ended first.
-fn kill_when(child: &mut Child, journal_path: &Path, when: impl Fn(&Value) -> bool) -> bool {
+fn kill_when(
+    child: &mut Child,
+    journal: impl Fn() -> Option<Value>,
+    when: impl Fn(&Value) -> bool,
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if child.try_wait().expect("wait").is_some() {
             return false;
         }
-        if journal(journal_path).is_some_and(|j| when(&j)) {
+        if journal().is_some_and(|j| when(&j)) {
             child.kill().expect("SIGKILL");
             child.wait().expect("wait");
             return true;
@@ -110,6 +114,24 @@ fn kill_when(child: &mut Child, journal_path: &Path, when: impl Fn(&Value) -> bo
         assert!(Instant::now() < deadline, "timed out");
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// The journal a restore keeps in the target (`--resume-journal-in-target`) for the
+/// backup at `input`.
+fn journal_in_target(input: &Path) -> Option<Value> {
+    let id = std::path::absolute(input)
+        .expect("absolute")
+        .display()
+        .to_string();
+    let c = client();
+    let d = block_on(async {
+        c.database("oxidump_resume")
+            .collection::<bson::Document>("journals")
+            .find_one(doc! {"_id": id})
+            .await
+    })
+    .expect("read the journal")?;
+    serde_json::from_str(d.get_str("journal").expect("journal text")).ok()
 }
 
 fn ns(j: &Value, n: usize) -> &Value {
@@ -218,9 +240,17 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
     assert_eq!(want.iter().map(|s| s.0.0).sum::<u64>(), all);
     assert!(want[0].1.iter().any(|i| i.starts_with("k_1")), "{want:?}");
 
-    // (name, --index-build, where the journal goes, when to kill)
+    // (name, --index-build, where the journal goes (beside the backup, a path, the
+    // target), when to kill)
     type When = Box<dyn Fn(&Value) -> bool>;
+    let target = Some(PathBuf::from("(target)"));
     let points: Vec<(&str, &str, Option<PathBuf>, When)> = vec![
+        (
+            "during data, the journal in the target",
+            "before",
+            target.clone(),
+            Box::new(|j| completed(j) == 0 && loading(j, 2)),
+        ),
         (
             "during data",
             "before",
@@ -251,22 +281,32 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
     let mut hit = Vec::new();
     for (i, (name, index_build, jpath, when)) in points.into_iter().enumerate() {
         let db = unique_db(&format!("resume{i}"));
+        let in_target = jpath == target;
         let journal_path = jpath
             .clone()
             .unwrap_or_else(|| tmp.path().join("b.oxd.oxidump-resume"));
+        let read = || {
+            if in_target {
+                journal_in_target(&oxd)
+            } else {
+                journal(&journal_path)
+            }
+        };
         let with = |c: &mut Command| {
             c.args(["--index-build", index_build, "--resume"]);
-            if let Some(p) = &jpath {
-                c.arg("--resume-journal").arg(p);
-            }
+            match &jpath {
+                _ if in_target => c.arg("--resume-journal-in-target"),
+                Some(p) => c.arg("--resume-journal").arg(p),
+                None => c,
+            };
         };
         let mut cmd = restore(&oxd, &db);
         with(&mut cmd);
         let mut child = cmd.spawn().expect("spawn");
-        let killed = kill_when(&mut child, &journal_path, when);
+        let killed = kill_when(&mut child, read, when);
         if killed {
             hit.push(name);
-            let j = journal(&journal_path).expect("the journal survives SIGKILL");
+            let j = read().expect("the journal survives SIGKILL");
             assert_eq!(j["format"], "oxidump-restore-journal");
             let held = settled(&db);
             assert!(
@@ -319,7 +359,7 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
         }
         assert_eq!(state(&db), want, "{name}");
         assert!(
-            !journal_path.exists(),
+            !journal_path.exists() && read().is_none(),
             "{name}: the journal is removed once everything is restored"
         );
         {
@@ -330,7 +370,9 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
     }
     eprintln!("stopped {hit:?}");
     assert!(
-        hit.contains(&"during data") && hit.contains(&"between namespaces"),
+        hit.contains(&"during data")
+            && hit.contains(&"between namespaces")
+            && hit.contains(&"during data, the journal in the target"),
         "the restore was never stopped where it should be: {hit:?}"
     );
     {
@@ -368,9 +410,11 @@ fn a_mongodump_directory_restore_resumes_at_byte_offsets() {
     let mut cmd = restore(&dir, &db);
     cmd.arg("--resume");
     let mut child = cmd.spawn().expect("spawn");
-    let killed = kill_when(&mut child, &journal_path, |j| {
-        completed(j) == 1 && loading(j, 1)
-    });
+    let killed = kill_when(
+        &mut child,
+        || journal(&journal_path),
+        |j| completed(j) == 1 && loading(j, 1),
+    );
     assert!(killed, "the restore ended before it could be stopped");
     let j = journal(&journal_path).expect("journal");
     let first = (0..NAMESPACES)

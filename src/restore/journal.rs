@@ -4,7 +4,10 @@
 //! # Format (version 1)
 //!
 //! One JSON document, by default in a file beside the backup named
-//! `<backup>.oxidump-resume` (or wherever `--resume-journal` says):
+//! `<backup>.oxidump-resume` (or wherever `--resume-journal` says; with
+//! `--resume-journal-in-target`, in the target server instead: the document
+//! `{_id: <absolute path of the backup>, journal: <the JSON text>}` of collection
+//! `oxidump_resume.journals`):
 //!
 //! ```json
 //! {
@@ -54,14 +57,16 @@
 //! server's state is safe: what it does not list is sent again, and the duplicate-key
 //! errors of documents already there are expected. It is replaced atomically (written
 //! to a temporary file beside it, flushed, renamed over it), so a run killed at any
-//! point leaves the previous journal or the new one, never a mix. It is removed when a
-//! restore ends with everything restored.
+//! point leaves the previous journal or the new one, never a mix (in the target: one
+//! document replaced by one command). It is removed when a restore ends with everything
+//! restored.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use bson::{Document, doc};
 use serde::{Deserialize, Serialize};
 
 /// Name of the format, in every journal.
@@ -72,33 +77,149 @@ pub const VERSION: u32 = 1;
 /// Error reading, checking or writing a journal.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    /// The journal cannot be read or written.
+    /// The journal file cannot be read or written.
     #[error("resume journal {path}: {source}")]
     Io {
         /// The journal.
-        path: PathBuf,
+        path: String,
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not a journal this build understands.
+    /// The journal in the target cannot be read or written.
+    #[error("resume journal {path}: {}", crate::connect::describe(source))]
+    Server {
+        /// The journal.
+        path: String,
+        /// The driver error.
+        source: mongodb::error::Error,
+    },
+    /// It is not a journal this build understands.
     #[error("resume journal {path}: not a journal of this version of oxidump: {message}")]
     Format {
         /// The journal.
-        path: PathBuf,
+        path: String,
         /// What is wrong.
         message: String,
     },
     /// The journal belongs to another restore.
     #[error(
-        "refusing to resume: {path} records a restore with another plan ({}); run the restore again as first run, or remove the journal to start over",
+        "refusing to resume: {path} records a restore with another plan ({}); run it with the same options, or remove the journal to start over",
         .changes.join("; ")
     )]
     PlanChanged {
         /// The journal.
-        path: PathBuf,
+        path: String,
         /// What differs, one item per difference.
         changes: Vec<String>,
     },
+}
+
+/// Where a journal is kept.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// A file.
+    File(PathBuf),
+    /// A document in the target server: `oxidump_resume.journals`, `_id` the backup.
+    Server {
+        /// The target.
+        client: mongodb::Client,
+        /// The document's `_id`.
+        id: String,
+    },
+}
+
+/// Database of the journals kept in the target.
+pub const SERVER_DB: &str = "oxidump_resume";
+/// Collection of the journals kept in the target.
+pub const SERVER_COLLECTION: &str = "journals";
+
+impl Store {
+    /// Where it is, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Store::File(p) => p.display().to_string(),
+            Store::Server { id, .. } => {
+                format!("{SERVER_DB}.{SERVER_COLLECTION} {{_id: {id:?}}} in the target")
+            }
+        }
+    }
+
+    fn coll(client: &mongodb::Client) -> mongodb::Collection<Document> {
+        client.database(SERVER_DB).collection(SERVER_COLLECTION)
+    }
+
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.describe(),
+            source,
+        }
+    }
+
+    fn server(&self, source: mongodb::error::Error) -> JournalError {
+        JournalError::Server {
+            path: self.describe(),
+            source,
+        }
+    }
+
+    /// The journal's bytes, `None` when there is none.
+    pub async fn read(&self) -> Result<Option<Vec<u8>>, JournalError> {
+        match self {
+            Store::File(p) => match std::fs::read(p) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(self.io(e)),
+            },
+            Store::Server { client, id } => {
+                let d = Self::coll(client)
+                    .find_one(doc! {"_id": id})
+                    .await
+                    .map_err(|e| self.server(e))?;
+                match d {
+                    None => Ok(None),
+                    Some(d) => match d.get_str("journal") {
+                        Ok(j) => Ok(Some(j.as_bytes().to_vec())),
+                        Err(_) => Err(JournalError::Format {
+                            path: self.describe(),
+                            message: "no `journal` string".into(),
+                        }),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Replaces the journal, atomically.
+    pub async fn write(&self, bytes: Vec<u8>) -> Result<(), JournalError> {
+        match self {
+            Store::File(p) => write_atomic(p, &bytes).map_err(|e| self.io(e)),
+            Store::Server { client, id } => {
+                let text = String::from_utf8(bytes).expect("JSON is UTF-8");
+                Self::coll(client)
+                    .replace_one(doc! {"_id": id}, doc! {"_id": id, "journal": text})
+                    .upsert(true)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| self.server(e))
+            }
+        }
+    }
+
+    /// Removes the journal.
+    pub async fn remove(&self) -> Result<(), JournalError> {
+        match self {
+            Store::File(p) => match std::fs::remove_file(p) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(self.io(e)),
+            },
+            Store::Server { client, id } => Self::coll(client)
+                .delete_one(doc! {"_id": id})
+                .await
+                .map(|_| ())
+                .map_err(|e| self.server(e)),
+        }
+    }
 }
 
 /// What decides what a restore writes.
@@ -206,15 +327,15 @@ impl JournalData {
         }
     }
 
-    /// Parses a journal.
-    pub fn parse(path: &Path, bytes: &[u8]) -> Result<JournalData, JournalError> {
+    /// Parses a journal (`path` says where it is, for messages).
+    pub fn parse(path: &str, bytes: &[u8]) -> Result<JournalData, JournalError> {
         let d: JournalData = serde_json::from_slice(bytes).map_err(|e| JournalError::Format {
-            path: path.to_path_buf(),
+            path: path.to_string(),
             message: e.to_string(),
         })?;
         if d.format != FORMAT || d.version != VERSION {
             return Err(JournalError::Format {
-                path: path.to_path_buf(),
+                path: path.to_string(),
                 message: format!("format {:?} version {}", d.format, d.version),
             });
         }
@@ -312,8 +433,10 @@ pub fn fingerprint(input: &Path) -> std::io::Result<String> {
 /// indexes built, a namespace done) and otherwise at most every
 /// [`Journal::FLUSH_EVERY`].
 pub struct Journal {
-    path: PathBuf,
+    store: Store,
     state: Mutex<State>,
+    /// Held while writing: writes go out in the order of their snapshots.
+    writing: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -326,46 +449,51 @@ impl Journal {
     /// How often acknowledged units are written at most.
     pub const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
-    /// Opens the journal at `path` for `plan`: the one there, when there is one (its plan
-    /// must be `plan`), else a new one, written at once. Returns whether it resumes.
-    pub fn open(path: &Path, plan: Plan) -> Result<(Journal, bool), JournalError> {
-        let (data, resumed) = match std::fs::read(path) {
-            Ok(bytes) => {
-                let d = JournalData::parse(path, &bytes)?;
-                let changes = plan.changes_from(&d.plan);
-                if !changes.is_empty() {
-                    return Err(JournalError::PlanChanged {
-                        path: path.to_path_buf(),
-                        changes,
-                    });
-                }
-                (d, true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (JournalData::new(plan), false),
-            Err(source) => {
-                return Err(JournalError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+    /// Reads the journal in `store` and checks that it is one of `plan`. `None`
+    /// when there is none.
+    pub async fn check(store: &Store, plan: &Plan) -> Result<Option<JournalData>, JournalError> {
+        let Some(bytes) = store.read().await? else {
+            return Ok(None);
         };
+        let d = JournalData::parse(&store.describe(), &bytes)?;
+        let changes = plan.changes_from(&d.plan);
+        if !changes.is_empty() {
+            return Err(JournalError::PlanChanged {
+                path: store.describe(),
+                changes,
+            });
+        }
+        Ok(Some(d))
+    }
+
+    /// Opens the journal in `store` for `plan`: the one there, when there is one (its
+    /// plan must be `plan`), else a new one, written at once. Returns whether it resumes.
+    pub async fn open(store: Store, plan: Plan) -> Result<(Journal, bool), JournalError> {
+        let found = Self::check(&store, &plan).await?;
+        let resumed = found.is_some();
         let j = Journal {
-            path: path.to_path_buf(),
+            store,
             state: Mutex::new(State {
-                data,
+                data: found.unwrap_or_else(|| JournalData::new(plan)),
                 dirty: !resumed,
                 error: None,
             }),
+            writing: tokio::sync::Mutex::new(()),
         };
         if !resumed {
-            j.flush()?;
+            j.flush().await?;
         }
         Ok((j, resumed))
     }
 
-    /// Where it is.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Where it is, for messages.
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Whether it is a file at `p`.
+    pub fn is_file(&self, p: &Path) -> bool {
+        matches!(&self.store, Store::File(f) if f == p)
     }
 
     /// A copy of a namespace's progress.
@@ -374,30 +502,28 @@ impl Journal {
         s.data.namespaces.get(ns).cloned().unwrap_or_default()
     }
 
-    fn update(&self, ns: &str, now: bool, f: impl FnOnce(&mut NsProgress)) {
-        {
-            let mut s = self.state.lock().expect("lock");
-            f(s.data.namespaces.entry(ns.to_string()).or_default());
-            s.dirty = true;
-        }
-        if now {
-            self.flush_quietly();
-        }
+    fn update(&self, ns: &str, f: impl FnOnce(&mut NsProgress)) {
+        let mut s = self.state.lock().expect("lock");
+        f(s.data.namespaces.entry(ns.to_string()).or_default());
+        s.dirty = true;
     }
 
     /// The target of `ns` was created as planned (written at once).
-    pub fn created(&self, ns: &str) {
-        self.update(ns, true, |p| p.created = true);
+    pub async fn created(&self, ns: &str) {
+        self.update(ns, |p| p.created = true);
+        self.flush_quietly().await;
     }
 
     /// The secondary indexes of `ns` were built (written at once).
-    pub fn indexes_built(&self, ns: &str) {
-        self.update(ns, true, |p| p.indexes_built = true);
+    pub async fn indexes_built(&self, ns: &str) {
+        self.update(ns, |p| p.indexes_built = true);
+        self.flush_quietly().await;
     }
 
-    /// Every document of unit `key` of `ns` (`docs` of them) was acknowledged.
+    /// Every document of unit `key` of `ns` (`docs` of them) was acknowledged
+    /// (written with the next flush).
     pub fn unit_done(&self, ns: &str, unit: Unit, key: u64, docs: u64) {
-        self.update(ns, false, |p| {
+        self.update(ns, |p| {
             p.unit = unit;
             if p.done.insert(key) {
                 p.documents += docs;
@@ -406,37 +532,42 @@ impl Journal {
     }
 
     /// Every document of `ns` was acknowledged (written at once).
-    pub fn data_done(&self, ns: &str) {
-        self.update(ns, true, |p| p.data_done = true);
+    pub async fn data_done(&self, ns: &str) {
+        self.update(ns, |p| p.data_done = true);
+        self.flush_quietly().await;
     }
 
     /// Nothing is left to do for `ns` (written at once).
-    pub fn complete(&self, ns: &str) {
-        self.update(ns, true, |p| {
+    pub async fn complete(&self, ns: &str) {
+        self.update(ns, |p| {
             p.data_done = true;
             p.complete = true;
         });
+        self.flush_quietly().await;
     }
 
     /// Writes the journal if it changed.
-    pub fn flush(&self) -> Result<(), JournalError> {
-        let mut s = self.state.lock().expect("lock");
-        if !s.dirty {
-            return Ok(());
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        let _w = self.writing.lock().await;
+        let bytes = {
+            let mut s = self.state.lock().expect("lock");
+            if !s.dirty {
+                return Ok(());
+            }
+            s.dirty = false;
+            serde_json::to_vec_pretty(&s.data).expect("a journal serializes")
+        };
+        let r = self.store.write(bytes).await;
+        if r.is_err() {
+            self.state.lock().expect("lock").dirty = true;
         }
-        let bytes = serde_json::to_vec_pretty(&s.data).expect("a journal serializes");
-        write_atomic(&self.path, &bytes).map_err(|source| JournalError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
-        s.dirty = false;
-        Ok(())
+        r
     }
 
     /// Like [`Journal::flush`]; a failure is kept for [`Journal::take_error`] (the
     /// restore goes on: a journal that lags only makes a resumed run send more again).
-    pub fn flush_quietly(&self) {
-        if let Err(e) = self.flush() {
+    pub async fn flush_quietly(&self) {
+        if let Err(e) = self.flush().await {
             let mut s = self.state.lock().expect("lock");
             s.error.get_or_insert(e.to_string());
         }
@@ -448,15 +579,9 @@ impl Journal {
     }
 
     /// Removes the journal (the restore is done).
-    pub fn remove(&self) -> Result<(), JournalError> {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(JournalError::Io {
-                path: self.path.clone(),
-                source,
-            }),
-        }
+    pub async fn remove(&self) -> Result<(), JournalError> {
+        let _w = self.writing.lock().await;
+        self.store.remove().await
     }
 }
 
@@ -511,20 +636,24 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_journal_is_written_at_once_and_read_back() {
+    fn file(p: &Path) -> Store {
+        Store::File(p.to_path_buf())
+    }
+
+    #[tokio::test]
+    async fn a_journal_is_written_at_once_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
-        let (j, resumed) = Journal::open(&p, plan()).unwrap();
+        let (j, resumed) = Journal::open(file(&p), plan()).await.unwrap();
         assert!(!resumed);
         assert!(p.exists(), "a new journal is written before anything else");
-        j.created("d.c");
+        j.created("d.c").await;
         j.unit_done("d.c", Unit::Frame, 3, 10);
         j.unit_done("d.c", Unit::Frame, 3, 10);
         j.unit_done("d.c", Unit::Frame, 0, 7);
-        j.flush().unwrap();
+        j.flush().await.unwrap();
         drop(j);
-        let (j, resumed) = Journal::open(&p, plan()).unwrap();
+        let (j, resumed) = Journal::open(file(&p), plan()).await.unwrap();
         assert!(resumed);
         let pr = j.progress("d.c");
         assert!(pr.created && !pr.data_done);
@@ -534,20 +663,20 @@ mod tests {
         // No temporary file is left beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(names.len(), 1);
-        j.remove().unwrap();
+        j.remove().await.unwrap();
         assert!(!p.exists());
     }
 
-    #[test]
-    fn a_changed_plan_is_refused_naming_what_changed() {
+    #[tokio::test]
+    async fn a_changed_plan_is_refused_naming_what_changed() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
-        Journal::open(&p, plan()).unwrap();
+        Journal::open(file(&p), plan()).await.unwrap();
         let mut other = plan();
         other.options.insert("existing".into(), "append".into());
         other.options.insert("renames".into(), "a.*=b.*".into());
         other.input_fingerprint = "size 2".into();
-        match Journal::open(&p, other) {
+        match Journal::open(file(&p), other).await {
             Err(e @ JournalError::PlanChanged { .. }) => {
                 let m = e.to_string();
                 assert!(
@@ -561,20 +690,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn foreign_or_damaged_journals_are_refused() {
+    #[tokio::test]
+    async fn foreign_or_damaged_journals_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("j");
         std::fs::write(&p, b"{\"format\": \"x\"").unwrap();
         assert!(matches!(
-            Journal::open(&p, plan()),
+            Journal::open(file(&p), plan()).await,
             Err(JournalError::Format { .. })
         ));
         let mut d = JournalData::new(plan());
         d.version = 99;
         std::fs::write(&p, serde_json::to_vec(&d).unwrap()).unwrap();
         assert!(matches!(
-            Journal::open(&p, plan()),
+            Journal::open(file(&p), plan()).await,
             Err(JournalError::Format { .. })
         ));
     }

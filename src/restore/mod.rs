@@ -97,6 +97,8 @@ pub struct RestoreOptions {
     pub resume: bool,
     /// Where the journal is (default: beside the backup, see [`journal::default_path`]).
     pub journal: Option<PathBuf>,
+    /// Keep the journal in the target server instead (see [`journal`]).
+    pub journal_in_target: bool,
 }
 
 impl Default for RestoreOptions {
@@ -122,6 +124,7 @@ impl Default for RestoreOptions {
             batch_bytes: None,
             resume: false,
             journal: None,
+            journal_in_target: false,
         }
     }
 }
@@ -280,7 +283,7 @@ pub struct RestoreReport {
     /// The resume journal, when the restore keeps one (`--resume`); it is removed
     /// when everything was restored.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub journal: Option<PathBuf>,
+    pub journal: Option<String>,
     /// Whether this run continued an earlier one from its journal.
     pub resumed: bool,
 }
@@ -439,33 +442,10 @@ pub async fn run<F: Future<Output = ()>>(
         ));
     }
     let (input, format) = open_input(&opts.input)?;
-    let journal = if opts.resume {
-        let path = opts
-            .journal
-            .clone()
-            .unwrap_or_else(|| journal::default_path(&opts.input));
-        let plan = journal_plan(&opts, &format)?;
-        if opts.dry_run {
-            // Checked, never written.
-            match std::fs::read(&path) {
-                Ok(b) => {
-                    let d = journal::JournalData::parse(&path, &b)?;
-                    let changes = plan.changes_from(&d.plan);
-                    if !changes.is_empty() {
-                        return Err(journal::JournalError::PlanChanged { path, changes }.into());
-                    }
-                    Some(Journaled::Checked(d))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(source) => return Err(journal::JournalError::Io { path, source }.into()),
-            }
-        } else {
-            let (j, resumed) = journal::Journal::open(&path, plan)?;
-            Some(Journaled::Open(Arc::new(j), resumed))
-        }
-    } else {
-        None
-    };
+    let journal = opts
+        .resume
+        .then(|| journal_plan(&opts, &format))
+        .transpose()?;
     let catalog = catalog_of(&input).clone();
     let raw_total: u64 = match &input {
         Input::Oxd { index, .. } => index
@@ -584,8 +564,8 @@ fn journal_plan(opts: &RestoreOptions, format: &str) -> Result<journal::Plan, Re
 
 /// What is known before connecting.
 struct Loaded {
-    /// The resume journal.
-    journal: Option<Journaled>,
+    /// The plan of the resume journal (`--resume`).
+    journal: Option<journal::Plan>,
     started: Instant,
     filter: NsFilter,
     renamer: Renamer,
@@ -646,7 +626,7 @@ async fn restore_connected<F: Future<Output = ()>>(
     shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     let Loaded {
-        journal,
+        journal: journal_plan,
         started,
         filter,
         renamer,
@@ -663,6 +643,32 @@ async fn restore_connected<F: Future<Output = ()>>(
             what: "reading server information".into(),
             source,
         })?;
+    let journal = match journal_plan {
+        None => None,
+        Some(plan) => {
+            let store = if opts.journal_in_target {
+                journal::Store::Server {
+                    client: client.clone(),
+                    id: plan.input.clone(),
+                }
+            } else {
+                journal::Store::File(
+                    opts.journal
+                        .clone()
+                        .unwrap_or_else(|| journal::default_path(&opts.input)),
+                )
+            };
+            if opts.dry_run {
+                // Checked, never written.
+                journal::Journal::check(&store, &plan)
+                    .await?
+                    .map(Journaled::Checked)
+            } else {
+                let (j, resumed) = journal::Journal::open(store, plan).await?;
+                Some(Journaled::Open(Arc::new(j), resumed))
+            }
+        }
+    };
     let resumed: std::collections::HashSet<String> = match &journal {
         Some(j) => catalog
             .namespaces
@@ -711,7 +717,7 @@ async fn restore_connected<F: Future<Output = ()>>(
         server_version: server.version.clone(),
         dry_run: opts.dry_run,
         journal: match &journal {
-            Some(Journaled::Open(j, _)) => Some(j.path().to_path_buf()),
+            Some(Journaled::Open(j, _)) => Some(j.describe()),
             _ => None,
         },
         resumed: matches!(
@@ -821,7 +827,7 @@ async fn restore_connected<F: Future<Output = ()>>(
             let mut every = tokio::time::interval(journal::Journal::FLUSH_EVERY);
             loop {
                 every.tick().await;
-                j.flush_quietly();
+                j.flush_quietly().await;
             }
         })
     });
@@ -885,20 +891,20 @@ async fn restore_connected<F: Future<Output = ()>>(
         let _ = f.await;
     }
     if let Some(j) = &journal {
-        j.flush_quietly();
+        j.flush_quietly().await;
         if let Some(e) = j.take_error() {
             report.warnings.push(format!(
                 "{e}: a resumed run may send more again than it needs to"
             ));
         }
         if report.ok() {
-            if let Err(e) = j.remove() {
+            if let Err(e) = j.remove().await {
                 report.warnings.push(e.to_string());
             }
         } else {
             report.warnings.push(format!(
                 "progress is kept in {}: run the same restore with --resume to continue",
-                j.path().display()
+                j.describe()
             ));
         }
     }
@@ -963,9 +969,9 @@ async fn restore_all(
                 created[k] = true;
                 if let Some(j) = &ctx.journal {
                     if t.kind == "view" {
-                        j.complete(&t.source);
+                        j.complete(&t.source).await;
                     } else {
-                        j.created(&t.source);
+                        j.created(&t.source).await;
                     }
                 }
                 if t.kind == "view" {
@@ -991,7 +997,7 @@ async fn restore_all(
             )
             .await;
             if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
-                j.indexes_built(&t.source);
+                j.indexes_built(&t.source).await;
             }
             set(&reports, k, |r| {
                 r.indexes = o.built.clone();
@@ -1682,7 +1688,7 @@ async fn run_pipeline(
         && !stopped
         && let Some(j) = &ctx.journal
     {
-        j.data_done(&t.source);
+        j.data_done(&t.source).await;
     }
     if failed.is_none()
         && !stopped
@@ -1693,7 +1699,7 @@ async fn run_pipeline(
         let specs = spec::secondary_indexes(ns);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
         if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
-            j.indexes_built(&t.source);
+            j.indexes_built(&t.source).await;
         }
         set(&reports, k, |r| {
             r.indexes = o.built.clone();
@@ -1710,7 +1716,7 @@ async fn run_pipeline(
         r.status == "restored" && r.index_errors.is_empty()
     };
     if let (Some(j), true) = (&ctx.journal, complete) {
-        j.complete(&t.source);
+        j.complete(&t.source).await;
     }
 }
 
