@@ -601,6 +601,9 @@ async fn kill_operations(client: &Client, comment: &str) -> String {
             );
         }
     };
+    if ops.is_empty() {
+        return "the server lists none of this run's operations (currentOp); requests still running were left to finish".into();
+    }
     let mut killed = 0;
     for op in ops.iter().filter_map(|o| o.as_document()) {
         if let Some(id) = op.get("opid")
@@ -842,7 +845,14 @@ async fn restore_connected<F: Future<Output = ()>>(
                 r = tokio::time::timeout(STOP_GRACE, &mut work) => r.ok(),
                 _ = shutdown() => {
                     // Told twice: what the server is still doing for this run is killed.
-                    let killed = kill_operations(client, &ctx.op_comment).await;
+                    let killed = tokio::time::timeout(
+                        KILL_GRACE,
+                        kill_operations(client, &ctx.op_comment),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        format!("the server did not answer currentOp within {KILL_GRACE:?}; requests still running were left to it")
+                    });
                     report.warnings.push(format!(
                         "stopped again while waiting for the server: {killed}"
                     ));
@@ -1430,6 +1440,15 @@ async fn run_pipeline(
             }
         }
     };
+    // The report follows the requests as they go: should the restore stop waiting
+    // for them (told to stop twice), what is still unanswered is unacknowledged.
+    let mut inflight_docs = 0u64;
+    let live = |tally: &Tally, inflight: u64| {
+        set(&reports, k, |r| {
+            r.inserted = tally.inserted;
+            r.unacknowledged = tally.unacknowledged + inflight;
+        })
+    };
     let mut stop = ctx.stop.clone();
     let mut stopped = *stop.borrow();
     'feed: while !stopped {
@@ -1511,7 +1530,9 @@ async fn run_pipeline(
             while let Some(r) = inflight.try_join_next() {
                 let r = r.expect("insert task panicked");
                 settle(&r, &mut tracker, unit_kind);
+                inflight_docs -= r.docs;
                 tally.add(r, &mut fatal);
+                live(&tally, inflight_docs);
             }
             if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
@@ -1529,6 +1550,8 @@ async fn run_pipeline(
                 ctx.overall.clone(),
                 ctx.stop_on_error,
             );
+            inflight_docs += batch.len() as u64;
+            live(&tally, inflight_docs);
             inflight.spawn(async move {
                 let docs = batch.len() as u64;
                 let b = batch.bytes as u64;
@@ -1554,6 +1577,7 @@ async fn run_pipeline(
         if let Some(batch) = last {
             let (docs, b) = (batch.len() as u64, batch.bytes as u64);
             let parts = batch.parts.clone();
+            live(&tally, inflight_docs + docs);
             let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
@@ -1567,6 +1591,7 @@ async fn run_pipeline(
             };
             settle(&sent, &mut tracker, unit_kind);
             tally.add(sent, &mut fatal);
+            live(&tally, inflight_docs);
         }
         // Documents with an empty timestamp in their first fields, one per command,
         // flagged so the server keeps the zero.
@@ -1582,6 +1607,7 @@ async fn run_pipeline(
                 docs: vec![d],
                 parts: vec![(unit, 1)],
             };
+            live(&tally, inflight_docs + 1);
             let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
@@ -1595,13 +1621,16 @@ async fn run_pipeline(
             };
             settle(&sent, &mut tracker, unit_kind);
             tally.add(sent, &mut fatal);
+            live(&tally, inflight_docs);
         }
     }
     // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
         let r = r.expect("insert task panicked");
         settle(&r, &mut tracker, unit_kind);
+        inflight_docs -= r.docs;
         tally.add(r, &mut fatal);
+        live(&tally, inflight_docs);
     }
     if let Some(m) = input_failed {
         damaged.push(m.clone());
