@@ -115,6 +115,8 @@ pub struct SourceInfo {
     pub uri: Option<String>,
     /// mongodump archive `concurrent_collections` (kept so a conversion can carry it).
     pub concurrent_collections: Option<i32>,
+    /// When the interrupted dump that this one resumed started (`dump --resume`).
+    pub resumed_from: Option<DateTime>,
 }
 
 /// The oplog window captured by a dump with `--oplog`.

@@ -241,6 +241,11 @@ struct DumpArgs {
     /// Write the summary, per namespace, as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
+    /// Keep what a killed dump to the same OXD file (--out) had completed: namespaces it
+    /// finished are copied from its partial output, the rest is read again. The manifest
+    /// records that the backup was resumed, and from when.
+    #[arg(long)]
+    resume: bool,
     /// Read everything and discard it (no output): measures how fast the server can be drained.
     #[arg(long, hide = true)]
     drain_only: bool,
@@ -317,6 +322,23 @@ struct RestoreArgs {
     /// Restore what is intact around damaged frames instead of stopping the namespace there.
     #[arg(long)]
     skip_corrupt: bool,
+    /// Keep a journal of what the server acknowledged and, when one is there, continue the
+    /// restore it records: what is done is skipped, what was sent without an answer is sent
+    /// again (the target already holding some of it is expected), index builds that had not
+    /// run are run. A journal of another plan (input, target, namespaces, options) is
+    /// refused. The journal is removed once everything is restored.
+    #[arg(long)]
+    resume: bool,
+    /// Where the --resume journal is (default: beside the backup, BACKUP.oxidump-resume).
+    #[arg(long, value_name = "PATH", requires = "resume")]
+    resume_journal: Option<PathBuf>,
+    /// Keep the --resume journal in the target server (collection oxidump_resume.journals)
+    /// instead of beside the backup, for backups on read-only storage.
+    #[arg(long, requires = "resume", conflicts_with = "resume_journal")]
+    resume_journal_in_target: bool,
+    /// Most bytes per insert command (tuning).
+    #[arg(long, hide = true, value_parser = oxidump::dump::parse_size)]
+    batch_bytes: Option<u64>,
     /// No progress output (errors, warnings and the summary are still printed).
     #[arg(long, short)]
     quiet: bool,
@@ -583,6 +605,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         oplog: a.oplog,
         overwrite: a.force,
         drain_only: a.drain_only,
+        resume: a.resume,
         batch_bytes: a
             .batch_bytes
             .map(|b| b as usize)
@@ -602,6 +625,13 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
     {
         for w in &report.warnings {
             eprintln!("warning: {w}");
+        }
+        if !report.resumed.is_empty() {
+            eprintln!(
+                "resumed: {} namespace(s) kept from the interrupted dump's output: {}",
+                report.resumed.len(),
+                report.resumed.join(", ")
+            );
         }
         let stored = match (report.stored_bytes, report.ratio()) {
             (Some(s), Some(r)) => format!(", {} stored (ratio {r:.2})", human_bytes(s)),
@@ -739,9 +769,12 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         include_system: a.include_system,
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
-        batch_bytes: None,
         index_specs: Default::default(),
         oplog,
+        batch_bytes: a.batch_bytes.map(|b| b as usize),
+        resume: a.resume,
+        journal: a.resume_journal,
+        journal_in_target: a.resume_journal_in_target,
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

@@ -105,10 +105,26 @@ pub const PARTIAL_OUTPUT: &str = "partial output of an interrupted run: it was n
 /// are left alone; so are names without a process id, which are not ours to judge.
 /// Returns what was removed.
 pub fn remove_leftovers(dest: &Path) -> Vec<PathBuf> {
-    let prefix = leftover_prefix(dest);
     let mut removed = Vec::new();
+    for p in dead_leftovers(dest) {
+        let gone = if p.is_dir() {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
+        if gone.is_ok() {
+            removed.push(p);
+        }
+    }
+    removed
+}
+
+/// The temporaries of runs to `dest` whose process is gone (see [`remove_leftovers`]).
+pub fn dead_leftovers(dest: &Path) -> Vec<PathBuf> {
+    let prefix = leftover_prefix(dest);
+    let mut found = Vec::new();
     let Ok(entries) = fs::read_dir(parent_of(dest)) else {
-        return removed;
+        return found;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -121,17 +137,17 @@ pub fn remove_leftovers(dest: &Path) -> Vec<PathBuf> {
         if pid == std::process::id() || process_alive(pid) != Some(false) {
             continue;
         }
-        let p = e.path();
-        let gone = if p.is_dir() {
-            fs::remove_dir_all(&p)
-        } else {
-            fs::remove_file(&p)
-        };
-        if gone.is_ok() {
-            removed.push(p);
-        }
+        found.push(e.path());
     }
-    removed
+    found.sort();
+    found
+}
+
+/// A temporary name of `dest` of this process, ending in `what`: like those of
+/// [`AtomicFile`], it is left alone while this process runs and is a leftover once
+/// it is gone.
+pub fn own_leftover_name(dest: &Path, what: &str) -> PathBuf {
+    parent_of(dest).join(format!("{}{what}", temp_prefix(dest)))
 }
 
 /// Whether process `pid` runs; `None` when this system cannot tell.

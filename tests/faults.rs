@@ -1120,3 +1120,84 @@ fn a_restore_from_a_pipe_that_stays_open_stops_when_told() {
         );
     }
 }
+
+#[test]
+fn told_twice_while_requests_wait_for_a_server_that_does_not_answer_it_stops_waiting() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let backup = write(tmp.path(), "b.oxd", &archive(4, 12, 2_000, 300));
+    let mut target = PrivateServer::start(&[]);
+    let tc = target.client();
+    let report_path = tmp.path().join("report.json");
+    let child = oxidump()
+        .arg("restore")
+        .arg(&backup)
+        .args(["--uri", &target.uri(), "-j", "2", "-q"])
+        .arg("--report-json")
+        .arg(&report_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn restore");
+    until("documents arrive", || {
+        (0..4)
+            .map(|n| count(&tc, "db", &format!("c{n}-data")))
+            .sum::<u64>()
+            > 0
+    });
+    // The server stops answering: the requests the restore sends from now on wait.
+    signal(target.pid(), "STOP");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), "INT");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), "INT");
+    let out = child.wait_with_output().expect("wait");
+    signal(target.pid(), "CONT");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let r = report(&report_path);
+    let warnings = r["warnings"].to_string();
+    assert!(
+        warnings.contains("stopped again while waiting for the server"),
+        "{warnings}"
+    );
+    // The server finishes what it had received: then it holds at least what was
+    // acknowledged and at most that plus what was left unanswered.
+    let held = || -> u64 {
+        (0..4)
+            .map(|n| count(&tc, "db", &format!("c{n}-data")))
+            .sum()
+    };
+    let mut last = held();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = held();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    let mut unknown_total = 0;
+    for n in r["namespaces"].as_array().expect("namespaces") {
+        let coll = n["target"]
+            .as_str()
+            .expect("target")
+            .split_once('.')
+            .expect("db.c")
+            .1;
+        let acked = n["inserted"].as_u64().expect("inserted");
+        let unknown = n["unacknowledged"].as_u64().expect("unacknowledged");
+        let held = count(&tc, "db", coll);
+        assert!(
+            acked <= held && held <= acked + unknown,
+            "{coll}: {held} held: {n}"
+        );
+        unknown_total += unknown;
+    }
+    assert!(
+        unknown_total > 0,
+        "no request was waiting for the server: {r}"
+    );
+    target.kill();
+}

@@ -25,6 +25,8 @@ mod fuzz_regressions;
 mod oplog;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
+/// `restore --resume`: killed at any point and resumed, a restore ends as one uninterrupted run.
+mod resume;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
 mod roundtrip;
 /// The repository stands alone: no path leaves it, no Python is needed, the fixtures are inside.

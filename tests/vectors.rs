@@ -122,6 +122,7 @@ pub fn catalog() -> Catalog {
             created_at: Some(DateTime::from_millis(CREATED_AT_MS)),
             uri: Some("mongodb://db.example.net:27017/?replicaSet=rs0".into()),
             concurrent_collections: None,
+            resumed_from: None,
         },
         namespaces: vec![coll, other, view, empty, oplog],
     }

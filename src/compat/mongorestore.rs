@@ -514,6 +514,9 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
             fix_dotted_hashed: p.has("fixDottedHashIndex"),
         },
         oplog,
+        resume: false,
+        journal: None,
+        journal_in_target: false,
     };
     Ok(RestorePlan {
         opts,

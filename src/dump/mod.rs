@@ -16,6 +16,7 @@
 pub mod partition;
 pub mod plan;
 pub mod read;
+pub mod resume;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -81,6 +82,8 @@ pub struct DumpOptions {
     pub drain_only: bool,
     /// Only views, each as a collection of the documents it produces.
     pub views_as_collections: bool,
+    /// Keep what a killed dump to the same OXD file already wrote (see [`resume`]).
+    pub resume: bool,
 }
 
 impl Default for DumpOptions {
@@ -105,6 +108,7 @@ impl Default for DumpOptions {
             overwrite: false,
             drain_only: false,
             views_as_collections: false,
+            resume: false,
         }
     }
 }
@@ -203,6 +207,10 @@ pub struct DumpReport {
     pub oplog: Option<(String, String)>,
     /// Warnings.
     pub warnings: Vec<String>,
+    /// With `--resume`: the namespaces kept from the output of an interrupted run
+    /// instead of being read again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<String>,
 }
 
 impl DumpReport {
@@ -251,6 +259,21 @@ pub fn default_output(uri: &str, format: OutputFormat, gzip: bool) -> PathBuf {
 }
 
 fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
+    if opts.resume {
+        if opts.format != OutputFormat::Oxd || opts.drain_only {
+            return Err(DumpError::Usage("--resume needs an OXD output".into()));
+        }
+        if opts.out.as_deref().is_none_or(|o| o.as_os_str() == "-") {
+            return Err(DumpError::Usage(
+                "--resume needs the path of the interrupted dump's output (--out FILE)".into(),
+            ));
+        }
+        if opts.oplog {
+            return Err(DumpError::Usage(
+                "--resume and --oplog do not go together in this version".into(),
+            ));
+        }
+    }
     if opts.collection.is_some() && opts.dbs.len() != 1 {
         return Err(DumpError::Usage(
             "--collection needs exactly one --db".into(),
@@ -353,6 +376,7 @@ async fn dump_connected(
         created_at: Some(bson::DateTime::now()),
         uri: Some(connect::redact_uri(&opts.uri)),
         concurrent_collections: Some(opts.jobs.min(i32::MAX as usize) as i32),
+        resumed_from: None,
     };
     let sel = Selection {
         dbs: opts.dbs.clone(),
@@ -375,7 +399,7 @@ async fn dump_connected(
     } else {
         plan::Sizes::Metadata
     };
-    let (catalog, plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
+    let (mut catalog, mut plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
     if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
@@ -394,6 +418,15 @@ async fn dump_connected(
                 .unwrap_or_else(|| default_output(&opts.uri, opts.format, opts.gzip)),
         )
     };
+    // Resuming: what a dead run to the same file completed is kept, not read again.
+    let kept = match &output {
+        Some(p) if opts.resume => resume::take(p, &catalog).map(Arc::new),
+        _ => None,
+    };
+    if let Some(k) = &kept {
+        catalog.source.resumed_from = k.created_at.or(Some(bson::DateTime::now()));
+        plans.retain(|p| !k.counts.contains_key(&p.ns));
+    }
     // What runs to the same destination that died left behind goes first.
     let removed: Vec<String> = match &output {
         Some(p) if p.as_os_str() != "-" => crate::output::remove_leftovers(p)
@@ -443,6 +476,12 @@ async fn dump_connected(
             .collect(),
     );
 
+    if let Some(k) = &kept {
+        for (&n, &(docs, bytes)) in &k.counts {
+            runs[n].counters.docs.store(docs, Ordering::Relaxed);
+            runs[n].counters.bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
     let (tx, rx) = mpsc::channel::<Msg>(opts.oxd.in_flight.max(2));
     let (sum_tx, sum_rx) = oneshot::channel::<Summary>();
     // A drain has no writer: its messages are only counted and dropped.
@@ -459,9 +498,10 @@ async fn dump_connected(
     let writer = sink.map(|sink| {
         let rx = rx.expect("receiver");
         let catalog = catalog.clone();
+        let kept = kept.clone();
         std::thread::Builder::new()
             .name("oxidump-writer".into())
-            .spawn(move || write_loop(sink, &catalog, rx, sum_rx))
+            .spawn(move || write_loop(sink, &catalog, rx, sum_rx, kept.as_deref()))
             .expect("spawn writer thread")
     });
     let mut tasks = JoinSet::new();
@@ -547,6 +587,19 @@ async fn dump_connected(
             }
         })
         .collect();
+    let mut resumed: Vec<String> = kept
+        .as_ref()
+        .map(|k| {
+            k.counts
+                .keys()
+                .map(|&n| catalog.namespaces[n].full_name())
+                .collect()
+        })
+        .unwrap_or_default();
+    resumed.sort();
+    if let Some(k) = &kept {
+        let _ = std::fs::remove_file(&k.path);
+    }
     let documents = namespaces.iter().map(|n| n.documents).sum();
     let bytes: u64 = namespaces.iter().map(|n| n.bytes).sum();
     Ok(DumpReport {
@@ -564,6 +617,7 @@ async fn dump_connected(
             .oplog
             .map(|o| (oplog::show_ts(o.start), oplog::show_ts(o.end))),
         warnings: removed.into_iter().chain(summary.warnings).collect(),
+        resumed,
     })
 }
 
@@ -610,8 +664,12 @@ fn write_loop(
     catalog: &Catalog,
     mut rx: mpsc::Receiver<Msg>,
     summary: oneshot::Receiver<Summary>,
+    kept: Option<&resume::Kept>,
 ) -> Result<(), SinkError> {
     sink.begin(catalog)?;
+    if let Some(k) = kept {
+        resume::copy(k, sink.as_mut())?;
+    }
     while let Some(m) = rx.blocking_recv() {
         match m {
             Msg::Docs { ns, data, count } => sink.write_docs(ns, data, count)?,

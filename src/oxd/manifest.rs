@@ -8,8 +8,9 @@
 //! | `source`     | document  | yes      | see [`source` fields](#source)                    |
 //! | `namespaces` | array     | yes      | one document per namespace, in id order           |
 //!
-//! `source`: `tool`, `server_version`, `fcv`, `uri` (strings, credentials removed)
-//! and `concurrent_collections` (int32), each optional.
+//! `source`: `tool`, `server_version`, `fcv`, `uri` (strings, credentials removed),
+//! `concurrent_collections` (int32) and `resumed_from` (date: the backup resumed an
+//! interrupted one that started then), each optional.
 //!
 //! Namespace documents: `db` (string), `collection` (string, logical name), `type`
 //! (`collection`, `view`, `timeseries` or `oplog`), `options` (document,
@@ -43,6 +44,9 @@ pub fn encode(catalog: &Catalog) -> Vec<u8> {
     }
     if let Some(c) = s.concurrent_collections {
         source.insert("concurrent_collections", c);
+    }
+    if let Some(t) = s.resumed_from {
+        source.insert("resumed_from", t);
     }
     let namespaces: Vec<Bson> = catalog
         .namespaces
@@ -116,6 +120,11 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
             None => None,
             Some(Bson::Int32(c)) => Some(*c),
             Some(_) => return Err("`source.concurrent_collections` is not an int32".into()),
+        },
+        resumed_from: match src.get("resumed_from") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::DateTime(t)) => Some(*t),
+            Some(_) => return Err("`source.resumed_from` is not a date".into()),
         },
     };
     let list = match d.get("namespaces") {
@@ -205,6 +214,7 @@ mod tests {
                 created_at: Some(DateTime::from_millis(1_700_000_000_000)),
                 uri: Some("mongodb://host:27017/".into()),
                 concurrent_collections: Some(4),
+                resumed_from: None,
             },
             namespaces: vec![c, ts],
         }

@@ -879,6 +879,7 @@ pub struct NsSource {
     digest: NsDigest,
     skip_corrupt: bool,
     skipped: Vec<SkippedFrame>,
+    last_frame: Option<u32>,
     done: bool,
 }
 
@@ -909,8 +910,14 @@ impl NsSource {
             digest: NsDigest::default(),
             skip_corrupt,
             skipped: Vec::new(),
+            last_frame: None,
             done: false,
         }
+    }
+
+    /// The number (`seq`) of the frame whose documents the last chunk held.
+    pub fn last_frame(&self) -> Option<u32> {
+        self.last_frame
     }
 
     /// Frames skipped because they were damaged.
@@ -976,7 +983,8 @@ impl NsSource {
                 });
             }
             match self.pending.pop() {
-                Some((_, Ok((h, raw, crc)))) => {
+                Some((entry, Ok((h, raw, crc)))) => {
+                    self.last_frame = Some(entry.seq);
                     self.digest
                         .add_digested(crc, raw.len() as u64, h.doc_count as u64);
                     return Ok(Some(Chunk::Docs {

@@ -147,6 +147,8 @@ pub struct Batch {
     pub docs: Vec<RawDocumentBuf>,
     /// Their total size in bytes.
     pub bytes: usize,
+    /// Which units of input the documents come from, in order: (unit, documents).
+    pub parts: Vec<(u64, u32)>,
 }
 
 impl Batch {
@@ -158,6 +160,22 @@ impl Batch {
     /// Whether empty.
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
+    }
+
+    fn add(&mut self, doc: RawDocumentBuf, unit: u64) {
+        self.bytes += doc.as_bytes().len();
+        self.docs.push(doc);
+        match self.parts.last_mut() {
+            Some((u, n)) if *u == unit => *n += 1,
+            _ => self.parts.push((unit, 1)),
+        }
+    }
+
+    /// The unit of input of each document, in order.
+    pub fn units(&self) -> impl Iterator<Item = u64> + '_ {
+        self.parts
+            .iter()
+            .flat_map(|&(u, n)| std::iter::repeat_n(u, n as usize))
     }
 }
 
@@ -194,7 +212,19 @@ impl Batcher {
 
     /// Adds a run of whole documents; returns the batches it filled.
     pub fn push(&mut self, run: &[u8]) -> Result<Vec<Batch>, crate::docs::FramingError> {
+        Ok(self.push_unit(run, 0)?.0)
+    }
+
+    /// Adds a run of whole documents from unit `unit` of the input (the batches say
+    /// which documents come from which unit); returns the batches it filled and how
+    /// many documents the run holds.
+    pub fn push_unit(
+        &mut self,
+        run: &[u8],
+        unit: u64,
+    ) -> Result<(Vec<Batch>, u64), crate::docs::FramingError> {
         let mut full = Vec::new();
+        let mut count = 0u64;
         for d in crate::docs::DocIter::new(run) {
             let d = d?;
             let doc = RawDocumentBuf::from_bytes(d.to_vec()).map_err(|_| {
@@ -203,9 +233,9 @@ impl Batcher {
                     len: d.len(),
                 }
             })?;
+            count += 1;
             if has_empty_timestamp(&doc) {
-                self.special.bytes += d.len();
-                self.special.docs.push(doc);
+                self.special.add(doc, unit);
                 continue;
             }
             if !self.cur.is_empty()
@@ -213,10 +243,9 @@ impl Batcher {
             {
                 full.push(std::mem::take(&mut self.cur));
             }
-            self.cur.bytes += d.len();
-            self.cur.docs.push(doc);
+            self.cur.add(doc, unit);
         }
-        Ok(full)
+        Ok((full, count))
     }
 
     /// The last, partly filled batch.
@@ -489,6 +518,22 @@ mod tests {
     }
 
     #[test]
+    fn batches_say_which_units_their_documents_come_from() {
+        let data = run(5, 10);
+        let mut b = Batcher::new(4, 1 << 20);
+        let (out, n) = b.push_unit(&data, 7).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].parts, vec![(7, 4)]);
+        let (out, n) = b.push_unit(&data[..data.len() / 5 * 2], 9).unwrap();
+        assert_eq!(n, 2);
+        assert!(out.is_empty());
+        let last = b.finish().unwrap();
+        assert_eq!(last.parts, vec![(7, 1), (9, 2)]);
+        assert_eq!(last.units().collect::<Vec<_>>(), vec![7, 9, 9]);
+    }
+
+    #[test]
     fn a_document_larger_than_the_byte_limit_goes_alone() {
         let data = run(3, 1000);
         let mut b = Batcher::new(100, 10);
@@ -549,7 +594,7 @@ mod tests {
             docs: (0..10)
                 .map(|i| RawDocumentBuf::try_from(&bson::doc! {"_id": i}).unwrap())
                 .collect(),
-            bytes: 0,
+            ..Batch::default()
         };
         match classify("d.c", &batch, 9, [(3, 2, "bad".to_string())]) {
             Err(e @ InsertError::Refused { .. }) => assert_eq!(e.acknowledged(), Some(9)),

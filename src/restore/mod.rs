@@ -18,6 +18,7 @@
 
 pub mod index;
 pub mod insert;
+pub mod journal;
 pub mod oplog;
 pub mod plan;
 pub mod spec;
@@ -122,6 +123,12 @@ pub struct RestoreOptions {
     pub index_specs: spec::IndexSpecOptions,
     /// Replay oplog after the data (`--oplog-replay`, `--oplog-file`).
     pub oplog: Option<OplogReplay>,
+    /// Keep a resume journal, and continue from it when there is one (`--resume`).
+    pub resume: bool,
+    /// Where the journal is (default: beside the backup, see [`journal::default_path`]).
+    pub journal: Option<PathBuf>,
+    /// Keep the journal in the target server instead (see [`journal`]).
+    pub journal_in_target: bool,
 }
 
 /// Oplog replay asked of a restore.
@@ -162,6 +169,9 @@ impl Default for RestoreOptions {
             batch_bytes: None,
             index_specs: spec::IndexSpecOptions::default(),
             oplog: None,
+            resume: false,
+            journal: None,
+            journal_in_target: false,
         }
     }
 }
@@ -194,6 +204,9 @@ pub enum RestoreError {
     /// Refused before writing.
     #[error(transparent)]
     Plan(#[from] RestorePlanError),
+    /// The resume journal cannot be used.
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     /// A server command failed outside a namespace's own work.
     #[error("{what}: {}", crate::connect::describe(source))]
     Driver {
@@ -259,6 +272,11 @@ pub struct NsReport {
     pub index_seconds: f64,
     /// Whether it was dropped first.
     pub dropped: bool,
+    /// Documents an earlier run of a resumed restore got acknowledged, not sent again.
+    pub resumed: u64,
+    /// Documents sent again by a resumed restore that the target already held
+    /// (duplicate-key refusals of documents an interrupted run had sent): expected.
+    pub already_present: u64,
     /// Collection option names (`capped`, `validator`, `timeseries`, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub options: Vec<String>,
@@ -317,6 +335,12 @@ pub struct RestoreReport {
     /// The oplog replay, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oplog: Option<crate::oplog::replay::ReplayReport>,
+    /// The resume journal, when the restore keeps one (`--resume`); it is removed
+    /// when everything was restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
+    /// Whether this run continued an earlier one from its journal.
+    pub resumed: bool,
 }
 
 impl RestoreReport {
@@ -410,12 +434,17 @@ async fn run_oplog_only<F: Future<Output = ()>>(
 }
 
 enum Feed {
-    Docs(Vec<u8>, u64),
+    /// Documents, how many, and which unit of the input they are (see [`journal::Unit`]).
+    Docs(Vec<u8>, u64, journal::Unit, u64),
     Damaged(String),
     Failed(String),
 }
 
 struct Ctx {
+    /// The resume journal (`--resume`).
+    journal: Option<Arc<journal::Journal>>,
+    /// Source namespaces an earlier run started (their re-sent documents may be there).
+    resumed: std::collections::HashSet<String>,
     /// Becomes `true` when the restore is told to stop: no new request is sent.
     stop: tokio::sync::watch::Receiver<bool>,
     /// The comment of this run's inserts.
@@ -532,10 +561,24 @@ pub async fn run<F: Future<Output = ()>>(
         .map(plan::parse_write_concern)
         .transpose()
         .map_err(RestoreError::Usage)?;
+    if opts.resume && opts.input.as_os_str() == "-" {
+        return Err(RestoreError::Usage(
+            "--resume needs a backup read by path: standard input cannot be read again from where it stopped".into(),
+        ));
+    }
+    if opts.resume && opts.stop_on_error {
+        return Err(RestoreError::Usage(
+            "--resume and --stop-on-error do not go together: a resumed restore sends some documents again, and the target already holding them is expected".into(),
+        ));
+    }
     if opts.input.as_os_str().is_empty() {
         return run_oplog_only(&opts, &filter, &renamer, write_concern, started, shutdown).await;
     }
     let (input, format) = open_input(&opts.input)?;
+    let journal = opts
+        .resume
+        .then(|| journal_plan(&opts, &format))
+        .transpose()?;
     let catalog = catalog_of(&input).clone();
     let raw_total: u64 = match &input {
         Input::Oxd { index, .. } => index
@@ -558,6 +601,7 @@ pub async fn run<F: Future<Output = ()>>(
     let client =
         connect::connect(&opts.uri, (opts.jobs * (opts.workers + 1) + 4) as u32, None).await?;
     let loaded = Loaded {
+        journal,
         started,
         filter,
         renamer,
@@ -575,8 +619,86 @@ pub async fn run<F: Future<Output = ()>>(
     r
 }
 
+/// The resume journal of a restore.
+enum Journaled {
+    /// Kept up to date; `true` when it continues an earlier run.
+    Open(Arc<journal::Journal>, bool),
+    /// Read for a dry run.
+    Checked(journal::JournalData),
+}
+
+impl Journaled {
+    /// Whether an earlier run created the target of source namespace `ns`.
+    fn created(&self, ns: &str) -> bool {
+        match self {
+            Journaled::Open(j, resumed) => *resumed && j.progress(ns).created,
+            Journaled::Checked(d) => d.namespaces.get(ns).is_some_and(|p| p.created),
+        }
+    }
+}
+
+/// What decides what a restore writes, for its journal.
+fn journal_plan(opts: &RestoreOptions, format: &str) -> Result<journal::Plan, RestoreError> {
+    let input = std::path::absolute(&opts.input).unwrap_or_else(|_| opts.input.clone());
+    let input_fingerprint =
+        journal::fingerprint(&opts.input).map_err(|source| SourceError::Io {
+            path: opts.input.clone(),
+            source,
+        })?;
+    let list = |v: &[String]| v.join(" ");
+    let options = [
+        ("--ns-include", list(&opts.include)),
+        ("--ns-exclude", list(&opts.exclude)),
+        (
+            "--ns-from/--ns-to",
+            opts.renames
+                .iter()
+                .map(|(a, b)| format!("{a}={b}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "existing targets",
+            match opts.existing {
+                Existing::Refuse => "refuse",
+                Existing::Drop => "--drop",
+                Existing::Append => "--append",
+            }
+            .to_string(),
+        ),
+        (
+            "--index-build",
+            format!("{:?}", opts.index_build).to_lowercase(),
+        ),
+        (
+            "--bypass-document-validation",
+            opts.bypass_validation.to_string(),
+        ),
+        (
+            "--write-concern",
+            opts.write_concern.clone().unwrap_or_default(),
+        ),
+        ("--no-options", opts.no_options.to_string()),
+        ("--preserve-uuid", opts.preserve_uuid.to_string()),
+        ("--include-system", opts.include_system.to_string()),
+        ("--skip-corrupt", opts.skip_corrupt.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Ok(journal::Plan {
+        input: input.display().to_string(),
+        input_format: format.to_string(),
+        input_fingerprint,
+        target: connect::redact_uri(&opts.uri),
+        options,
+    })
+}
+
 /// What is known before connecting.
 struct Loaded {
+    /// The plan of the resume journal (`--resume`).
+    journal: Option<journal::Plan>,
     started: Instant,
     filter: NsFilter,
     renamer: Renamer,
@@ -615,6 +737,9 @@ async fn kill_operations(client: &Client, comment: &str) -> String {
             );
         }
     };
+    if ops.is_empty() {
+        return "the server lists none of this run's operations (currentOp); requests still running were left to finish".into();
+    }
     let mut killed = 0;
     for op in ops.iter().filter_map(|o| o.as_document()) {
         if let Some(id) = op.get("opid")
@@ -640,6 +765,7 @@ async fn restore_connected<F: Future<Output = ()>>(
     shutdown: impl Fn() -> F,
 ) -> Result<RestoreReport, RestoreError> {
     let Loaded {
+        journal: journal_plan,
         started,
         filter,
         renamer,
@@ -657,6 +783,41 @@ async fn restore_connected<F: Future<Output = ()>>(
             source,
         })?;
     let index_build = opts.index_build.resolve(&server);
+    let journal = match journal_plan {
+        None => None,
+        Some(plan) => {
+            let store = if opts.journal_in_target {
+                journal::Store::Server {
+                    client: client.clone(),
+                    id: plan.input.clone(),
+                }
+            } else {
+                journal::Store::File(
+                    opts.journal
+                        .clone()
+                        .unwrap_or_else(|| journal::default_path(&opts.input)),
+                )
+            };
+            if opts.dry_run {
+                // Checked, never written.
+                journal::Journal::check(&store, &plan)
+                    .await?
+                    .map(Journaled::Checked)
+            } else {
+                let (j, resumed) = journal::Journal::open(store, plan).await?;
+                Some(Journaled::Open(Arc::new(j), resumed))
+            }
+        }
+    };
+    let resumed: std::collections::HashSet<String> = match &journal {
+        Some(j) => catalog
+            .namespaces
+            .iter()
+            .map(|n| n.full_name())
+            .filter(|n| j.created(n))
+            .collect(),
+        None => Default::default(),
+    };
     let (targets, mut warnings) = plan::plan(
         client,
         PlanInput {
@@ -669,6 +830,7 @@ async fn restore_connected<F: Future<Output = ()>>(
             preserve_uuid: opts.preserve_uuid,
             no_options: opts.no_options,
             server: &server,
+            resumed: &resumed,
         },
     )
     .await?;
@@ -708,6 +870,14 @@ async fn restore_connected<F: Future<Output = ()>>(
         server_version: server.version.clone(),
         dry_run: opts.dry_run,
         index_build: index_build.as_str().to_string(),
+        journal: match &journal {
+            Some(Journaled::Open(j, _)) => Some(j.describe()),
+            _ => None,
+        },
+        resumed: matches!(
+            journal,
+            Some(Journaled::Open(_, true) | Journaled::Checked(_))
+        ),
         ..RestoreReport::default()
     };
     if crate::output::is_partial_output(&opts.input) {
@@ -771,7 +941,13 @@ async fn restore_connected<F: Future<Output = ()>>(
         .min((server.max_message_size.max(2 << 20) as usize) - (1 << 20));
     let total = raw_total;
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let journal = match journal {
+        Some(Journaled::Open(j, _)) => Some(j),
+        _ => None,
+    };
     let ctx = Arc::new(Ctx {
+        journal: journal.clone(),
+        resumed,
         stop,
         op_comment: format!(
             "oxidump restore {}-{}",
@@ -812,6 +988,16 @@ async fn restore_connected<F: Future<Output = ()>>(
         reports.clone(),
     );
     tokio::pin!(work);
+    // What the server acknowledged reaches the journal at most FLUSH_EVERY late.
+    let flusher = journal.clone().map(|j| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(journal::Journal::FLUSH_EVERY);
+            loop {
+                every.tick().await;
+                j.flush_quietly().await;
+            }
+        })
+    });
     // Told to stop: no new request is sent, those already sent are answered (for at
     // most STOP_GRACE), and the report says what the target holds.
     let data_done = tokio::select! {
@@ -823,7 +1009,14 @@ async fn restore_connected<F: Future<Output = ()>>(
                 r = tokio::time::timeout(STOP_GRACE, &mut work) => r.ok(),
                 _ = shutdown() => {
                     // Told twice: what the server is still doing for this run is killed.
-                    let killed = kill_operations(client, &ctx.op_comment).await;
+                    let killed = tokio::time::timeout(
+                        KILL_GRACE,
+                        kill_operations(client, &ctx.op_comment),
+                    )
+                    .await
+                    .unwrap_or_else(|_| {
+                        format!("the server did not answer currentOp within {KILL_GRACE:?}; requests still running were left to it")
+                    });
                     report.warnings.push(format!(
                         "stopped again while waiting for the server: {killed}"
                     ));
@@ -884,6 +1077,28 @@ async fn restore_connected<F: Future<Output = ()>>(
     warnings.extend(data_done.warnings);
     warnings.append(&mut report.warnings);
     report.warnings = warnings;
+    if let Some(f) = flusher {
+        f.abort();
+        let _ = f.await;
+    }
+    if let Some(j) = &journal {
+        j.flush_quietly().await;
+        if let Some(e) = j.take_error() {
+            report.warnings.push(format!(
+                "{e}: a resumed run may send more again than it needs to"
+            ));
+        }
+        if report.ok() {
+            if let Err(e) = j.remove().await {
+                report.warnings.push(e.to_string());
+            }
+        } else {
+            report.warnings.push(format!(
+                "progress is kept in {}: run the same restore with --resume to continue",
+                j.describe()
+            ));
+        }
+    }
     Ok(report)
 }
 
@@ -930,9 +1145,26 @@ async fn restore_all(
             break;
         }
         let t = &targets[k];
+        let earlier = ctx.journal.as_ref().map(|j| j.progress(&t.source));
+        if let Some(p) = earlier.as_ref().filter(|p| p.complete) {
+            // An earlier run did everything for it.
+            set(&reports, k, |r| {
+                r.status = "restored".into();
+                r.resumed = p.documents;
+                r.message = Some("restored by an earlier run (resumed)".into());
+            });
+            continue;
+        }
         match prepare(&ctx, t).await {
             Ok(()) => {
                 created[k] = true;
+                if let Some(j) = &ctx.journal {
+                    if t.kind == "view" {
+                        j.complete(&t.source).await;
+                    } else {
+                        j.created(&t.source).await;
+                    }
+                }
                 if t.kind == "view" {
                     set(&reports, k, |r| r.status = "restored".into());
                 }
@@ -942,7 +1174,11 @@ async fn restore_all(
                 r.message = Some(m);
             }),
         }
-        if created[k] && ctx.index_build == IndexBuild::Before && t.kind != "view" {
+        if created[k]
+            && ctx.index_build == IndexBuild::Before
+            && t.kind != "view"
+            && !earlier.as_ref().is_some_and(|p| p.indexes_built)
+        {
             let ns = &ctx.catalog.namespaces[t.src];
             let o = index::build(
                 &ctx.client.database(&t.db),
@@ -951,6 +1187,9 @@ async fn restore_all(
                 ctx.write_concern.as_ref(),
             )
             .await;
+            if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
+                j.indexes_built(&t.source).await;
+            }
             set(&reports, k, |r| {
                 r.indexes = o.built.clone();
                 r.index_errors = o.failed.clone();
@@ -1100,7 +1339,11 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
             loop {
                 match s.next_chunk() {
                     Ok(Some(Chunk::Docs { data, count, .. })) => {
-                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                        let seq = s.last_frame().unwrap_or(0) as u64;
+                        if tx
+                            .blocking_send(Feed::Docs(data, count, journal::Unit::Frame, seq))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -1137,9 +1380,13 @@ fn feed_one(input: &Random, src: usize, name: &str, skip_corrupt: bool, tx: mpsc
                 }
             };
             loop {
+                let at = r.offset();
                 match r.next_chunk() {
                     Ok(Some((data, count))) => {
-                        if tx.blocking_send(Feed::Docs(data, count)).is_err() {
+                        if tx
+                            .blocking_send(Feed::Docs(data, count, journal::Unit::Offset, at))
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -1182,6 +1429,7 @@ fn feed_stream(
     let mut senders: std::collections::HashMap<usize, mpsc::Sender<Feed>> =
         std::collections::HashMap::new();
     let mut ended = std::collections::HashSet::new();
+    let mut ordinals: std::collections::HashMap<usize, u64> = std::collections::HashMap::new();
     let mut warnings = Vec::new();
     let start = |src: usize, senders: &mut std::collections::HashMap<usize, mpsc::Sender<Feed>>| {
         if let Some(&k) = by_src.get(&src) {
@@ -1205,8 +1453,13 @@ fn feed_stream(
                 if !senders.contains_key(&ns) && !ended.contains(&ns) {
                     start(ns, &mut senders);
                 }
+                let ord = ordinals.entry(ns).or_insert(0);
+                let unit = *ord;
+                *ord += 1;
                 if let Some(tx) = senders.get(&ns)
-                    && tx.blocking_send(Feed::Docs(data, count)).is_err()
+                    && tx
+                        .blocking_send(Feed::Docs(data, count, journal::Unit::Chunk, unit))
+                        .is_err()
                 {
                     senders.remove(&ns);
                 }
@@ -1265,6 +1518,8 @@ fn feed_stream(
 struct Sent {
     docs: u64,
     bytes: u64,
+    /// The units of input its documents come from (see [`insert::Batch::parts`]).
+    parts: Vec<(u64, u32)>,
     result: Result<(u64, BatchErrors), insert::InsertError>,
 }
 
@@ -1346,6 +1601,35 @@ async fn run_pipeline(
     let mut fatal: Option<String> = None;
     let mut damaged = Vec::new();
     let mut input_failed: Option<String> = None;
+    // Resuming: what an earlier run got acknowledged is not sent again; the units of
+    // input whose documents are all acknowledged go into the journal.
+    let earlier = ctx
+        .journal
+        .as_ref()
+        .map(|j| j.progress(&t.source))
+        .unwrap_or_default();
+    let mut resumed_docs = 0u64;
+    let mut tracker = journal::UnitTracker::default();
+    let mut unit_kind = journal::Unit::Frame;
+    let settle = |s: &Sent, tracker: &mut journal::UnitTracker, unit: journal::Unit| {
+        let Some(j) = &ctx.journal else { return };
+        if let Ok((n, e)) = &s.result
+            && n + e.duplicates + e.invalid >= s.docs
+        {
+            for (key, docs) in tracker.acknowledged(&s.parts) {
+                j.unit_done(&t.source, unit, key, docs);
+            }
+        }
+    };
+    // The report follows the requests as they go: should the restore stop waiting
+    // for them (told to stop twice), what is still unanswered is unacknowledged.
+    let mut inflight_docs = 0u64;
+    let live = |tally: &Tally, inflight: u64| {
+        set(&reports, k, |r| {
+            r.inserted = tally.inserted;
+            r.unacknowledged = tally.unacknowledged + inflight;
+        })
+    };
     let mut stop = ctx.stop.clone();
     let mut stopped = *stop.borrow();
     'feed: while !stopped {
@@ -1357,8 +1641,15 @@ async fn run_pipeline(
             }
         };
         let Some(f) = f else { break };
-        let (data, _) = match f {
-            Feed::Docs(d, c) => (d, c),
+        let (data, key) = match f {
+            Feed::Docs(d, c, unit, key) => {
+                unit_kind = unit;
+                if earlier.done.contains(&key) {
+                    resumed_docs += c;
+                    continue;
+                }
+                (d, key)
+            }
             Feed::Damaged(m) => {
                 damaged.push(m);
                 continue;
@@ -1404,8 +1695,13 @@ async fn run_pipeline(
                 }
             }
         };
-        let full = match batcher.push(&data) {
-            Ok(b) => b,
+        let full = match batcher.push_unit(&data, key) {
+            Ok((b, n)) => {
+                if let (Some((key, _)), Some(j)) = (tracker.pushed(key, n), &ctx.journal) {
+                    j.unit_done(&t.source, unit_kind, key, 0);
+                }
+                b
+            }
             Err(e) => {
                 fatal.get_or_insert(format!("malformed documents: {e}"));
                 break;
@@ -1413,7 +1709,11 @@ async fn run_pipeline(
         };
         for batch in full {
             while let Some(r) = inflight.try_join_next() {
-                tally.add(r.expect("insert task panicked"), &mut fatal);
+                let r = r.expect("insert task panicked");
+                settle(&r, &mut tracker, unit_kind);
+                inflight_docs -= r.docs;
+                tally.add(r, &mut fatal);
+                live(&tally, inflight_docs);
             }
             if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
@@ -1431,9 +1731,12 @@ async fn run_pipeline(
                 ctx.overall.clone(),
                 ctx.stop_on_error,
             );
+            inflight_docs += batch.len() as u64;
+            live(&tally, inflight_docs);
             inflight.spawn(async move {
                 let docs = batch.len() as u64;
                 let b = batch.bytes as u64;
+                let parts = batch.parts.clone();
                 let r = insert::insert_batch(&db, &target, batch, stop).await;
                 drop(permit);
                 if let Ok((n, _)) = &r {
@@ -1444,6 +1747,7 @@ async fn run_pipeline(
                 Sent {
                     docs,
                     bytes: b,
+                    parts,
                     result: r,
                 }
             });
@@ -1454,24 +1758,28 @@ async fn run_pipeline(
         let special = batcher.take_special();
         if let Some(batch) = last {
             let (docs, b) = (batch.len() as u64, batch.bytes as u64);
+            let parts = batch.parts.clone();
+            live(&tally, inflight_docs + docs);
             let r = insert::insert_batch(&db, &target, batch, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
                 bar.add_bytes(b);
                 ctx.overall.inc(b);
             }
-            tally.add(
-                Sent {
-                    docs,
-                    bytes: b,
-                    result: r,
-                },
-                &mut fatal,
-            );
+            let sent = Sent {
+                docs,
+                bytes: b,
+                parts,
+                result: r,
+            };
+            settle(&sent, &mut tracker, unit_kind);
+            tally.add(sent, &mut fatal);
+            live(&tally, inflight_docs);
         }
         // Documents with an empty timestamp in their first fields, one per command,
         // flagged so the server keeps the zero.
-        for d in special.docs {
+        let units: Vec<u64> = special.units().collect();
+        for (d, unit) in special.docs.into_iter().zip(units) {
             if fatal.is_some() || *ctx.stop.borrow() {
                 stopped |= *ctx.stop.borrow();
                 break;
@@ -1480,26 +1788,33 @@ async fn run_pipeline(
             let one = insert::Batch {
                 bytes: b as usize,
                 docs: vec![d],
+                parts: vec![(unit, 1)],
             };
+            live(&tally, inflight_docs + 1);
             let r = insert::insert_command(&db, &target, &one, true, ctx.stop_on_error).await;
             if let Ok((n, _)) = &r {
                 bar.inc(*n);
                 bar.add_bytes(b);
                 ctx.overall.inc(b);
             }
-            tally.add(
-                Sent {
-                    docs: 1,
-                    bytes: b,
-                    result: r,
-                },
-                &mut fatal,
-            );
+            let sent = Sent {
+                docs: 1,
+                bytes: b,
+                parts: one.parts,
+                result: r,
+            };
+            settle(&sent, &mut tracker, unit_kind);
+            tally.add(sent, &mut fatal);
+            live(&tally, inflight_docs);
         }
     }
     // Requests already sent are answered before the namespace is reported.
     while let Some(r) = inflight.join_next().await {
-        tally.add(r.expect("insert task panicked"), &mut fatal);
+        let r = r.expect("insert task panicked");
+        settle(&r, &mut tracker, unit_kind);
+        inflight_docs -= r.docs;
+        tally.add(r, &mut fatal);
+        live(&tally, inflight_docs);
     }
     if let Some(m) = input_failed {
         damaged.push(m.clone());
@@ -1509,8 +1824,20 @@ async fn run_pipeline(
         inserted,
         bytes,
         unacknowledged,
-        errors,
+        mut errors,
     } = tally;
+    // Sent again after an interruption: documents already there are expected.
+    let already_present = if ctx.resumed.contains(&t.source) {
+        let n = errors.duplicates;
+        errors.duplicates = 0;
+        if errors.invalid == 0 {
+            errors.ids.clear();
+            errors.first_message = None;
+        }
+        n
+    } else {
+        0
+    };
     // Dropping the receiver tells the reader to stop.
     drop(rx);
     bar.finish_and_clear();
@@ -1531,6 +1858,8 @@ async fn run_pipeline(
     let sent_any = inserted + unacknowledged + errors.duplicates + errors.invalid > 0;
     set(&reports, k, |r| {
         r.inserted = inserted;
+        r.resumed = earlier.documents.max(resumed_docs);
+        r.already_present = already_present;
         r.unacknowledged = unacknowledged;
         r.bytes = bytes;
         r.duplicates = errors.duplicates;
@@ -1568,21 +1897,40 @@ async fn run_pipeline(
             }
         }
     });
-    if failed.is_none() && !stopped && ctx.index_build == IndexBuild::After {
+    if failed.is_none()
+        && !stopped
+        && let Some(j) = &ctx.journal
+    {
+        j.data_done(&t.source).await;
+    }
+    if failed.is_none()
+        && !stopped
+        && ctx.index_build == IndexBuild::After
+        && !earlier.indexes_built
+    {
         let _p = ctx.index_sem.acquire().await.expect("semaphore open");
         let specs = spec::secondary_indexes_with(ns, ctx.index_specs);
         let o = index::build(&db, &t.coll, &specs, ctx.write_concern.as_ref()).await;
+        if let (Some(j), true) = (&ctx.journal, o.failed.is_empty()) {
+            j.indexes_built(&t.source).await;
+        }
         set(&reports, k, |r| {
             r.indexes = o.built.clone();
             r.index_errors = o.failed.clone();
             r.index_seconds = o.seconds;
         });
     }
-    set(&reports, k, |r| {
+    let complete = {
+        let mut rs = reports.lock().expect("lock");
+        let r = &mut rs[k];
         if r.status == "indexing" {
             r.status = "restored".into();
         }
-    });
+        r.status == "restored" && r.index_errors.is_empty()
+    };
+    if let (Some(j), true) = (&ctx.journal, complete) {
+        j.complete(&t.source).await;
+    }
 }
 
 fn human(b: u64) -> String {
@@ -1713,6 +2061,15 @@ pub fn render_summary(r: &RestoreReport) -> String {
             count("not started")
         ));
     }
+    if r.resumed {
+        let (earlier, again) = r
+            .namespaces
+            .iter()
+            .fold((0, 0), |(a, b), n| (a + n.resumed, b + n.already_present));
+        s.push_str(&format!(
+            "resumed: {earlier} documents acknowledged by an earlier run were not sent again; {again} sent again were already in the target\n"
+        ));
+    }
     s.push_str(&format!(
         "restored {restored} namespaces, {} documents, {} in {:.1}s (data {:.1}s, {:.1} MB/s; indexes {:.1}s summed, {:.1}s after the data){}\n",
         r.documents,
@@ -1774,6 +2131,7 @@ impl TsFallback {
         let one = insert::Batch {
             bytes: first.len(),
             docs: vec![doc],
+            ..insert::Batch::default()
         };
         match insert::insert_command(db, target, &one, false, stop_on_error).await {
             Ok((n, _)) => {

@@ -100,6 +100,9 @@ pub struct PlanInput<'a> {
     pub no_options: bool,
     /// The target server.
     pub server: &'a ServerInfo,
+    /// Source namespaces whose targets an earlier run of a resumed restore created:
+    /// they are kept as they are (neither dropped nor refused for holding documents).
+    pub resumed: &'a std::collections::HashSet<String>,
 }
 
 const SYSTEM_DBS: [&str; 3] = ["admin", "local", "config"];
@@ -263,6 +266,7 @@ pub async fn plan(
                 }
             }
             match input.existing {
+                _ if input.resumed.contains(&t.source) => {}
                 Existing::Drop => t.drop = true,
                 Existing::Append if is_view || t.kind == "view" => {
                     refusals.push(format!("{}: a view already exists there (use --drop to replace it)", t.full_name()))
@@ -316,7 +320,8 @@ pub async fn plan(
                 )),
                 Some(u) => {
                     if let Some(owner) = uuids_in_use.get(&u)
-                        && !(t.drop && *owner == t.full_name())
+                        && !((t.drop || input.resumed.contains(&t.source))
+                            && *owner == t.full_name())
                     {
                         refusals.push(format!(
                             "{}: --preserve-uuid, but UUID {} is already used by {owner}",
