@@ -135,7 +135,6 @@ use Arity::{Level, Optional, Switch, Value};
 use Scope::{Both, Dump, Restore};
 use Status::{Refused, Supported};
 
-const USERS_LATER: &str = "users and roles are not dumped or restored by this version of oxidump";
 const OPLOG_LATER: &str = "this version of oxidump does not replay an oplog; restore the data without --oplogReplay, then replay the oplog with a tool that does";
 const INTERNAL: &str =
     "a mongo-tools internal for its own test and tuning; oxidump has no equivalent";
@@ -412,7 +411,14 @@ pub const FLAGS: &[Flag] = &[
             "one archive file; alone or `=-` for standard output/input; a directory gets `archive` inside",
         ),
     ),
-    flag("dumpDbUsersAndRoles", Switch, Dump, Refused(USERS_LATER)),
+    flag(
+        "dumpDbUsersAndRoles",
+        Switch,
+        Dump,
+        Supported(
+            "with `-d X`: also X's users and roles, as `X/$admin.system.users.bson` and `X/$admin.system.roles.bson`",
+        ),
+    ),
     flag(
         "excludeCollection",
         Value,
@@ -481,7 +487,9 @@ pub const FLAGS: &[Flag] = &[
         "restoreDbUsersAndRoles",
         Switch,
         Restore,
-        Refused(USERS_LATER),
+        Supported(
+            "with `-d X`: also X's users and roles (credentials kept through `_mergeAuthzCollections`; see the README for servers without it)",
+        ),
     ),
     flag(
         "dir",
@@ -568,8 +576,22 @@ pub const FLAGS: &[Flag] = &[
         Restore,
         Supported("collections keep their dumped UUIDs (needs `--drop`)"),
     ),
-    hidden(flag("tempUsersColl", Value, Restore, Refused(USERS_LATER))),
-    hidden(flag("tempRolesColl", Value, Restore, Refused(USERS_LATER))),
+    hidden(flag(
+        "tempUsersColl",
+        Value,
+        Restore,
+        Supported(
+            "the `admin` collection users pass through on their way to `_mergeAuthzCollections`",
+        ),
+    )),
+    hidden(flag(
+        "tempRolesColl",
+        Value,
+        Restore,
+        Supported(
+            "the `admin` collection roles pass through on their way to `_mergeAuthzCollections`",
+        ),
+    )),
     hidden(flag(
         "batchSize",
         Value,
@@ -583,6 +605,14 @@ pub const FLAGS: &[Flag] = &[
         Supported("hashed indexes on dotted fields are built as ascending indexes"),
     ),
     // oxidump's own
+    flag(
+        "usersWithoutCredentials",
+        Switch,
+        Restore,
+        Supported(
+            "oxidump's own: on a server that cannot take stored credentials, create the restored users with random passwords that must be reset (otherwise they are refused, each named)",
+        ),
+    ),
     flag(
         "oxd",
         Switch,

@@ -81,6 +81,9 @@ pub struct DumpOptions {
     pub drain_only: bool,
     /// Only views, each as a collection of the documents it produces.
     pub views_as_collections: bool,
+    /// With one `--db`: also its users and roles, as `<db>.$admin.system.users` and
+    /// `<db>.$admin.system.roles` (a full dump always has every database's).
+    pub users_and_roles: bool,
 }
 
 impl Default for DumpOptions {
@@ -105,6 +108,7 @@ impl Default for DumpOptions {
             overwrite: false,
             drain_only: false,
             views_as_collections: false,
+            users_and_roles: false,
         }
     }
 }
@@ -134,6 +138,9 @@ pub enum DumpError {
     /// Reading failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// Reading users and roles failed.
+    #[error(transparent)]
+    Authz(#[from] crate::authz::server::AuthzError),
     /// Capturing the oplog failed.
     #[error(transparent)]
     Oplog(#[from] oplog::OplogError),
@@ -272,6 +279,13 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
             "--oplog captures the whole server's oplog: it works only for full dumps (no --db, --collection, --ns-include, --ns-exclude or --query)".into(),
         ));
     }
+    if opts.users_and_roles
+        && (opts.dbs.len() != 1 || opts.dbs[0] == "admin" || opts.collection.is_some())
+    {
+        return Err(DumpError::Usage(
+            "--users-and-roles needs exactly one --db other than admin and no --collection (a full dump, or one of admin, always has every database's users and roles)".into(),
+        ));
+    }
     if opts.jobs == 0 {
         return Err(DumpError::Usage("-j must be at least 1".into()));
     }
@@ -286,6 +300,21 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
         ));
     }
     Ok(())
+}
+
+/// Whose users and roles a dump stores: every database's when `admin` is dumped
+/// whole (a full dump, or `--db admin`), one database's with `--users-and-roles`.
+fn authz_scope(opts: &DumpOptions, sel: &Selection) -> Option<crate::authz::Scope> {
+    if opts.users_and_roles {
+        return opts.dbs.first().cloned().map(crate::authz::Scope::Db);
+    }
+    let admin_whole = opts.collection.is_none()
+        && opts.query.is_none()
+        && !opts.views_as_collections
+        && (opts.dbs.is_empty() || opts.dbs.iter().any(|d| d == "admin"))
+        && sel.filter.allows("admin.system.users")
+        && sel.filter.allows("admin.system.roles");
+    admin_whole.then_some(crate::authz::Scope::All)
 }
 
 struct Task {
@@ -344,8 +373,39 @@ pub async fn run(
         filter,
         include: opts.include.clone(),
         views_as_collections: opts.views_as_collections,
+        authz_apart: false,
     };
-    let (catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
+    let authz_scope = authz_scope(&opts, &sel);
+    let sel = Selection {
+        authz_apart: authz_scope.is_some(),
+        ..sel
+    };
+    let (mut catalog, plans) = plan::plan(&client, &sel, source, opts.oplog).await?;
+    // Users and roles, read apart: a server may keep them out of reach of `find`.
+    let mut authz_docs = Vec::new();
+    if let Some(scope) = &authz_scope {
+        let a = crate::authz::server::read(&client, scope).await?;
+        for (kind, docs) in [
+            (crate::authz::Kind::Users, &a.users),
+            (crate::authz::Kind::Roles, &a.roles),
+        ] {
+            if docs.is_empty() && *scope == crate::authz::Scope::All {
+                continue;
+            }
+            let (db, coll) = crate::authz::namespace_of(kind, scope);
+            let mut data = Vec::new();
+            for d in docs {
+                let raw = bson::RawDocumentBuf::try_from(d).map_err(|e| {
+                    DumpError::Usage(format!("a document of {db}.{coll} cannot be encoded: {e}"))
+                })?;
+                data.extend_from_slice(raw.as_bytes());
+            }
+            authz_docs.push((catalog.namespaces.len(), data, docs.len() as u64));
+            catalog
+                .namespaces
+                .push(crate::catalog::Namespace::collection(db, coll));
+        }
+    }
     if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
@@ -426,6 +486,7 @@ pub async fn run(
         &client,
         &catalog,
         &plans,
+        authz_docs,
         query,
         tx,
         runs.clone(),
@@ -582,6 +643,7 @@ async fn dump_data(
     client: &Client,
     catalog: &Catalog,
     plans: &[NsPlan],
+    authz_docs: Vec<(usize, Vec<u8>, u64)>,
     query: Option<bson::Document>,
     tx: mpsc::Sender<Msg>,
     runs: Arc<Vec<NsRun>>,
@@ -589,6 +651,25 @@ async fn dump_data(
     overall: &indicatif::ProgressBar,
 ) -> Result<Summary, DumpError> {
     let mut warnings = Vec::new();
+    // Users and roles, read before the data as mongodump does.
+    for (ns, data, count) in authz_docs {
+        runs[ns].counters.docs.fetch_add(count, Ordering::Relaxed);
+        runs[ns]
+            .counters
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if count > 0 {
+            send(&tx, Msg::Docs { ns, data, count }).await?;
+        }
+        send(
+            &tx,
+            Msg::End {
+                ns,
+                status: NsStatus::Complete,
+            },
+        )
+        .await?;
+    }
     // Views have no data: end them first.
     for (i, n) in catalog.namespaces.iter().enumerate() {
         if !n.has_data() {
