@@ -11,6 +11,8 @@ mod common;
 /// The test server answers, stores documents, and takes the edge-case corpus.
 mod server_smoke;
 
+/// Users and roles through dumps and restores on servers with `--auth`: credentials, roles, privileges, renames, refusals.
+mod authz;
 /// `oxidump mongodump` and `oxidump mongorestore`: mongo-tools command lines, their defaults, symlinked names, native refusals.
 mod compat;
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.
