@@ -23,5 +23,7 @@ mod fuzz_regressions;
 mod restore;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
 mod roundtrip;
+/// TLS with client certificates made by the test: dump and restore, refusals, an encrypted key, tlsCRLFile.
+mod tls;
 /// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
 mod vectors;

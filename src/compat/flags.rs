@@ -241,15 +241,10 @@ pub const FLAGS: &[Flag] = &[
         Value,
         Both,
         Supported(
-            "`tlsCertificateKeyFilePassword` (needs a build with the driver's encrypted-key support)",
+            "`tlsCertificateKeyFilePassword` (an encrypted PKCS#8 key, `ENCRYPTED PRIVATE KEY`)",
         ),
     ),
-    flag(
-        "sslCRLFile",
-        Value,
-        Both,
-        Supported("`tlsCRLFile` (needs a build whose driver checks revocation lists)"),
-    ),
+    flag("sslCRLFile", Value, Both, Refused(crate::connect::NO_CRL)),
     hidden(flag(
         "sslAllowInvalidCertificates",
         Switch,
@@ -305,19 +300,23 @@ pub const FLAGS: &[Flag] = &[
         "awsSessionToken",
         Value,
         Both,
-        Supported("`authMechanismProperties=AWS_SESSION_TOKEN:…` (needs a build with MONGODB-AWS)"),
+        Supported("`authMechanismProperties=AWS_SESSION_TOKEN:…` (MONGODB-AWS)"),
     ),
     flag(
         "gssapiServiceName",
         Value,
         Both,
-        Supported("`authMechanismProperties=SERVICE_NAME:…` (needs a build with GSSAPI)"),
+        Supported(
+            "`authMechanismProperties=SERVICE_NAME:…` (GSSAPI: needs oxidump built with `--features gssapi`)",
+        ),
     ),
     flag(
         "gssapiHostName",
         Value,
         Both,
-        Supported("`authMechanismProperties=SERVICE_HOST:…` (needs a build with GSSAPI)"),
+        Supported(
+            "`authMechanismProperties=SERVICE_HOST:…` (GSSAPI: needs oxidump built with `--features gssapi`)",
+        ),
     ),
     short(
         flag(

@@ -536,8 +536,6 @@ pub(crate) mod tests {
                 "f",
                 "--sslPEMKeyPassword",
                 "k",
-                "--sslCRLFile",
-                "f",
                 "--tlsInsecure",
                 "--sslAllowInvalidCertificates",
                 "--sslAllowInvalidHostnames",

@@ -1015,8 +1015,6 @@ mod tests {
                 "f",
                 "--sslPEMKeyPassword",
                 "k",
-                "--sslCRLFile",
-                "f",
                 "--tlsInsecure",
                 "--sslAllowInvalidCertificates",
                 "--sslAllowInvalidHostnames",
