@@ -342,6 +342,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn options_this_build_cannot_honour_are_named() {
+        let crl = unsupported_option("mongodb://h/?tls=true&TLSCRLFILE=/crl.pem").unwrap();
+        assert!(
+            crl.starts_with("tlsCRLFile: certificate revocation lists"),
+            "{crl}"
+        );
+        let gss = unsupported_option("mongodb://u@h/?authMechanism=gssapi");
+        assert_eq!(gss.is_some(), !cfg!(feature = "gssapi"), "{gss:?}");
+        assert_eq!(
+            unsupported_option("mongodb://h/?tls=true&tlsCAFile=/ca.pem&authMechanism=MONGODB-AWS"),
+            None
+        );
+    }
+
+    #[test]
     fn redaction() {
         assert_eq!(
             redact_uri("mongodb://alice:s3cret@h1:27017,h2/admin?replicaSet=rs&authSource=admin"),

@@ -22,7 +22,7 @@ pub enum AuthzError {
     },
     /// Users would lose their passwords: refused unless asked for.
     #[error(
-        "users not restored: {target} cannot take stored credentials ({why}), so {} would be created without their passwords; restore them with --users-without-credentials to create them with random passwords that an administrator must reset",
+        "users not restored: {target} cannot take stored credentials ({why}), so {} would be created without their passwords; restore with --users-without-credentials (in the mongorestore front end, --usersWithoutCredentials) to create them with random passwords that an administrator must reset",
         .users.join(", ")
     )]
     NoStoredCredentials {
