@@ -404,6 +404,36 @@ fn one_database_with_its_users_into_a_renamed_database() {
         login(&target, "alice", "app2", "reset-Pw"),
         Some(set(&["lead@app2", "readWrite@app2"]))
     );
+    // The mongorestore front end, onto another name with -d: the users follow.
+    run(
+        oxidump()
+            .args([
+                "mongorestore",
+                "--uri",
+                &turi,
+                "-d",
+                "app3",
+                "--restoreDbUsersAndRoles",
+            ])
+            .args(["--usersWithoutCredentials", "--drop"])
+            .arg(&db_dir),
+        0,
+    );
+    let (users, roles) = authz_of(&t, "app3");
+    let names = |docs: &[Document], f: &str| -> Vec<String> {
+        docs.iter()
+            .map(|d| d.get_str(f).unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&users, "user"), ["alice", "bob"]);
+    assert_eq!(names(&roles, "role"), ["lead", "reader"]);
+    assert_eq!(
+        users[0].get_array("roles").unwrap(),
+        &vec![
+            Bson::Document(doc! {"role": "lead", "db": "app3"}),
+            Bson::Document(doc! {"role": "readWrite", "db": "app3"}),
+        ]
+    );
     // Only app's users came along.
     assert_eq!(
         cmd(&t, "other", doc! {"usersInfo": 1})

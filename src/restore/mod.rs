@@ -616,11 +616,14 @@ async fn restore_authz(
                     Ok((mut d, len)) => {
                         at += len;
                         authz::remap(kind, &mut d, &map);
-                        // One database's users and roles keep to that database.
+                        // One database's users and roles go where that database goes,
+                        // also when it was named anew without a rename pattern (a
+                        // mongorestore `-d` onto another database's directory).
                         if let Scope::Db(db) = &scope
-                            && d.get_str("db").ok() != Some(db.as_str())
+                            && let Ok(own) = d.get_str("db").map(str::to_string)
+                            && own != *db
                         {
-                            continue;
+                            authz::remap(kind, &mut d, &|x: &str| (x == own).then(|| db.clone()));
                         }
                         match kind {
                             Kind::Users => all.users.push(d),
