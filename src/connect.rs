@@ -130,6 +130,29 @@ pub fn parse_read_preference(mode: &str) -> Result<ReadPreference, ConnectError>
     })
 }
 
+/// Why `tlsCRLFile` (mongo-tools' `--sslCRLFile`) is refused.
+pub const NO_CRL: &str = "certificate revocation lists are not checked: oxidump's TLS is rustls through the MongoDB Rust driver, which has no tlsCRLFile option; remove it (revoked client certificates are refused by the server; for the server's certificate, rely on its CA or pin it with tlsCAFile)";
+
+/// Options of the connection string that this build cannot honour, with the reason.
+fn unsupported_option(uri: &str) -> Option<String> {
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k.eq_ignore_ascii_case("tlsCRLFile") {
+            return Some(format!("tlsCRLFile: {NO_CRL}"));
+        }
+        if k.eq_ignore_ascii_case("authMechanism")
+            && v.eq_ignore_ascii_case("GSSAPI")
+            && !cfg!(feature = "gssapi")
+        {
+            return Some(
+                "authMechanism=GSSAPI: Kerberos needs oxidump built with `cargo build --features gssapi` (and the system's GSS-API library); this build has no Kerberos support".into(),
+            );
+        }
+    }
+    None
+}
+
 /// Connects and checks that the server answers (`ping`), so an unreachable server or
 /// refused credentials fail here with a clear message.
 pub async fn connect(
@@ -142,6 +165,12 @@ pub async fn connect(
         uri: shown.clone(),
         message,
     })?;
+    if let Some(message) = unsupported_option(uri) {
+        return Err(ConnectError::BadUri {
+            uri: shown.clone(),
+            message,
+        });
+    }
     let mut opts = ClientOptions::parse(uri)
         .await
         .map_err(|e| ConnectError::BadUri {
@@ -359,6 +388,21 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo, mongodb::error::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_this_build_cannot_honour_are_named() {
+        let crl = unsupported_option("mongodb://h/?tls=true&TLSCRLFILE=/crl.pem").unwrap();
+        assert!(
+            crl.starts_with("tlsCRLFile: certificate revocation lists"),
+            "{crl}"
+        );
+        let gss = unsupported_option("mongodb://u@h/?authMechanism=gssapi");
+        assert_eq!(gss.is_some(), !cfg!(feature = "gssapi"), "{gss:?}");
+        assert_eq!(
+            unsupported_option("mongodb://h/?tls=true&tlsCAFile=/ca.pem&authMechanism=MONGODB-AWS"),
+            None
+        );
+    }
 
     #[test]
     fn redaction() {

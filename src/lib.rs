@@ -10,8 +10,10 @@
 //! - [`source`] / [`sink`]: reading and writing any of those formats through one interface;
 //! - [`verify`]: offline checking with findings that say what and where;
 //! - [`output`]: outputs that appear under their final name only when complete;
+//! - [`authz`]: users and roles (`admin.system.users`/`roles`) in a backup and back;
 //! - [`compat`]: `mongodump` and `mongorestore` command lines on the same engines.
 
+pub mod authz;
 pub mod catalog;
 pub mod commands;
 pub mod compat;

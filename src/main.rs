@@ -232,6 +232,9 @@ struct DumpArgs {
     /// Also capture the oplog written during the dump, so a restore can reach one consistent point.
     #[arg(long)]
     oplog: bool,
+    /// With one --db: also dump that database's users and roles (a full dump, or one of admin, always has every database's).
+    #[arg(long)]
+    users_and_roles: bool,
     /// Replace the output file if it exists (a mongodump directory is merged into: the files of the namespaces written are replaced).
     #[arg(long)]
     force: bool,
@@ -316,6 +319,12 @@ struct RestoreArgs {
     /// Allow restoring into admin, local and config.
     #[arg(long)]
     include_system: bool,
+    /// Restore the users and roles the backup holds (with their credentials where the target takes them; with --drop, the users and roles of the same databases that the backup lacks are removed).
+    #[arg(long)]
+    users_and_roles: bool,
+    /// Where the target cannot take stored credentials, create the users with random passwords that must be reset (otherwise they are refused, each named).
+    #[arg(long, requires = "users_and_roles")]
+    users_without_credentials: bool,
     /// Stop at the first duplicate-key or validation error instead of counting them.
     #[arg(long)]
     stop_on_error: bool,
@@ -603,6 +612,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         jobs: a.jobs,
         split_above: a.split_above,
         oplog: a.oplog,
+        users_and_roles: a.users_and_roles,
         overwrite: a.force,
         drain_only: a.drain_only,
         resume: a.resume,
@@ -767,6 +777,8 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         no_options: a.no_options,
         preserve_uuid: a.preserve_uuid,
         include_system: a.include_system,
+        users_and_roles: a.users_and_roles,
+        users_without_credentials: a.users_without_credentials,
         stop_on_error: a.stop_on_error,
         skip_corrupt: a.skip_corrupt,
         index_specs: Default::default(),
@@ -775,6 +787,7 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
         resume: a.resume,
         journal: a.resume_journal,
         journal_in_target: a.resume_journal_in_target,
+        ..RestoreOptions::default()
     };
     let progress = Progress::new(a.quiet);
     let rt = runtime()?;

@@ -11,6 +11,8 @@ mod common;
 /// The test server answers, stores documents, and takes the edge-case corpus.
 mod server_smoke;
 
+/// Users and roles through dumps and restores on servers with `--auth`: credentials, roles, privileges, renames, refusals.
+mod authz;
 /// `oxidump mongodump` and `oxidump mongorestore`: mongo-tools command lines, their defaults, symlinked names, native refusals.
 mod compat;
 /// `oxidump test-restore` and `oxidump diff`: restore drills and drift detection.
@@ -31,5 +33,7 @@ mod resume;
 mod roundtrip;
 /// The repository stands alone: no path leaves it, no Python is needed, the fixtures are inside.
 mod self_contained;
+/// TLS with client certificates made by the test: dump and restore, refusals, an encrypted key, tlsCRLFile.
+mod tls;
 /// Golden OXD vectors (`tests/vectors/`): clean decode, reproducibility, findings of every corrupted variant.
 mod vectors;

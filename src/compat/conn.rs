@@ -425,7 +425,6 @@ pub fn build(
     for (flag, param) in [
         ("sslCAFile", "tlsCAFile"),
         ("sslPEMKeyFile", "tlsCertificateKeyFile"),
-        ("sslCRLFile", "tlsCRLFile"),
     ] {
         if let Some(v) = p.value(flag) {
             uri.set_param(param, v, &format!("--{flag}"))?;
@@ -736,8 +735,6 @@ mod tests {
             "--tlsInsecure",
             "--sslAllowInvalidHostnames",
             "--sslAllowInvalidCertificates",
-            "--sslCRLFile",
-            "/crl.pem",
         ])
         .unwrap();
         for want in [
@@ -748,7 +745,6 @@ mod tests {
             "tlsInsecure=true",
             "tlsAllowInvalidHostnames=true",
             "tlsAllowInvalidCertificates=true",
-            "tlsCRLFile=%2Fcrl.pem",
         ] {
             assert!(c.uri.contains(want), "{want} in {}", c.uri);
         }

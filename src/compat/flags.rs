@@ -135,7 +135,6 @@ use Arity::{Level, Optional, Switch, Value};
 use Scope::{Both, Dump, Restore};
 use Status::{Refused, Supported};
 
-const USERS_LATER: &str = "users and roles are not dumped or restored by this version of oxidump";
 const INTERNAL: &str =
     "a mongo-tools internal for its own test and tuning; oxidump has no equivalent";
 
@@ -241,15 +240,10 @@ pub const FLAGS: &[Flag] = &[
         Value,
         Both,
         Supported(
-            "`tlsCertificateKeyFilePassword` (needs a build with the driver's encrypted-key support)",
+            "`tlsCertificateKeyFilePassword` (an encrypted PKCS#8 key, `ENCRYPTED PRIVATE KEY`)",
         ),
     ),
-    flag(
-        "sslCRLFile",
-        Value,
-        Both,
-        Supported("`tlsCRLFile` (needs a build whose driver checks revocation lists)"),
-    ),
+    flag("sslCRLFile", Value, Both, Refused(crate::connect::NO_CRL)),
     hidden(flag(
         "sslAllowInvalidCertificates",
         Switch,
@@ -305,19 +299,23 @@ pub const FLAGS: &[Flag] = &[
         "awsSessionToken",
         Value,
         Both,
-        Supported("`authMechanismProperties=AWS_SESSION_TOKEN:…` (needs a build with MONGODB-AWS)"),
+        Supported("`authMechanismProperties=AWS_SESSION_TOKEN:…` (MONGODB-AWS)"),
     ),
     flag(
         "gssapiServiceName",
         Value,
         Both,
-        Supported("`authMechanismProperties=SERVICE_NAME:…` (needs a build with GSSAPI)"),
+        Supported(
+            "`authMechanismProperties=SERVICE_NAME:…` (GSSAPI: needs oxidump built with `--features gssapi`)",
+        ),
     ),
     flag(
         "gssapiHostName",
         Value,
         Both,
-        Supported("`authMechanismProperties=SERVICE_HOST:…` (needs a build with GSSAPI)"),
+        Supported(
+            "`authMechanismProperties=SERVICE_HOST:…` (GSSAPI: needs oxidump built with `--features gssapi`)",
+        ),
     ),
     short(
         flag(
@@ -411,7 +409,14 @@ pub const FLAGS: &[Flag] = &[
             "one archive file; alone or `=-` for standard output/input; a directory gets `archive` inside",
         ),
     ),
-    flag("dumpDbUsersAndRoles", Switch, Dump, Refused(USERS_LATER)),
+    flag(
+        "dumpDbUsersAndRoles",
+        Switch,
+        Dump,
+        Supported(
+            "with `-d X`: also X's users and roles, as `X/$admin.system.users.bson` and `X/$admin.system.roles.bson`",
+        ),
+    ),
     flag(
         "excludeCollection",
         Value,
@@ -499,7 +504,9 @@ pub const FLAGS: &[Flag] = &[
         "restoreDbUsersAndRoles",
         Switch,
         Restore,
-        Refused(USERS_LATER),
+        Supported(
+            "with `-d X`: also X's users and roles (credentials kept through `_mergeAuthzCollections`; see the README for servers without it)",
+        ),
     ),
     flag(
         "dir",
@@ -586,8 +593,22 @@ pub const FLAGS: &[Flag] = &[
         Restore,
         Supported("collections keep their dumped UUIDs (needs `--drop`)"),
     ),
-    hidden(flag("tempUsersColl", Value, Restore, Refused(USERS_LATER))),
-    hidden(flag("tempRolesColl", Value, Restore, Refused(USERS_LATER))),
+    hidden(flag(
+        "tempUsersColl",
+        Value,
+        Restore,
+        Supported(
+            "the `admin` collection users pass through on their way to `_mergeAuthzCollections`",
+        ),
+    )),
+    hidden(flag(
+        "tempRolesColl",
+        Value,
+        Restore,
+        Supported(
+            "the `admin` collection roles pass through on their way to `_mergeAuthzCollections`",
+        ),
+    )),
     hidden(flag(
         "batchSize",
         Value,
@@ -601,6 +622,14 @@ pub const FLAGS: &[Flag] = &[
         Supported("hashed indexes on dotted fields are built as ascending indexes"),
     ),
     // oxidump's own
+    flag(
+        "usersWithoutCredentials",
+        Switch,
+        Restore,
+        Supported(
+            "oxidump's own: on a server that cannot take stored credentials, create the restored users with random passwords that must be reset (otherwise they are refused, each named)",
+        ),
+    ),
     flag(
         "oxd",
         Switch,
@@ -681,10 +710,11 @@ mod tests {
     #[test]
     fn visible_counts_match_mongo_tools() {
         // mongo-tools 100.18 shows 37 flags in `mongodump --help` and 52 in
-        // `mongorestore --help`; oxidump adds `--oxd` to mongodump.
+        // `mongorestore --help`; oxidump adds `--oxd` to mongodump and
+        // `--usersWithoutCredentials` to mongorestore.
         let visible = |t: Tool| {
             flags_for(t)
-                .filter(|f| !f.hidden && f.long != "oxd")
+                .filter(|f| !f.hidden && !["oxd", "usersWithoutCredentials"].contains(&f.long))
                 .count()
         };
         assert_eq!(visible(Tool::Mongodump), 37);

@@ -75,6 +75,17 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<DumpPlan, CompatError> {
     if query.is_some() && query_file.is_some() {
         return bad("either query or queryFile can be specified as a query option, not both");
     }
+    if p.has("dumpDbUsersAndRoles") && db.is_none() {
+        return bad("must specify a database when running with dumpDbUsersAndRoles");
+    }
+    if p.has("dumpDbUsersAndRoles") && coll.is_some() {
+        return bad("cannot specify a collection when running with dumpDbUsersAndRoles");
+    }
+    if p.has("dumpDbUsersAndRoles") && db.as_deref() == Some("admin") {
+        return bad(
+            "cannot use --dumpDbUsersAndRoles with the admin database (a dump of admin has every database's users and roles)",
+        );
+    }
     if query.is_some() && p.has("forceTableScan") {
         return bad("cannot use --forceTableScan when specifying --query");
     }
@@ -178,6 +189,7 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<DumpPlan, CompatError> {
         jobs: jobs as usize,
         oplog: p.has("oplog"),
         views_as_collections: p.has("viewsAsCollections"),
+        users_and_roles: p.has("dumpDbUsersAndRoles"),
         // mongodump replaces an archive file and merges into a directory.
         overwrite: true,
         ..DumpOptions::default()
@@ -524,8 +536,6 @@ pub(crate) mod tests {
                 "f",
                 "--sslPEMKeyPassword",
                 "k",
-                "--sslCRLFile",
-                "f",
                 "--tlsInsecure",
                 "--sslAllowInvalidCertificates",
                 "--sslAllowInvalidHostnames",

@@ -469,6 +469,17 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
     for c in &excl_prefix {
         exclude.push(format!("*.{}*", escape_ns(c)));
     }
+    // mongorestore restores users and roles on a full restore, a restore of admin, or
+    // with --restoreDbUsersAndRoles.
+    if p.has("restoreDbUsersAndRoles") && (db.is_none() || db.as_deref() == Some("admin")) {
+        return bad(
+            "cannot use --restoreDbUsersAndRoles with the admin database or without --db".into(),
+        );
+    }
+    let users_and_roles = p.has("restoreDbUsersAndRoles")
+        || (coll.is_none()
+            && p.values("nsInclude").is_empty()
+            && (db.is_none() || db.as_deref() == Some("admin")));
     let write_concern = match p.value("writeConcern") {
         Some(w) => Some(write_concern(w)?),
         None => {
@@ -517,6 +528,16 @@ pub fn plan(p: &Parsed, conn: Connection) -> Result<RestorePlan, CompatError> {
         resume: false,
         journal: None,
         journal_in_target: false,
+        users_and_roles,
+        users_without_credentials: p.has("usersWithoutCredentials"),
+        temp_users: p
+            .value("tempUsersColl")
+            .unwrap_or(crate::restore::DEFAULT_TEMP_USERS)
+            .to_string(),
+        temp_roles: p
+            .value("tempRolesColl")
+            .unwrap_or(crate::restore::DEFAULT_TEMP_ROLES)
+            .to_string(),
     };
     Ok(RestorePlan {
         opts,
@@ -1059,8 +1080,6 @@ mod tests {
                 "f",
                 "--sslPEMKeyPassword",
                 "k",
-                "--sslCRLFile",
-                "f",
                 "--tlsInsecure",
                 "--sslAllowInvalidCertificates",
                 "--sslAllowInvalidHostnames",

@@ -104,6 +104,11 @@ fn native_spelling(command: &str, long: &str) -> Option<&'static str> {
         "bypassDocumentValidation" => "--bypass-document-validation",
         "preserveUUID" => "--preserve-uuid",
         "dryRun" => "--dry-run",
+        "dumpDbUsersAndRoles" => "--users-and-roles (with one --db)",
+        "restoreDbUsersAndRoles" => "--users-and-roles",
+        "tempUsersColl" | "tempRolesColl" => {
+            "nothing: restore --users-and-roles uses admin.tempusers and admin.temproles"
+        }
         "dir" => "the backup path as the positional argument",
         "excludeCollection" | "excludeCollectionsWithPrefix" => {
             "--ns-exclude 'DB.NAME' or --ns-exclude 'DB.PREFIX*'"

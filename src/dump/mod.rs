@@ -84,6 +84,9 @@ pub struct DumpOptions {
     pub views_as_collections: bool,
     /// Keep what a killed dump to the same OXD file already wrote (see [`resume`]).
     pub resume: bool,
+    /// With one `--db`: also its users and roles, as `<db>.$admin.system.users` and
+    /// `<db>.$admin.system.roles` (a full dump always has every database's).
+    pub users_and_roles: bool,
 }
 
 impl Default for DumpOptions {
@@ -109,6 +112,7 @@ impl Default for DumpOptions {
             drain_only: false,
             views_as_collections: false,
             resume: false,
+            users_and_roles: false,
         }
     }
 }
@@ -138,6 +142,9 @@ pub enum DumpError {
     /// Reading failed.
     #[error(transparent)]
     Read(#[from] ReadError),
+    /// Reading users and roles failed.
+    #[error(transparent)]
+    Authz(#[from] crate::authz::server::AuthzError),
     /// Capturing the oplog failed.
     #[error(transparent)]
     Oplog(#[from] oplog::OplogError),
@@ -295,6 +302,13 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
             "--oplog captures the whole server's oplog: it works only for full dumps (no --db, --collection, --ns-include, --ns-exclude or --query)".into(),
         ));
     }
+    if opts.users_and_roles
+        && (opts.dbs.len() != 1 || opts.dbs[0] == "admin" || opts.collection.is_some())
+    {
+        return Err(DumpError::Usage(
+            "--users-and-roles needs exactly one --db other than admin and no --collection (a full dump, or one of admin, always has every database's users and roles)".into(),
+        ));
+    }
     if opts.jobs == 0 {
         return Err(DumpError::Usage("-j must be at least 1".into()));
     }
@@ -309,6 +323,21 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
         ));
     }
     Ok(())
+}
+
+/// Whose users and roles a dump stores: every database's when `admin` is dumped
+/// whole (a full dump, or `--db admin`), one database's with `--users-and-roles`.
+fn authz_scope(opts: &DumpOptions, sel: &Selection) -> Option<crate::authz::Scope> {
+    if opts.users_and_roles {
+        return opts.dbs.first().cloned().map(crate::authz::Scope::Db);
+    }
+    let admin_whole = opts.collection.is_none()
+        && opts.query.is_none()
+        && !opts.views_as_collections
+        && (opts.dbs.is_empty() || opts.dbs.iter().any(|d| d == "admin"))
+        && sel.filter.allows("admin.system.users")
+        && sel.filter.allows("admin.system.roles");
+    admin_whole.then_some(crate::authz::Scope::All)
 }
 
 struct Task {
@@ -384,6 +413,7 @@ async fn dump_connected(
         filter,
         include: opts.include.clone(),
         views_as_collections: opts.views_as_collections,
+        authz_apart: false,
     };
     // The oplog window starts before the collections are listed: a collection created
     // between the two would otherwise be in neither the dump nor its window.
@@ -399,7 +429,37 @@ async fn dump_connected(
     } else {
         plan::Sizes::Metadata
     };
+    let authz_scope = authz_scope(opts, &sel);
+    let sel = Selection {
+        authz_apart: authz_scope.is_some(),
+        ..sel
+    };
     let (mut catalog, mut plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
+    // Users and roles, read apart: a server may keep them out of reach of `find`.
+    let mut authz_docs = Vec::new();
+    if let Some(scope) = &authz_scope {
+        let a = crate::authz::server::read(client, scope).await?;
+        for (kind, docs) in [
+            (crate::authz::Kind::Users, &a.users),
+            (crate::authz::Kind::Roles, &a.roles),
+        ] {
+            if docs.is_empty() && *scope == crate::authz::Scope::All {
+                continue;
+            }
+            let (db, coll) = crate::authz::namespace_of(kind, scope);
+            let mut data = Vec::new();
+            for d in docs {
+                let raw = bson::RawDocumentBuf::try_from(d).map_err(|e| {
+                    DumpError::Usage(format!("a document of {db}.{coll} cannot be encoded: {e}"))
+                })?;
+                data.extend_from_slice(raw.as_bytes());
+            }
+            authz_docs.push((catalog.namespaces.len(), data, docs.len() as u64));
+            catalog
+                .namespaces
+                .push(crate::catalog::Namespace::collection(db, coll));
+        }
+    }
     if query.is_some()
         && let Some(p) = plans.first()
         && catalog.namespaces[p.ns].kind == NsKind::Timeseries
@@ -511,6 +571,7 @@ async fn dump_connected(
         &catalog,
         &plans,
         oplog_start,
+        authz_docs,
         query,
         tx,
         runs.clone(),
@@ -690,6 +751,7 @@ async fn dump_data(
     catalog: &Catalog,
     plans: &[NsPlan],
     oplog_start: Option<bson::Timestamp>,
+    authz_docs: Vec<(usize, Vec<u8>, u64)>,
     query: Option<bson::Document>,
     tx: mpsc::Sender<Msg>,
     runs: Arc<Vec<NsRun>>,
@@ -698,6 +760,25 @@ async fn dump_data(
     set: &mut JoinSet<Result<Vec<String>, DumpError>>,
 ) -> Result<Summary, DumpError> {
     let mut warnings = Vec::new();
+    // Users and roles, read before the data as mongodump does.
+    for (ns, data, count) in authz_docs {
+        runs[ns].counters.docs.fetch_add(count, Ordering::Relaxed);
+        runs[ns]
+            .counters
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if count > 0 {
+            send(&tx, Msg::Docs { ns, data, count }).await?;
+        }
+        send(
+            &tx,
+            Msg::End {
+                ns,
+                status: NsStatus::Complete,
+            },
+        )
+        .await?;
+    }
     // Views have no data: end them first.
     for (i, n) in catalog.namespaces.iter().enumerate() {
         if !n.has_data() {

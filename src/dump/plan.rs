@@ -28,6 +28,9 @@ pub struct Selection {
     /// Only views, each dumped as a collection of the documents it produces
     /// (mongodump `--viewsAsCollections`).
     pub views_as_collections: bool,
+    /// `admin.system.users` and `admin.system.roles` are dumped apart (see
+    /// [`crate::authz`]): leave them out of the listed collections.
+    pub authz_apart: bool,
 }
 
 /// How one namespace's documents are read.
@@ -233,6 +236,12 @@ pub async fn plan(
             if !sel.wants_coll(dbname, &name) {
                 continue;
             }
+            if sel.authz_apart
+                && dbname == "admin"
+                && (name == crate::authz::USERS || name == crate::authz::ROLES)
+            {
+                continue;
+            }
             if name.starts_with(BUCKETS_PREFIX) && sel.collection.as_deref() != Some(name.as_str())
             {
                 // Reached through its time-series collection.
@@ -432,6 +441,7 @@ mod tests {
             filter: NsFilter::new(&include, &[]).unwrap(),
             include,
             views_as_collections: false,
+            authz_apart: false,
         }
     }
 

@@ -129,6 +129,15 @@ pub struct RestoreOptions {
     pub journal: Option<PathBuf>,
     /// Keep the journal in the target server instead (see [`journal`]).
     pub journal_in_target: bool,
+    /// Restore the users and roles the backup holds.
+    pub users_and_roles: bool,
+    /// Where the target cannot take stored credentials, create users with random
+    /// passwords (to be reset) instead of refusing them.
+    pub users_without_credentials: bool,
+    /// `admin` collection users pass through on a server with `_mergeAuthzCollections`.
+    pub temp_users: String,
+    /// Same for roles.
+    pub temp_roles: String,
 }
 
 /// Oplog replay asked of a restore.
@@ -172,9 +181,18 @@ impl Default for RestoreOptions {
             resume: false,
             journal: None,
             journal_in_target: false,
+            users_and_roles: false,
+            users_without_credentials: false,
+            temp_users: DEFAULT_TEMP_USERS.into(),
+            temp_roles: DEFAULT_TEMP_ROLES.into(),
         }
     }
 }
+
+/// Default temporary collection of users (mongorestore's `--tempUsersColl`).
+pub const DEFAULT_TEMP_USERS: &str = "tempusers";
+/// Default temporary collection of roles (mongorestore's `--tempRolesColl`).
+pub const DEFAULT_TEMP_ROLES: &str = "temproles";
 
 /// Default collections restored at once (chosen by `benches/restore.rs`).
 pub const DEFAULT_JOBS: usize = 4;
@@ -466,6 +484,8 @@ struct Ctx {
     index_sem: Arc<Semaphore>,
     progress: Progress,
     overall: indicatif::ProgressBar,
+    /// Documents of the users and roles targets, by target, written after the data.
+    authz_docs: Mutex<std::collections::HashMap<usize, Vec<u8>>>,
 }
 
 /// Opened input: random access per namespace, or one stream.
@@ -831,6 +851,7 @@ async fn restore_connected<F: Future<Output = ()>>(
             no_options: opts.no_options,
             server: &server,
             resumed: &resumed,
+            users_and_roles: opts.users_and_roles,
         },
     )
     .await?;
@@ -976,7 +997,14 @@ async fn restore_connected<F: Future<Output = ()>>(
         index_sem: Arc::new(Semaphore::new(opts.jobs)),
         overall: progress.bytes((total > 0).then_some(total), "restore"),
         progress: progress.clone(),
+        authz_docs: Mutex::new(std::collections::HashMap::new()),
     });
+    let authz_targets: Vec<(usize, Target)> = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.skip.is_none() && t.authz.is_some())
+        .map(|(k, t)| (k, t.clone()))
+        .collect();
     let reports = Arc::new(Mutex::new(std::mem::take(&mut report.namespaces)));
     let seed = oplog::seed_indexes(&catalog, &targets);
     let work = restore_all(
@@ -1040,6 +1068,17 @@ async fn restore_connected<F: Future<Output = ()>>(
         }
     };
     ctx.overall.finish_and_clear();
+    let authz_docs = std::mem::take(&mut *ctx.authz_docs.lock().expect("lock"));
+    let authz_warnings = restore_authz(
+        client,
+        opts,
+        &renamer,
+        ctx.write_concern.clone(),
+        &authz_targets,
+        authz_docs,
+        &reports,
+    )
+    .await;
     if let Some(p) = replay.filter(|_| !report.interrupted) {
         let work = oplog::replay_then_index(
             client,
@@ -1076,6 +1115,7 @@ async fn restore_connected<F: Future<Output = ()>>(
     report.seconds = seconds;
     warnings.extend(data_done.warnings);
     warnings.append(&mut report.warnings);
+    warnings.extend(authz_warnings);
     report.warnings = warnings;
     if let Some(f) = flusher {
         f.abort();
@@ -1100,6 +1140,150 @@ async fn restore_connected<F: Future<Output = ()>>(
         }
     }
     Ok(report)
+}
+
+/// Writes the users and roles collected from the backup, scope by scope, and records
+/// the outcome on their targets. Returns warnings (users whose passwords must be reset).
+async fn restore_authz(
+    client: &Client,
+    opts: &RestoreOptions,
+    renamer: &Renamer,
+    write_concern: Option<Document>,
+    targets: &[(usize, Target)],
+    mut docs: std::collections::HashMap<usize, Vec<u8>>,
+    reports: &Mutex<Vec<NsReport>>,
+) -> Vec<String> {
+    use crate::authz::{self, Kind, Scope, server};
+    let mut warnings = Vec::new();
+    // The databases the renaming moves: a user or role of `db` follows `db`'s namespaces.
+    let map = |db: &str| -> Option<String> {
+        let probe = format!("{db}.{}{}", authz::DB_PREFIX, authz::USERS);
+        let renamed = renamer.rename(&probe);
+        let to = renamed.split_once('.').map(|(d, _)| d)?;
+        (to != db).then(|| to.to_string())
+    };
+    let mut scopes: Vec<Scope> = Vec::new();
+    for (_, t) in targets {
+        let scope = &t.authz.as_ref().expect("authz target").1;
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    for scope in scopes {
+        let mine: Vec<&(usize, Target)> = targets
+            .iter()
+            .filter(|(_, t)| t.authz.as_ref().map(|a| &a.1) == Some(&scope))
+            .collect();
+        let mut all = server::Authz::default();
+        let mut failed: Option<String> = None;
+        for (k, t) in &mine {
+            let kind = t.authz.as_ref().expect("authz target").0;
+            let data = docs.remove(k).unwrap_or_default();
+            let mut at = 0;
+            while at < data.len() {
+                let len = data.get(at..at + 4).map_or(0, |b| {
+                    i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize
+                });
+                let doc = data
+                    .get(at..at + len)
+                    .ok_or_else(|| "a document runs past the end of the data".to_string())
+                    .and_then(|b| bson::RawDocument::from_bytes(b).map_err(|e| e.to_string()))
+                    .and_then(|raw| {
+                        Document::try_from(raw)
+                            .map(|d| (d, len))
+                            .map_err(|e| e.to_string())
+                    });
+                match doc {
+                    Ok((mut d, len)) => {
+                        at += len;
+                        authz::remap(kind, &mut d, &map);
+                        // One database's users and roles go where that database goes,
+                        // also when it was named anew without a rename pattern (a
+                        // mongorestore `-d` onto another database's directory).
+                        if let Scope::Db(db) = &scope
+                            && let Ok(own) = d.get_str("db").map(str::to_string)
+                            && own != *db
+                        {
+                            authz::remap(kind, &mut d, &|x: &str| (x == own).then(|| db.clone()));
+                        }
+                        match kind {
+                            Kind::Users => all.users.push(d),
+                            Kind::Roles => all.roles.push(d),
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(format!("{}: a damaged document: {e}", t.source));
+                        break;
+                    }
+                }
+            }
+            let status = reports.lock().expect("lock")[*k].status.clone();
+            if status == "failed" {
+                failed.get_or_insert(format!("{}: the backup could not be read", t.source));
+            }
+        }
+        let outcome = match failed {
+            Some(m) => Err(m),
+            None => server::apply(
+                client,
+                &all,
+                &server::ApplyOptions {
+                    scope: scope.clone(),
+                    drop: opts.existing == Existing::Drop,
+                    without_credentials: opts.users_without_credentials,
+                    temp_users: opts.temp_users.clone(),
+                    temp_roles: opts.temp_roles.clone(),
+                    write_concern: write_concern.clone(),
+                    target: connect::redact_uri(&opts.uri),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string()),
+        };
+        match outcome {
+            Ok(r) => {
+                if !r.users_without_credentials.is_empty() {
+                    warnings.push(format!(
+                        "users created without their passwords (random passwords; reset them with updateUser): {}",
+                        r.users_without_credentials.join(", ")
+                    ));
+                }
+                if !r.users_updated.is_empty() {
+                    warnings.push(format!(
+                        "users that already existed keep the target's password (roles, customData and authenticationRestrictions restored): {}",
+                        r.users_updated.join(", ")
+                    ));
+                }
+                for (k, t) in &mine {
+                    let kind = t.authz.as_ref().expect("authz target").0;
+                    let n = match kind {
+                        Kind::Users => all.users.len(),
+                        Kind::Roles => all.roles.len(),
+                    } as u64;
+                    set(reports, *k, |rep| {
+                        rep.status = "restored".into();
+                        rep.inserted = n;
+                        rep.message = Some(match (kind, r.method.as_str()) {
+                            (Kind::Users, "merge") => {
+                                "with their credentials (_mergeAuthzCollections)".into()
+                            }
+                            (Kind::Roles, "merge") => "_mergeAuthzCollections".into(),
+                            (_, _) => "through the user and role commands".into(),
+                        });
+                    });
+                }
+            }
+            Err(m) => {
+                for (k, _) in &mine {
+                    set(reports, *k, |rep| {
+                        rep.status = "failed".into();
+                        rep.message = Some(m.clone());
+                    });
+                }
+            }
+        }
+    }
+    warnings
 }
 
 async fn ctx_max_batch(client: &Client) -> Option<usize> {
@@ -1137,9 +1321,17 @@ async fn restore_all(
     let live: Vec<usize> = (0..targets.len())
         .filter(|&k| targets[k].skip.is_none())
         .collect();
-    let mut order = live.clone();
+    let mut order: Vec<usize> = live
+        .iter()
+        .copied()
+        .filter(|&k| targets[k].authz.is_none())
+        .collect();
     order.sort_by_key(|&k| targets[k].kind == "view");
     let mut created = vec![false; targets.len()];
+    // Users and roles are only collected here, and written after the data.
+    for &k in &live {
+        created[k] = targets[k].authz.is_some();
+    }
     for &k in &order {
         if *ctx.stop.borrow() {
             break;
@@ -1572,6 +1764,25 @@ async fn run_pipeline(
 ) {
     let started = Instant::now();
     set(&reports, k, |r| r.status = "loading".into());
+    if t.authz.is_some() {
+        let mut data = Vec::new();
+        while let Some(f) = rx.recv().await {
+            match f {
+                Feed::Docs(d, ..) => data.extend_from_slice(&d),
+                Feed::Damaged(m) | Feed::Failed(m) => {
+                    set(&reports, k, |r| {
+                        r.status = "failed".into();
+                        r.message = Some(m);
+                    });
+                    return;
+                }
+            }
+        }
+        ctx.authz_docs.lock().expect("lock").insert(k, data);
+        set(&reports, k, |r| r.status = "pending".into());
+        drop(permit);
+        return;
+    }
     let ns = &ctx.catalog.namespaces[t.src];
     let raw_ts = ns.kind == NsKind::Timeseries && ctx.server.major_minor() >= (8, 3);
     let coll = if ns.kind == NsKind::Timeseries && !raw_ts {

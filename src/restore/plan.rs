@@ -55,6 +55,10 @@ pub struct Target {
     pub drop: bool,
     /// Why it is skipped, when it is.
     pub skip: Option<String>,
+    /// Users or roles (written through [`crate::authz`], not inserted), and whose
+    /// they are on the target.
+    #[serde(skip)]
+    pub authz: Option<(crate::authz::Kind, crate::authz::Scope)>,
 }
 
 impl Target {
@@ -103,6 +107,8 @@ pub struct PlanInput<'a> {
     /// Source namespaces whose targets an earlier run of a resumed restore created:
     /// they are kept as they are (neither dropped nor refused for holding documents).
     pub resumed: &'a std::collections::HashSet<String>,
+    /// Whether users and roles are restored.
+    pub users_and_roles: bool,
 }
 
 const SYSTEM_DBS: [&str; 3] = ["admin", "local", "config"];
@@ -148,6 +154,7 @@ pub async fn plan(
             existing_documents: 0,
             drop: false,
             skip: None,
+            authz: None,
         };
         if ns.kind == NsKind::Oplog {
             t.skip = Some("the oplog window is replayed only with --oplog-replay".into());
@@ -177,6 +184,32 @@ pub async fn plan(
             refusals.push(format!("{source}: restoring into {renamed} (a time-series bucket collection) directly is not allowed"));
             continue;
         }
+        if let Some((kind, scope)) = crate::authz::classify(&ns.db, &ns.collection) {
+            if !input.users_and_roles {
+                t.skip = Some("users and roles are restored only with --users-and-roles".into());
+            } else if matches!(scope, crate::authz::Scope::Db(_)) && db == "admin" {
+                refusals.push(format!(
+                    "{source}: one database's users and roles cannot be restored into admin"
+                ));
+                continue;
+            } else {
+                t.kind = match kind {
+                    crate::authz::Kind::Users => "users",
+                    crate::authz::Kind::Roles => "roles",
+                };
+                t.indexes.clear();
+                t.options.clear();
+                t.authz = Some((
+                    kind,
+                    match scope {
+                        crate::authz::Scope::All => crate::authz::Scope::All,
+                        crate::authz::Scope::Db(_) => crate::authz::Scope::Db(db.to_string()),
+                    },
+                ));
+            }
+            targets.push(t);
+            continue;
+        }
         if SYSTEM_DBS.contains(&db)
             && !input.include_system
             && !SYSTEM_DBS.contains(&ns.db.as_str())
@@ -193,9 +226,10 @@ pub async fn plan(
             targets.push(t);
             continue;
         }
-        if db == "admin" && matches!(coll, "system.users" | "system.roles" | "system.version") {
+        if (db == "admin" && coll == "system.version") || coll == "$admin.system.version" {
             t.skip = Some(
-                "users, roles and admin.system.version are not restored by this version".into(),
+                "admin.system.version is the server's own (feature compatibility, auth schema)"
+                    .into(),
             );
             targets.push(t);
             continue;
@@ -216,6 +250,9 @@ pub async fn plan(
     // Two sources into one target.
     let mut seen: HashMap<String, &str> = HashMap::new();
     for t in targets.iter().filter(|t| t.skip.is_none()) {
+        if t.authz.is_some() {
+            continue;
+        }
         if let Some(prev) = seen.insert(t.full_name(), &t.source) {
             refusals.push(format!(
                 "{} and {} would both be restored to {}",
@@ -228,7 +265,7 @@ pub async fn plan(
     // What exists on the target now.
     let mut by_db: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (k, t) in targets.iter().enumerate() {
-        if t.skip.is_none() {
+        if t.skip.is_none() && t.authz.is_none() {
             by_db.entry(t.db.clone()).or_default().push(k);
         }
     }
@@ -311,7 +348,10 @@ pub async fn plan(
                 }
             }
         }
-        for t in targets.iter().filter(|t| t.skip.is_none()) {
+        for t in targets
+            .iter()
+            .filter(|t| t.skip.is_none() && t.authz.is_none())
+        {
             let ns = &input.catalog.namespaces[t.src];
             match ns.uuid {
                 None if ns.kind != NsKind::View => refusals.push(format!(

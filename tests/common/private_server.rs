@@ -34,6 +34,8 @@ pub struct PrivateServer {
     child: Child,
     dir: PathBuf,
     addr: String,
+    /// Connection string options every client needs (`&tls=true&tlsCAFile=…`).
+    uri_params: String,
     /// Write end of the watchdog's stdin: a line means "cleaned up, just exit";
     /// end-of-file without one (this process died) means "kill the server, remove the
     /// directory".
@@ -45,6 +47,15 @@ impl PrivateServer {
     /// answers `ping` (which needs no authentication, also with `--auth`). Panics with
     /// the server's output when it cannot be started.
     pub fn start(extra_args: &[&str]) -> PrivateServer {
+        PrivateServer::start_with(extra_args, "")
+    }
+
+    /// Like [`start`](Self::start), for a server every client must reach with the
+    /// connection string options `uri_params` (`&tls=true&tlsCAFile=…` for a server
+    /// started with `--tls-cert-file`); they are appended to [`uri`](Self::uri) and
+    /// [`uri_with_credentials`](Self::uri_with_credentials).
+    pub fn start_with(extra_args: &[&str], uri_params: &str) -> PrivateServer {
+        let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("oxidump-private-server-")
             .tempdir()
@@ -102,6 +113,7 @@ impl PrivateServer {
             child,
             dir,
             addr: String::new(),
+            uri_params: uri_params.to_string(),
             watchdog,
         };
         let failed = |server: &PrivateServer, what: String| -> ! {
@@ -144,17 +156,21 @@ impl PrivateServer {
 
     /// Connection string without credentials (`directConnection=true`).
     pub fn uri(&self) -> String {
-        format!("mongodb://{}/?directConnection=true", self.addr)
+        format!(
+            "mongodb://{}/?directConnection=true{}",
+            self.addr, self.uri_params
+        )
     }
 
     /// Connection string with `user` and `password` (percent-encoded as needed),
     /// authenticating against `admin`.
     pub fn uri_with_credentials(&self, user: &str, password: &str) -> String {
         format!(
-            "mongodb://{}:{}@{}/?directConnection=true&authSource=admin",
+            "mongodb://{}:{}@{}/?directConnection=true&authSource=admin{}",
             percent_encode(user),
             percent_encode(password),
-            self.addr
+            self.addr,
+            self.uri_params
         )
     }
 
