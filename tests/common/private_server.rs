@@ -55,17 +55,16 @@ impl PrivateServer {
     /// started with `--tls-cert-file`); they are appended to [`uri`](Self::uri) and
     /// [`uri_with_credentials`](Self::uri_with_credentials).
     pub fn start_with(extra_args: &[&str], uri_params: &str) -> PrivateServer {
-        let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let dir = tempfile::Builder::new()
             .prefix("oxidump-private-server-")
             .tempdir()
             .expect("create a temporary directory for a private server")
             .keep();
-        PrivateServer::start_in(dir, extra_args)
+        PrivateServer::start_in(dir, extra_args, uri_params)
     }
 
-    /// [`start`](Self::start) with the storage in `dir` (kept from an earlier run).
-    fn start_in(dir: PathBuf, extra_args: &[&str]) -> PrivateServer {
+    /// [`start_with`](Self::start_with) with the storage in `dir` (kept from an earlier run).
+    fn start_in(dir: PathBuf, extra_args: &[&str], uri_params: &str) -> PrivateServer {
         let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let stdout_path = dir.join("stdout.log");
         let log_path = dir.join("server.log");
@@ -208,7 +207,8 @@ impl PrivateServer {
     /// new port: what it held when it was killed is there again.
     pub fn restart(&mut self) {
         self.kill();
-        let next = PrivateServer::start_in(self.dir.clone(), &[]);
+        let params = self.uri_params.clone();
+        let next = PrivateServer::start_in(self.dir.clone(), &[], &params);
         // `next` must not be dropped: it would remove the directory.
         let mut next = std::mem::ManuallyDrop::new(next);
         // The new process and its watchdog take the old ones' places; the old watchdog
