@@ -142,6 +142,7 @@ pub fn summary() -> Summary {
             },
         }),
         warnings: vec![WARNING.into()],
+        extra: Default::default(),
     }
 }
 

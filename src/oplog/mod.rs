@@ -14,3 +14,4 @@ pub mod capture;
 pub mod diff;
 pub mod entry;
 pub mod replay;
+pub mod segment;
