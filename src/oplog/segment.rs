@@ -241,6 +241,7 @@ impl SegmentWriter {
         std::fs::create_dir_all(dir).map_err(io)?;
         let tmp = tempfile::Builder::new()
             .prefix(".segment-")
+            .permissions(crate::output::file_mode())
             .tempfile_in(dir)
             .map_err(io)?;
         let w = OxdWriter::new(

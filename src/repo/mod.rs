@@ -5,10 +5,12 @@
 //! - this module: the layout (names, the marker) and reading what is stored;
 //! - [`chain`]: the chain of segments, its gaps, and the windows a restore can reach;
 //! - [`check`]: `verify` of a whole repository;
+//! - [`listing`]: `ls` of a repository;
 //! - [`plan`]: choosing the snapshot and the segments that reach a moment.
 
 pub mod chain;
 pub mod check;
+pub mod listing;
 pub mod plan;
 
 use std::fs::File;
@@ -400,6 +402,7 @@ fn put_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> Result<(), RepoError
     let dest = dir.join(name);
     let mut tmp = tempfile::Builder::new()
         .prefix(".put-")
+        .permissions(crate::output::file_mode())
         .tempfile_in(dir)
         .map_err(io_err(dir))?;
     let text = serde_json::to_string_pretty(v).expect("a repository object serializes") + "\n";
