@@ -17,6 +17,8 @@ mod dump;
 mod fuzz_regressions;
 /// Oplog replay against a real server: mongod and SecantusDB entries byte-exact, transaction boundaries, a dump taken during writes replayed to its consistent point and later.
 mod oplog;
+/// The backup repository: `dump --repo`, `oplog follow`, `ls`, `verify` and `restore DIR --until` end to end; every damage to the chain of segments.
+mod repo;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
 /// Round trips over the mongodump fixtures through every format, and convert/cat behaviour around them.
