@@ -442,18 +442,29 @@ fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
     follow_once(&suri, &repo, &[], 0);
     let archived_end = block_on(newest_ts(&c));
     // The follower is stopped while far more entries than the oplog keeps are written.
-    insert(20, 200);
-    let inside = block_on(async {
-        c.database("local")
-            .collection::<Document>("oplog.rs")
-            .find_one(doc! {})
-            .sort(doc! {"ts": 1})
-            .await
-            .expect("oldest")
-            .expect("an entry")
-            .get_timestamp("ts")
-            .expect("ts")
-    });
+    // The server prunes its oplog from time to time: write until it has.
+    let oldest = || {
+        block_on(async {
+            c.database("local")
+                .collection::<Document>("oplog.rs")
+                .find_one(doc! {})
+                .sort(doc! {"ts": 1})
+                .await
+                .expect("oldest")
+                .expect("an entry")
+                .get_timestamp("ts")
+                .expect("ts")
+        })
+    };
+    let mut next = 20;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while oldest() <= archived_end {
+        assert!(std::time::Instant::now() < deadline, "the oplog never rolled over");
+        insert(next, 100);
+        next += 100;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let inside = oldest();
     assert!(inside > archived_end, "the oplog did not roll over");
     let err = follow_once(&suri, &repo, &[], 1);
     assert!(err.contains("GAP"), "{err}");
@@ -463,7 +474,7 @@ fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
         .collect();
     assert_eq!(gaps.len(), 1);
     follow_once(&suri, &repo, &["--continue-after-gap"], 0);
-    insert(300, 5);
+    insert(next, 5);
     follow_once(&suri, &repo, &[], 0);
 
     let l = ls_json(&repo, 0);
