@@ -201,7 +201,10 @@ fn follow(a: FollowArgs) -> anyhow::Result<Outcome> {
     let events = move |e: FollowEvent| match e {
         FollowEvent::Gap(why) => eprintln!("oxidump: GAP IN THE OPLOG ARCHIVE: {why}"),
         FollowEvent::Reconnecting { error, wait } => {
-            eprintln!("oxidump: connection lost ({error}); retrying in {} s", wait.as_secs())
+            eprintln!(
+                "oxidump: connection lost ({error}); retrying in {} s",
+                wait.as_secs()
+            )
         }
         FollowEvent::Sealed {
             path,

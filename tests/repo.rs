@@ -117,7 +117,9 @@ fn verify_detects_corrupted_truncated_missing_and_reordered_segments() {
     let (code, codes) = verify_codes(&d);
     assert_eq!(code, 1, "{codes:?}");
     assert!(
-        codes.iter().any(|c| c.contains("crc") || c.contains("decode")),
+        codes
+            .iter()
+            .any(|c| c.contains("crc") || c.contains("decode")),
         "{codes:?}"
     );
 
@@ -127,14 +129,20 @@ fn verify_detects_corrupted_truncated_missing_and_reordered_segments() {
     std::fs::write(&s[2], &b[..b.len() - 40]).expect("write");
     let (code, codes) = verify_codes(&d);
     assert_eq!(code, 1, "{codes:?}");
-    assert!(codes.iter().any(|c| c == "truncated" || c == "incomplete"), "{codes:?}");
+    assert!(
+        codes.iter().any(|c| c == "truncated" || c == "incomplete"),
+        "{codes:?}"
+    );
     assert!(codes.iter().any(|c| c == "chain-missing"), "{codes:?}");
 
     // A segment deleted by hand.
     let (d, s) = variant("missing");
     std::fs::remove_file(&s[1]).expect("rm");
     let (code, codes) = verify_codes(&d);
-    assert_eq!((code, codes.clone()), (1, vec!["chain-missing".to_string()]));
+    assert_eq!(
+        (code, codes.clone()),
+        (1, vec!["chain-missing".to_string()])
+    );
 
     // Two segments exchanged under each other's names.
     let (d, s) = variant("reordered");
@@ -218,8 +226,11 @@ async fn step(c: &Client, db: &str, i: i64) -> mongodb::error::Result<()> {
                 .await?;
         }
         2 => {
-            a.update_one(doc! {"_id": k}, doc! {"$unset": {"s": ""}, "$inc": {"n": 1}})
-                .await?;
+            a.update_one(
+                doc! {"_id": k},
+                doc! {"$unset": {"s": ""}, "$inc": {"n": 1}},
+            )
+            .await?;
         }
         3 => {
             a.update_one(doc! {"_id": k}, doc! {"$push": {"arr": i}})
@@ -279,10 +290,14 @@ fn ls_json(repo: &Path, code: i32) -> Value {
 
 fn restore_to(repo: &Path, uri: &str, until: Timestamp, code: i32) -> (String, String) {
     let (_, out, err) = run(
-        oxidump()
-            .arg("restore")
-            .arg(repo)
-            .args(["--uri", uri, "--drop", "-q", "--until", &show(until)]),
+        oxidump().arg("restore").arg(repo).args([
+            "--uri",
+            uri,
+            "--drop",
+            "-q",
+            "--until",
+            &show(until),
+        ]),
         code,
     );
     (out, err)
@@ -346,18 +361,25 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     };
     wait_steps(10);
     run(
-        oxidump().args(["dump", "--uri", &suri, "-q", "--repo"]).arg(&repo),
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
         0,
     );
-    wait_steps(moments.lock().expect("lock").len() + 20);
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
     follow_once(&suri, &repo, &[], 0);
-    wait_steps(moments.lock().expect("lock").len() + 20);
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     run(
-        oxidump().args(["dump", "--uri", &suri, "-q", "--repo"]).arg(&repo),
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
         0,
     );
-    wait_steps(moments.lock().expect("lock").len() + 20);
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the workload panicked");
     follow_once(&suri, &repo, &[], 0);
@@ -371,14 +393,21 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     let e1 = parse(&windows[0]["from"]);
     let e2 = parse(&windows[1]["from"]);
     let end = parse(&windows[1]["to"]);
-    assert_eq!(parse(&windows[0]["to"]), end, "both windows reach the newest entry");
+    assert_eq!(
+        parse(&windows[0]["to"]),
+        end,
+        "both windows reach the newest entry"
+    );
     let (code, codes) = verify_codes(&repo);
     assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
 
     let moments = moments.lock().expect("lock").clone();
     let before: Vec<&Moment> = moments.iter().filter(|m| m.ts < e1).collect();
     let between: Vec<&Moment> = moments.iter().filter(|m| m.ts >= e1 && m.ts < e2).collect();
-    let after: Vec<&Moment> = moments.iter().filter(|m| m.ts >= e2 && m.ts <= end).collect();
+    let after: Vec<&Moment> = moments
+        .iter()
+        .filter(|m| m.ts >= e2 && m.ts <= end)
+        .collect();
     assert!(
         !before.is_empty() && between.len() >= 3 && after.len() >= 3,
         "moments on each side of the snapshots: {} {} {}",
@@ -412,7 +441,10 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         increment: 1,
     };
     let (_, err) = restore_to(&repo, &turi, late, 2);
-    assert!(err.contains("after the newest archived oplog entry"), "{err}");
+    assert!(
+        err.contains("after the newest archived oplog entry"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -435,7 +467,9 @@ fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
     };
     insert(0, 10);
     run(
-        oxidump().args(["dump", "--uri", &suri, "-q", "--repo"]).arg(&repo),
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
         0,
     );
     insert(10, 10);
@@ -459,7 +493,10 @@ fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
     let mut next = 20;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     while oldest() <= archived_end {
-        assert!(std::time::Instant::now() < deadline, "the oplog never rolled over");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the oplog never rolled over"
+        );
         insert(next, 100);
         next += 100;
         std::thread::sleep(std::time::Duration::from_millis(500));

@@ -178,8 +178,7 @@ pub fn ts_name(ts: Timestamp) -> String {
 /// Parses [`ts_name`]'s form (exactly).
 pub fn parse_ts_name(s: &str) -> Option<Timestamp> {
     let (a, b) = s.split_once('.')?;
-    if a.len() != 10 || b.len() != 10 || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
-    {
+    if a.len() != 10 || b.len() != 10 || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit()) {
         return None;
     }
     Some(Timestamp {
@@ -272,7 +271,10 @@ impl SegmentWriter {
     pub fn push(&mut self, entry: &RawDocument) -> Result<(), SegmentError> {
         let Some(op) = OpTime::of(entry) else {
             return Err(SegmentError::Entry {
-                at: format!("after {}", self.last.or(self.prev).map_or("-".into(), |o| o.show())),
+                at: format!(
+                    "after {}",
+                    self.last.or(self.prev).map_or("-".into(), |o| o.show())
+                ),
                 why: "it has no `ts` timestamp".into(),
             });
         };
@@ -394,7 +396,8 @@ pub fn read_meta(path: &Path) -> Result<(SegmentMeta, Index), SegmentError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let index = Index::open(&mut f).map_err(|e| invalid(format!("not a complete OXD archive: {e}")))?;
+    let index =
+        Index::open(&mut f).map_err(|e| invalid(format!("not a complete OXD archive: {e}")))?;
     let meta = SegmentMeta::from_summary(&index.footer.summary).map_err(invalid)?;
     Ok((meta, index))
 }
@@ -454,10 +457,7 @@ pub fn check_entries(path: &Path, meta: &SegmentMeta, index: &Index) -> Vec<Stri
         }
     }
     if count != meta.count {
-        problems.push(format!(
-            "it holds {count} entries but says {}",
-            meta.count
-        ));
+        problems.push(format!("it holds {count} entries but says {}", meta.count));
     }
     if first != Some(meta.first) {
         problems.push(format!(

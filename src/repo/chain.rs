@@ -248,10 +248,7 @@ pub fn windows(snapshots: &[SnapshotInfo], chain: &Chain) -> Vec<Window> {
     snapshots
         .iter()
         .map(|s| {
-            let run = chain
-                .runs
-                .iter()
-                .position(|r| r.covers_after(s.consistent));
+            let run = chain.runs.iter().position(|r| r.covers_after(s.consistent));
             Window {
                 snapshot: s.name.clone(),
                 from: s.consistent,

@@ -238,7 +238,11 @@ impl Repo {
             return Repo::open(root);
         }
         std::fs::create_dir_all(root).map_err(io_err(root))?;
-        if std::fs::read_dir(root).map_err(io_err(root))?.next().is_some() {
+        if std::fs::read_dir(root)
+            .map_err(io_err(root))?
+            .next()
+            .is_some()
+        {
             return Err(RepoError::NotARepo {
                 path: root.to_path_buf(),
                 why: format!("the directory is not empty and has no {MARKER}"),
@@ -434,7 +438,12 @@ fn read_snapshot(path: &Path, name: &str) -> Result<SnapshotInfo, String> {
         window_start: w.start,
         consistent: w.end,
         bytes,
-        documents: index.footer.namespaces.iter().map(|n| n.end.doc_count).sum(),
+        documents: index
+            .footer
+            .namespaces
+            .iter()
+            .map(|n| n.end.doc_count)
+            .sum(),
         namespaces: index
             .catalog
             .namespaces

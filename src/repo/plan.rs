@@ -66,12 +66,15 @@ pub fn plan_in(
     let t = plan_ts(until);
     let pick = match snapshot {
         Some(name) => {
-            let i = snapshots.iter().position(|s| s.name == name).ok_or_else(|| {
-                RepoError::NoSnapshot(format!(
-                    "no snapshot named {name:?}; {}",
-                    reachable(&windows)
-                ))
-            })?;
+            let i = snapshots
+                .iter()
+                .position(|s| s.name == name)
+                .ok_or_else(|| {
+                    RepoError::NoSnapshot(format!(
+                        "no snapshot named {name:?}; {}",
+                        reachable(&windows)
+                    ))
+                })?;
             if !windows[i].contains(t) {
                 return Err(RepoError::Unreachable(format!(
                     "{} is not reachable from snapshot {name}, whose window is {} .. {}; {}",
@@ -188,7 +191,11 @@ mod tests {
     #[test]
     fn picks_the_newest_base_and_the_segments_up_to_the_moment() {
         let chain = chain::analyse(
-            vec![seg(1, 10, None), seg(11, 20, Some(10)), seg(21, 30, Some(20))],
+            vec![
+                seg(1, 10, None),
+                seg(11, 20, Some(10)),
+                seg(21, 30, Some(20)),
+            ],
             &[],
         );
         let snaps = [snap("a", 5), snap("b", 15)];
@@ -225,14 +232,23 @@ mod tests {
         let chain = chain::analyse(vec![seg(1, 10, None), seg(21, 30, None)], &[gap]);
         let snaps = [snap("a", 5), snap("b", 25)];
         let before = plan_in(&snaps, &chain, Bound::Ts(ts(3)), None).unwrap_err();
-        assert!(before.to_string().contains("before the consistent point"), "{before}");
+        assert!(
+            before.to_string().contains("before the consistent point"),
+            "{before}"
+        );
         let inside = plan_in(&snaps, &chain, Bound::Ts(ts(15)), None).unwrap_err();
         assert!(inside.to_string().contains("gap"), "{inside}");
-        assert!(inside.to_string().contains("5:1 .. 10:1 (snapshot a)"), "{inside}");
+        assert!(
+            inside.to_string().contains("5:1 .. 10:1 (snapshot a)"),
+            "{inside}"
+        );
         let after = plan_in(&snaps, &chain, Bound::Ts(ts(31)), None).unwrap_err();
         assert!(after.to_string().contains("after the newest"), "{after}");
         let forced = plan_in(&snaps, &chain, Bound::Ts(ts(27)), Some("a")).unwrap_err();
-        assert!(forced.to_string().contains("not reachable from snapshot a"), "{forced}");
+        assert!(
+            forced.to_string().contains("not reachable from snapshot a"),
+            "{forced}"
+        );
         assert!(plan_in(&snaps, &chain, Bound::Ts(ts(27)), None).is_ok());
     }
 }
