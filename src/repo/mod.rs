@@ -85,6 +85,9 @@ pub struct Marker {
     pub created_at: String,
 }
 
+/// An object that cannot be read as what its place says, and why.
+pub type Unreadable = (PathBuf, String);
+
 /// A repository on a local directory.
 #[derive(Debug, Clone)]
 pub struct Repo {
@@ -283,7 +286,7 @@ impl Repo {
 
     /// Every snapshot, oldest consistent point first; the objects that are not
     /// readable snapshots are returned beside, with the reason.
-    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<(PathBuf, String)>), RepoError> {
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<Unreadable>), RepoError> {
         let dir = self.root.join(SNAPSHOTS);
         let mut ok = Vec::new();
         let mut bad = Vec::new();
@@ -320,7 +323,7 @@ impl Repo {
     }
 
     /// Every recorded gap; unreadable gap objects are returned beside.
-    pub fn gaps(&self) -> Result<(Vec<GapRecord>, Vec<(PathBuf, String)>), RepoError> {
+    pub fn gaps(&self) -> Result<(Vec<GapRecord>, Vec<Unreadable>), RepoError> {
         let dir = self.root.join(GAPS);
         let mut ok = Vec::new();
         let mut bad = Vec::new();
