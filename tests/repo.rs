@@ -548,3 +548,106 @@ fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
     });
     assert_eq!(n, 20, "the refused restore left the earlier one in place");
 }
+
+#[test]
+fn a_follower_killed_and_restarted_loses_nothing() {
+    let source = PrivateServer::start(&[]);
+    let suri = source.uri();
+    let c = source.client();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let coll = c.database("k").collection::<Document>("c");
+    let insert = |from: i64, n: i64| {
+        block_on(async {
+            for i in from..from + n {
+                coll.insert_one(doc! {"_id": i, "pad": "y".repeat(200)})
+                    .await?;
+            }
+            Ok::<_, mongodb::error::Error>(())
+        })
+        .expect("insert");
+    };
+    let segments = || {
+        std::fs::read_dir(repo.join("oplog"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let mut child = oxidump()
+        .args([
+            "oplog",
+            "follow",
+            "-q",
+            "--segment-span",
+            "1s",
+            "--uri",
+            &suri,
+            "--repo",
+        ])
+        .arg(&repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the follower");
+    insert(0, 50);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut next = 1000;
+    while segments() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower sealed nothing"
+        );
+        insert(next, 5);
+        next += 5;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Killed in the middle of a segment: its open segment is lost, nothing else.
+    insert(5000, 20);
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    insert(6000, 20);
+    follow_once(&suri, &repo, &[], 0);
+    let hidden = std::fs::read_dir(repo.join("oplog"))
+        .expect("oplog/")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .count();
+    assert_eq!(hidden, 0, "the killed follower's open segment is removed");
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+    let l = ls_json(&repo, 0);
+    assert!(l["gaps"].as_array().expect("gaps").is_empty(), "{l}");
+    // Every insert of the source is archived exactly once, in one unbroken chain.
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(repo.join("oplog")).expect("oplog/") {
+        let p = e.expect("entry").path();
+        if p.file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with('.')
+        {
+            continue;
+        }
+        let (meta, index) = oxidump::oplog::segment::read_meta(&p).expect("meta");
+        assert!(oxidump::oplog::segment::check_entries(&p, &meta, &index).is_empty());
+        ids.push(meta);
+    }
+    ids.sort_by_key(|m| m.first.ts);
+    for w in ids.windows(2) {
+        assert_eq!(w[1].prev, Some(w[0].last), "linked segments");
+    }
+    let archived: u64 = ids.iter().map(|m| m.count).sum();
+    let on_server = block_on(async {
+        c.database("local")
+            .collection::<Document>("oplog.rs")
+            .count_documents(doc! {})
+            .await
+            .expect("count")
+    });
+    assert_eq!(archived, on_server, "every entry archived once");
+}

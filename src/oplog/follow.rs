@@ -9,7 +9,8 @@
 //! - Entries are read with a tailable, awaiting cursor in natural (oplog) order; an
 //!   idle cursor is reopened after [`IDLE_REOPEN`], so a server whose tailable cursors
 //!   never deliver is still followed.
-//! - One segment is open at a time, streamed to a hidden file; it is sealed when its
+//! - One segment is open at a time, streamed to a hidden file (a killed run's is
+//!   removed by the next); it is sealed when its
 //!   entries span `segment_span`, hold `segment_size` raw bytes, or have waited
 //!   `segment_span` since its first entry arrived. A kill loses only the open segment,
 //!   which the next run reads again from the server.
@@ -344,6 +345,19 @@ impl State<'_> {
     }
 }
 
+/// Removes the hidden files of segments a killed follower left open (only one
+/// follower writes to a repository).
+fn remove_stale_segments(repo: &Repo) {
+    let Ok(rd) = std::fs::read_dir(repo.oplog_dir()) else {
+        return;
+    };
+    for e in rd.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".segment-") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Follows the oplog of `opts.uri` into `opts.repo` until `shutdown` resolves (or, with
 /// `once`, up to the newest entry at the start). The open segment is sealed on the
 /// way out.
@@ -353,6 +367,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<FollowReport, FollowError> {
     let repo = Repo::open_or_create(&opts.repo)?;
+    remove_stale_segments(&repo);
     let last_sealed = repo.last_sealed()?;
     let mut st = State {
         repo: &repo,
