@@ -576,6 +576,14 @@ fn a_follower_killed_and_restarted_loses_nothing() {
             })
             .unwrap_or(0)
     };
+    /// Kills the follower when the test ends, also when it fails.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let mut child = oxidump()
         .args([
             "oplog",
@@ -591,6 +599,7 @@ fn a_follower_killed_and_restarted_loses_nothing() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("start the follower");
     insert(0, 50);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -606,8 +615,8 @@ fn a_follower_killed_and_restarted_loses_nothing() {
     }
     // Killed in the middle of a segment: its open segment is lost, nothing else.
     insert(5000, 20);
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    child.0.kill().expect("kill");
+    child.0.wait().expect("wait");
     insert(6000, 20);
     follow_once(&suri, &repo, &[], 0);
     let hidden = std::fs::read_dir(repo.join("oplog"))
