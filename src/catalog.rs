@@ -174,6 +174,9 @@ pub struct Summary {
     pub oplog: Option<OplogRange>,
     /// Warnings recorded while writing (for example a collection dropped during the dump).
     pub warnings: Vec<String>,
+    /// Fields defined outside the OXD format (for example `segment`, the chain link of a
+    /// repository's oplog segment), kept verbatim; OXD readers ignore them.
+    pub extra: Document,
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ pub mod output;
 pub mod oxd;
 pub mod pool;
 pub mod progress;
+pub mod repo;
 pub mod restore;
 pub mod signals;
 pub mod sink;

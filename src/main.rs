@@ -120,6 +120,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Archive the oplog continuously into a backup repository.
+    #[command(subcommand)]
+    Oplog(OplogCommand),
     /// Write one namespace's documents to standard output.
     ///
     /// A complete OXD file is read through its index: only that namespace's frames are read.
@@ -183,6 +186,158 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum OplogCommand {
+    /// Tail local.oplog.rs and write sealed oplog segments into a repository.
+    ///
+    /// A segment appears under its final name only when complete; a stopped or killed
+    /// follower loses only its open segment, which the next run reads again (it resumes after
+    /// the last sealed entry). When the server's oldest entry is newer than the last archived
+    /// one, the oplog rolled over while nothing archived it: the gap is recorded, `ls` shows it,
+    /// no restore crosses it, and the follower exits with status 1 unless --continue-after-gap.
+    /// Network failures are retried with backoff. Exit status: 0 success, 1 gap or rollback.
+    #[command(after_long_help = "Examples:
+  oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop
+  oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop --once   # from cron")]
+    Follow(FollowArgs),
+}
+
+#[derive(clap::Args)]
+struct FollowArgs {
+    /// Connection string of the replica set to follow.
+    #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
+    uri: String,
+    /// The backup repository (created when missing).
+    #[arg(long, value_name = "DIR")]
+    repo: PathBuf,
+    /// Seal a segment once its entries span this long (or it waited this long): 90s, 10m, 1h.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    segment_span: std::time::Duration,
+    /// Seal a segment once its entries hold this many raw bytes: 16MB, 64MB, 1GB.
+    #[arg(long, default_value = "64MB", value_parser = oxidump::dump::parse_size)]
+    segment_size: u64,
+    /// Archive up to the newest entry at the start, seal, and exit.
+    #[arg(long)]
+    once: bool,
+    /// After recording a gap, go on archiving from the oldest entry the server holds.
+    #[arg(long)]
+    continue_after_gap: bool,
+    /// No progress messages.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (examples: 90s, 10m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        u => return Err(format!("{s:?}: unknown unit {u:?} (use s, m or h)")),
+    };
+    if secs == 0 {
+        return Err("a segment span must be at least one second".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+fn follow(a: FollowArgs) -> anyhow::Result<Outcome> {
+    use oxidump::oplog::follow::{self, FollowError, FollowEvent, FollowOptions};
+    let opts = FollowOptions {
+        uri: a.uri,
+        repo: a.repo,
+        segment_span: a.segment_span,
+        segment_size: a.segment_size,
+        once: a.once,
+        continue_after_gap: a.continue_after_gap,
+        ..FollowOptions::default()
+    };
+    let quiet = a.quiet;
+    let events = move |e: FollowEvent| match e {
+        FollowEvent::Gap(why) => eprintln!("oxidump: GAP IN THE OPLOG ARCHIVE: {why}"),
+        FollowEvent::Reconnecting { error, wait } => {
+            eprintln!(
+                "oxidump: connection lost ({error}); retrying in {} s",
+                wait.as_secs()
+            )
+        }
+        FollowEvent::Sealed {
+            path,
+            entries,
+            bytes,
+        } if !quiet => eprintln!(
+            "sealed {} ({entries} entries, {})",
+            path.display(),
+            human_bytes(bytes)
+        ),
+        FollowEvent::Resumed(what) if !quiet => eprintln!("{what}"),
+        _ => {}
+    };
+    let rt = runtime()?;
+    match rt.block_on(follow::run(opts, &events, shutdown_signal())) {
+        Ok(r) => {
+            if !quiet {
+                eprintln!(
+                    "archived {} entries ({}) in {} segments; newest {}",
+                    r.entries,
+                    human_bytes(r.bytes),
+                    r.segments,
+                    r.last.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(Outcome::Ok)
+        }
+        Err(e @ (FollowError::Gap { .. } | FollowError::Rollback { .. })) => {
+            eprintln!("oxidump: error: {e}");
+            Ok(Outcome::Failed)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A restore from a repository: the plan picks the snapshot and the segments.
+fn repo_restore_inputs(
+    a: &RestoreArgs,
+    dir: &std::path::Path,
+) -> anyhow::Result<(PathBuf, oxidump::restore::OplogReplay)> {
+    use oxidump::repo::{Repo, plan};
+    let Some(until) = &a.until else {
+        anyhow::bail!(
+            "{}: a restore from a repository needs --until TIME (`oxidump ls {}` shows the reachable windows)",
+            dir.display(),
+            dir.display()
+        );
+    };
+    let repo = Repo::open(dir)?;
+    let bound = oxidump::oplog::replay::parse_bound(until)?;
+    let p = plan::plan(&repo, bound, a.snapshot.as_deref())?;
+    if !a.quiet {
+        eprintln!(
+            "base: snapshot {} (consistent at {}), then {} oplog segment(s), {} archived entries to scan; window {}",
+            p.snapshot.name,
+            oxidump::oplog::entry::show_ts(p.snapshot.consistent),
+            p.segments.len(),
+            p.segment_entries,
+            p.window.show()
+        );
+    }
+    Ok((
+        p.snapshot.path.clone(),
+        oxidump::restore::OplogReplay {
+            from_backup: true,
+            files: p.segments,
+            until: Some(until.clone()),
+            exclusive: a.until_exclusive,
+            accept_partial: a.oplog_accept_partial,
+        },
+    ))
+}
+
 #[derive(clap::Args)]
 #[command(after_long_help = "Examples:
   oxidump dump --uri mongodb://localhost:27017
@@ -196,6 +351,10 @@ struct DumpArgs {
     /// Output path (`-` for standard output). Default: <host>_<port>-<UTC time>.oxd in the current directory.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Write the dump as a snapshot into this backup repository (created when missing):
+    /// an OXD archive with its oplog window, under snapshots/<UTC start time>.oxd.
+    #[arg(long, conflicts_with = "out", value_name = "DIR")]
+    repo: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Oxd)]
     format: FormatArg,
@@ -266,8 +425,13 @@ struct DumpArgs {
 struct RestoreArgs {
     /// The backup: an OXD file, a mongodump directory, a mongodump archive (plain or gzipped), or `-`.
     /// May be left out with --oplog-file: the oplog is then replayed onto what the target holds.
+    /// A backup repository (see `oplog follow`) is restored to --until: from the newest snapshot
+    /// whose window holds that moment, replaying its window and the archived oplog after it.
     #[arg(required_unless_present = "oplog_file")]
     path: Option<PathBuf>,
+    /// With a repository: restore from this snapshot (its name as `ls` shows it).
+    #[arg(long, value_name = "NAME")]
+    snapshot: Option<String>,
     /// Connection string of the target server.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     uri: String,
@@ -594,9 +758,20 @@ fn human_bytes(b: u64) -> String {
 }
 
 fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
+    let (out, oplog) = match &a.repo {
+        Some(dir) => {
+            if !matches!(a.format, FormatArg::Oxd) || a.gzip {
+                anyhow::bail!("--repo writes OXD snapshots; leave out --format and --gzip");
+            }
+            let repo = oxidump::repo::Repo::open_or_create(dir)?;
+            repo.prepare_snapshot_dir()?;
+            (Some(repo.snapshot_path(bson::DateTime::now())), true)
+        }
+        None => (a.out.clone(), a.oplog),
+    };
     let opts = oxidump::dump::DumpOptions {
         uri: a.uri,
-        out: a.out,
+        out,
         format: format_of(a.format),
         gzip: a.gzip,
         oxd: WriterOptions {
@@ -611,7 +786,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         read_preference: a.read_preference,
         jobs: a.jobs,
         split_above: a.split_above,
-        oplog: a.oplog,
+        oplog,
         users_and_roles: a.users_and_roles,
         overwrite: a.force,
         drain_only: a.drain_only,
@@ -738,7 +913,18 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             a.ns_to.len()
         );
     }
-    if (a.until.is_some() || a.oplog_accept_partial) && !a.oplog_replay && a.oplog_file.is_empty() {
+    let repo_inputs = match &a.path {
+        Some(p) if oxidump::repo::Repo::is_repo(p) => Some(repo_restore_inputs(&a, p)?),
+        _ => None,
+    };
+    if a.snapshot.is_some() && repo_inputs.is_none() {
+        anyhow::bail!("--snapshot names a snapshot of a backup repository; the input is not one");
+    }
+    if repo_inputs.is_none()
+        && (a.until.is_some() || a.oplog_accept_partial)
+        && !a.oplog_replay
+        && a.oplog_file.is_empty()
+    {
         anyhow::bail!("--until and --oplog-accept-partial need --oplog-replay or --oplog-file");
     }
     let oplog =
@@ -750,9 +936,13 @@ fn restore(a: RestoreArgs) -> anyhow::Result<Outcome> {
             exclusive: a.until_exclusive,
             accept_partial: a.oplog_accept_partial,
         });
+    let (input, oplog) = match repo_inputs {
+        Some((base, replay)) => (base, Some(replay)),
+        None => (a.path.clone().unwrap_or_default(), oplog),
+    };
     let opts = RestoreOptions {
         uri: a.uri,
-        input: a.path.unwrap_or_default(),
+        input,
         include: a.ns_include,
         exclude: a.ns_exclude,
         renames: a.ns_from.into_iter().zip(a.ns_to).collect(),
@@ -834,6 +1024,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Restore(a) => restore(a),
         Command::TestRestore(a) => drill(a, true),
         Command::Diff(a) => drill(a, false),
+        Command::Oplog(OplogCommand::Follow(a)) => follow(a),
         Command::Verify {
             paths,
             deep,
@@ -846,7 +1037,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let mut failed = false;
             let mut unreadable = false;
             for p in &paths {
-                match verify::run(p, &opts, &progress) {
+                let run = if oxidump::repo::Repo::is_repo(p) {
+                    oxidump::repo::Repo::open(p)
+                        .and_then(|r| oxidump::repo::check::verify(&r, &opts))
+                        .map_err(|e| oxidump::source::SourceError::Io {
+                            path: p.clone(),
+                            source: std::io::Error::other(e.to_string()),
+                        })
+                } else {
+                    verify::run(p, &opts, &progress)
+                };
+                match run {
                     Ok(r) => {
                         failed |= !r.is_ok();
                         if !json {
@@ -878,6 +1079,20 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 Outcome::Failed
             } else {
                 Outcome::Ok
+            })
+        }
+        Command::Ls { path, json } if oxidump::repo::Repo::is_repo(&path) => {
+            let repo = oxidump::repo::Repo::open(&path)?;
+            let l = oxidump::repo::listing::list(&repo)?;
+            if json {
+                out(&(serde_json::to_string_pretty(&l)? + "\n"))?;
+            } else {
+                out(&oxidump::repo::listing::render_text(&l))?;
+            }
+            Ok(if l.is_clean() {
+                Outcome::Ok
+            } else {
+                Outcome::Failed
             })
         }
         Command::Ls { path, json } => {

@@ -36,7 +36,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> OutputError + '_ {
 /// Outputs get the usual modes (0666 and 0777 before the umask), not the private ones
 /// temporary files are created with.
 #[cfg(unix)]
-fn file_mode() -> fs::Permissions {
+pub fn file_mode() -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt;
     fs::Permissions::from_mode(0o666)
 }
@@ -47,8 +47,9 @@ fn dir_mode() -> fs::Permissions {
     fs::Permissions::from_mode(0o777)
 }
 
+/// Outputs get the mode of the current directory.
 #[cfg(not(unix))]
-fn file_mode() -> fs::Permissions {
+pub fn file_mode() -> fs::Permissions {
     fs::metadata(".")
         .map(|m| m.permissions())
         .expect("current directory")

@@ -25,6 +25,8 @@ mod faults;
 mod fuzz_regressions;
 /// Oplog replay against a real server: mongod and SecantusDB entries byte-exact, transaction boundaries, a dump taken during writes replayed to its consistent point and later.
 mod oplog;
+/// The backup repository: `dump --repo`, `oplog follow`, `ls`, `verify` and `restore DIR --until` end to end; every damage to the chain of segments.
+mod repo;
 /// `oxidump restore` against a real server: round trips, fixtures, renames, safety, damage, duplicates.
 mod restore;
 /// `restore --resume`: killed at any point and resumed, a restore ends as one uninterrupted run.

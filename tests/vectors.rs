@@ -143,6 +143,7 @@ pub fn summary() -> Summary {
             },
         }),
         warnings: vec![WARNING.into()],
+        extra: Default::default(),
     }
 }
 

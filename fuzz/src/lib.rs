@@ -354,6 +354,7 @@ fn base_archive(level: Option<i32>, with_data: bool) -> Vec<u8> {
             },
         }),
         warnings: vec!["shop.gone was dropped during the dump".into()],
+        extra: Default::default(),
     };
     w.finish(&summary).expect("finish").0
 }
@@ -560,6 +561,7 @@ impl Plan {
                 } else {
                     Vec::new()
                 },
+                extra: Default::default(),
             },
         }
     }

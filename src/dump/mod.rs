@@ -993,6 +993,7 @@ async fn dump_data(
         completed_at: Some(bson::DateTime::now()),
         oplog: oplog_range,
         warnings,
+        extra: bson::Document::new(),
     })
 }
 

@@ -13,4 +13,6 @@ pub mod apply;
 pub mod capture;
 pub mod diff;
 pub mod entry;
+pub mod follow;
 pub mod replay;
+pub mod segment;

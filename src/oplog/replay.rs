@@ -243,8 +243,12 @@ fn source_err(e: SourceError) -> String {
     e.to_string()
 }
 
-/// Opens the oplog of an input, and the window recorded with it (OXD only).
-fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>), ReplayError> {
+/// An input's oplog, the window recorded with it, and the entry it continues (a
+/// repository segment's link to the segment before it).
+type Opened = (Entries, Option<(Timestamp, Timestamp)>, Option<Timestamp>);
+
+/// Opens the oplog of an input, and the window and link recorded with it (OXD only).
+fn open_entries(path: &Path) -> Result<Opened, ReplayError> {
     let mut f = File::open(path).map_err(|e| input_err(path, e))?;
     let mut head = [0u8; 8];
     let n = f.read(&mut head).map_err(|e| input_err(path, e))?;
@@ -253,13 +257,17 @@ fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>)
         let mut f = File::open(path).map_err(|e| input_err(path, e))?;
         if let Ok(index) = Index::open(&mut f) {
             let window = index.footer.summary.oplog.map(|o| (o.start, o.end));
+            let continues = super::segment::SegmentMeta::from_summary(&index.footer.summary)
+                .ok()
+                .and_then(|m| m.prev)
+                .map(|p| p.ts);
             let Some(ns) = index
                 .catalog
                 .namespaces
                 .iter()
                 .position(|n| n.kind == NsKind::Oplog)
             else {
-                return Ok((Box::new(std::iter::empty()), window));
+                return Ok((Box::new(std::iter::empty()), window, continues));
             };
             let src = NsSource::new(path, &index, ns);
             let oplog = vec![true; index.catalog.namespaces.len()];
@@ -272,6 +280,7 @@ fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>)
                     done: false,
                 }),
                 window,
+                continues,
             ));
         }
         // Incomplete: read in order; no window is known.
@@ -290,6 +299,7 @@ fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>)
                 buf: Vec::new().into_iter(),
                 done: false,
             }),
+            None,
             None,
         ));
     }
@@ -312,6 +322,7 @@ fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>)
                 done: false,
             }),
             None,
+            None,
         ));
     }
     let f = File::open(path).map_err(|e| input_err(path, e))?;
@@ -321,6 +332,7 @@ fn open_entries(path: &Path) -> Result<(Entries, Option<(Timestamp, Timestamp)>)
             path: path.to_path_buf(),
             done: false,
         }),
+        None,
         None,
     ))
 }
@@ -348,7 +360,7 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
     let mut wall_stop: Option<Timestamp> = None;
     let mut wall_cut = false;
     for (k, path) in inputs_of(&opts).iter().enumerate() {
-        let (entries, window) = open_entries(path)?;
+        let (entries, window, continues) = open_entries(path)?;
         let is_dump = k == 0 && opts.dump.is_some();
         if is_dump {
             let Some((_, end)) = window else {
@@ -398,9 +410,11 @@ pub fn prepare(opts: ReplayOptions) -> Result<Prepared, ReplayError> {
                 range.last = Some(show_ts(ts));
             }
         }
-        // A later input must start at or before the end of the ones before it.
+        // A later input must start at or before the end of the ones before it, or
+        // be a segment that continues exactly that entry.
         if let (Some(prev), Some(first)) = (before, first_of_file)
             && first > prev
+            && continues != Some(prev)
         {
             return Err(ReplayError::Unreachable(format!(
                 "{} starts at {} but the oplog read before it ends at {}: the entries between them may be missing, so no state after {} can be reached",
@@ -560,7 +574,7 @@ impl Prepared {
         let reader = tokio::task::spawn_blocking(move || {
             for path in paths {
                 let entries = match open_entries(&path) {
-                    Ok((e, _)) => e,
+                    Ok((e, _, _)) => e,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
                         return;

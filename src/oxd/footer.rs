@@ -224,6 +224,11 @@ fn summary_doc(s: &Summary) -> Vec<u8> {
     if let Some(o) = s.oplog {
         d.insert("oplog", doc! {"start": o.start, "end": o.end});
     }
+    for (k, v) in &s.extra {
+        if !matches!(k.as_str(), "completed_at" | "warnings" | "oplog") {
+            d.insert(k.clone(), v.clone());
+        }
+    }
     bson::serialize_to_vec(&d).expect("a summary document always serializes")
 }
 
@@ -261,10 +266,15 @@ fn parse_summary(b: &[u8]) -> Result<Summary, String> {
         },
         Some(_) => return Err("summary: `oplog` is not a document".into()),
     };
+    let extra = d
+        .into_iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "completed_at" | "warnings" | "oplog"))
+        .collect();
     Ok(Summary {
         completed_at,
         oplog,
         warnings,
+        extra,
     })
 }
 
@@ -314,6 +324,7 @@ mod tests {
                     },
                 }),
                 warnings: vec!["w".into()],
+                extra: bson::doc! {"segment": {"count": 1_i64}},
             },
         }
     }

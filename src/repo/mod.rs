@@ -1,0 +1,506 @@
+//! The backup repository (`format-spec/repository-v1.md`): snapshots and a
+//! continuous archive of the oplog in segments, as immutable objects under one
+//! directory.
+//!
+//! - this module: the layout (names, the marker) and reading what is stored;
+//! - [`chain`]: the chain of segments, its gaps, and the windows a restore can reach;
+//! - [`check`]: `verify` of a whole repository;
+//! - [`listing`]: `ls` of a repository;
+//! - [`plan`]: choosing the snapshot and the segments that reach a moment.
+
+pub mod chain;
+pub mod check;
+pub mod listing;
+pub mod plan;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use bson::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::NsKind;
+use crate::oplog::entry::show_ts;
+use crate::oplog::segment::{self, OpTime, SegmentError, SegmentMeta};
+use crate::oxd::reader::Index;
+
+/// Name of the marker object.
+pub const MARKER: &str = "oxidump-repository.json";
+/// Value of the marker's `format`.
+pub const FORMAT: &str = "oxidump-repository";
+/// Layout version written and read.
+pub const VERSION: u32 = 1;
+/// Prefix of snapshots.
+pub const SNAPSHOTS: &str = "snapshots";
+/// Prefix of oplog segments.
+pub const OPLOG: &str = "oplog";
+/// Prefix of recorded gaps.
+pub const GAPS: &str = "gaps";
+
+/// Error of the repository layer.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// The directory is not a repository.
+    #[error("{path}: not an oxidump repository ({why})")]
+    NotARepo {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// An I/O error on a path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A segment could not be written or read.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// A restore cannot reach the moment asked for.
+    #[error("{0}")]
+    Unreachable(String),
+    /// No snapshot of that name.
+    #[error("{0}")]
+    NoSnapshot(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
+    move |source| RepoError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The marker object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Marker {
+    /// [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// When the repository was created (RFC 3339).
+    pub created_at: String,
+}
+
+/// An object that cannot be read as what its place says, and why.
+pub type Unreadable = (PathBuf, String);
+
+/// A repository on a local directory.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+/// A snapshot as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    /// Its name (`YYYYMMDDTHHMMSSZ`).
+    pub name: String,
+    /// The object.
+    pub path: PathBuf,
+    /// When the dump started (RFC 3339).
+    pub started_at: Option<String>,
+    /// Its oplog window's start.
+    #[serde(serialize_with = "ser_ts")]
+    pub window_start: Timestamp,
+    /// Its consistent point (the window's end).
+    #[serde(serialize_with = "ser_ts")]
+    pub consistent: Timestamp,
+    /// Size of the object in bytes.
+    pub bytes: u64,
+    /// Documents stored (the oplog window's entries included).
+    pub documents: u64,
+    /// Namespaces other than the oplog, `db.collection`.
+    pub namespaces: Vec<String>,
+}
+
+/// A segment as listed: its name, and what it says about itself when readable.
+#[derive(Debug, Clone)]
+pub struct SegmentInfo {
+    /// The file name.
+    pub name: String,
+    /// The object.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// First and last timestamp from the name.
+    pub named: Option<(Timestamp, Timestamp)>,
+    /// Its description, or why it cannot be read.
+    pub meta: Result<SegmentMeta, String>,
+}
+
+/// A recorded gap (`gaps/<AFTER>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GapRecord {
+    /// The last archived entry before the gap.
+    pub after: GapOpTime,
+    /// The oldest entry the server held when the gap was found (`S:I`).
+    pub before: String,
+    /// When it was found (RFC 3339).
+    pub detected_at: String,
+    /// What was found.
+    pub reason: String,
+}
+
+/// An optime in a gap object.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GapOpTime {
+    /// `S:I`.
+    pub ts: String,
+    /// The term, if any.
+    pub t: Option<i64>,
+}
+
+impl GapRecord {
+    /// The gap's `after` as an optime.
+    pub fn after_optime(&self) -> Option<OpTime> {
+        Some(OpTime {
+            ts: parse_ts(&self.after.ts)?,
+            t: self.after.t,
+        })
+    }
+}
+
+/// Parses `S:I`.
+pub fn parse_ts(s: &str) -> Option<Timestamp> {
+    let (a, b) = s.split_once(':')?;
+    Some(Timestamp {
+        time: a.parse().ok()?,
+        increment: b.parse().ok()?,
+    })
+}
+
+fn ser_ts<S: serde::Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&show_ts(*t))
+}
+
+fn rfc3339_now() -> String {
+    bson::DateTime::now()
+        .try_to_rfc3339_string()
+        .unwrap_or_default()
+}
+
+/// Names of the visible objects directly under `dir` (hidden names skipped), sorted.
+fn list_names(dir: &Path) -> Result<Vec<String>, RepoError> {
+    let mut names = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for e in rd {
+        let e = e.map_err(io_err(dir))?;
+        if let Some(n) = e.file_name().to_str()
+            && !n.starts_with('.')
+        {
+            names.push(n.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+impl Repo {
+    /// Whether `path` holds a repository marker.
+    pub fn is_repo(path: &Path) -> bool {
+        path.join(MARKER).is_file()
+    }
+
+    /// Opens an existing repository.
+    pub fn open(root: &Path) -> Result<Repo, RepoError> {
+        let marker = root.join(MARKER);
+        let text = std::fs::read_to_string(&marker).map_err(|e| RepoError::NotARepo {
+            path: root.to_path_buf(),
+            why: format!("{MARKER}: {e}"),
+        })?;
+        let m: Marker = serde_json::from_str(&text).map_err(|e| RepoError::NotARepo {
+            path: root.to_path_buf(),
+            why: format!("{MARKER}: {e}"),
+        })?;
+        if m.format != FORMAT || m.version != VERSION {
+            return Err(RepoError::NotARepo {
+                path: root.to_path_buf(),
+                why: format!(
+                    "{MARKER} names format {:?} version {}; this oxidump reads {FORMAT:?} version {VERSION}",
+                    m.format, m.version
+                ),
+            });
+        }
+        Ok(Repo {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Opens the repository at `root`, creating it (the directory and its marker) when
+    /// the directory is missing or empty.
+    pub fn open_or_create(root: &Path) -> Result<Repo, RepoError> {
+        if Repo::is_repo(root) {
+            return Repo::open(root);
+        }
+        std::fs::create_dir_all(root).map_err(io_err(root))?;
+        if std::fs::read_dir(root)
+            .map_err(io_err(root))?
+            .next()
+            .is_some()
+        {
+            return Err(RepoError::NotARepo {
+                path: root.to_path_buf(),
+                why: format!("the directory is not empty and has no {MARKER}"),
+            });
+        }
+        let m = Marker {
+            format: FORMAT.into(),
+            version: VERSION,
+            created_at: rfc3339_now(),
+        };
+        put_json(root, MARKER, &m)?;
+        Ok(Repo {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of segments.
+    pub fn oplog_dir(&self) -> PathBuf {
+        self.root.join(OPLOG)
+    }
+
+    /// Where a snapshot started at `started` is written.
+    pub fn snapshot_path(&self, started: bson::DateTime) -> PathBuf {
+        let stamp = chrono_stamp(started);
+        self.root.join(SNAPSHOTS).join(format!("{stamp}.oxd"))
+    }
+
+    /// Creates the snapshot directory, so a dump can write into it.
+    pub fn prepare_snapshot_dir(&self) -> Result<(), RepoError> {
+        let d = self.root.join(SNAPSHOTS);
+        std::fs::create_dir_all(&d).map_err(io_err(&d))
+    }
+
+    /// Every snapshot, oldest consistent point first; the objects that are not
+    /// readable snapshots are returned beside, with the reason.
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotInfo>, Vec<Unreadable>), RepoError> {
+        let dir = self.root.join(SNAPSHOTS);
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for name in list_names(&dir)? {
+            let path = dir.join(&name);
+            match read_snapshot(&path, &name) {
+                Ok(s) => ok.push(s),
+                Err(why) => bad.push((path, why)),
+            }
+        }
+        ok.sort_by(|a: &SnapshotInfo, b| (a.consistent, &a.name).cmp(&(b.consistent, &b.name)));
+        Ok((ok, bad))
+    }
+
+    /// Every segment, in name (chain) order.
+    pub fn segments(&self) -> Result<Vec<SegmentInfo>, RepoError> {
+        let dir = self.oplog_dir();
+        let mut out = Vec::new();
+        for name in list_names(&dir)? {
+            let path = dir.join(&name);
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let meta = segment::read_meta(&path)
+                .map(|(m, _)| m)
+                .map_err(|e| e.to_string());
+            out.push(SegmentInfo {
+                named: segment::parse_segment_name(&name),
+                name,
+                path,
+                bytes,
+                meta,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every recorded gap; unreadable gap objects are returned beside.
+    pub fn gaps(&self) -> Result<(Vec<GapRecord>, Vec<Unreadable>), RepoError> {
+        let dir = self.root.join(GAPS);
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for name in list_names(&dir)? {
+            let path = dir.join(&name);
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<GapRecord>(&t).map_err(|e| e.to_string()))
+                .and_then(|g| {
+                    let after = g
+                        .after_optime()
+                        .ok_or_else(|| format!("`after.ts` {:?} is not S:I", g.after.ts))?;
+                    if parse_ts(&g.before).is_none() {
+                        return Err(format!("`before` {:?} is not S:I", g.before));
+                    }
+                    let expect = format!("{}.json", segment::ts_name(after.ts));
+                    if name != expect {
+                        return Err(format!("its name should be {expect}"));
+                    }
+                    Ok(g)
+                });
+            match parsed {
+                Ok(g) => ok.push(g),
+                Err(why) => bad.push((path, why)),
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// Records a gap after `after` (once: an existing record is kept). Returns whether
+    /// it was written now.
+    pub fn record_gap(
+        &self,
+        after: OpTime,
+        before: Timestamp,
+        reason: &str,
+    ) -> Result<bool, RepoError> {
+        let dir = self.root.join(GAPS);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let name = format!("{}.json", segment::ts_name(after.ts));
+        if dir.join(&name).exists() {
+            return Ok(false);
+        }
+        let g = GapRecord {
+            after: GapOpTime {
+                ts: show_ts(after.ts),
+                t: after.t,
+            },
+            before: show_ts(before),
+            detected_at: rfc3339_now(),
+            reason: reason.into(),
+        };
+        put_json(&dir, &name, &g)?;
+        Ok(true)
+    }
+
+    /// The last entry of the newest readable segment: where archiving resumes.
+    pub fn last_sealed(&self) -> Result<Option<OpTime>, RepoError> {
+        Ok(self
+            .segments()?
+            .iter()
+            .rev()
+            .find_map(|s| s.meta.as_ref().ok().map(|m| m.last)))
+    }
+}
+
+/// `YYYYMMDDTHHMMSSZ` of a UTC time.
+fn chrono_stamp(t: bson::DateTime) -> String {
+    let s = t.try_to_rfc3339_string().unwrap_or_default();
+    // 2026-12-02T01:51:11.123Z -> 20261202T015111Z
+    let digits: String = s
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    format!("{digits}Z")
+}
+
+/// Puts a small JSON object atomically (temporary file, sync, rename without
+/// replacing).
+fn put_json<T: Serialize>(dir: &Path, name: &str, v: &T) -> Result<(), RepoError> {
+    use std::io::Write;
+    let dest = dir.join(name);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".put-")
+        .permissions(crate::output::file_mode())
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    let text = serde_json::to_string_pretty(v).expect("a repository object serializes") + "\n";
+    tmp.write_all(text.as_bytes()).map_err(io_err(&dest))?;
+    tmp.as_file().sync_all().map_err(io_err(&dest))?;
+    tmp.persist_noclobber(&dest)
+        .map_err(|e| io_err(&dest)(e.error))?;
+    Ok(())
+}
+
+fn read_snapshot(path: &Path, name: &str) -> Result<SnapshotInfo, String> {
+    let stem = name
+        .strip_suffix(".oxd")
+        .ok_or("a snapshot's name ends with .oxd")?;
+    let bytes = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    let mut f = File::open(path).map_err(|e| e.to_string())?;
+    let index = Index::open(&mut f).map_err(|e| format!("not a complete OXD archive: {e}"))?;
+    let Some(w) = index.footer.summary.oplog else {
+        return Err("it has no oplog window (a snapshot is a dump taken with --oplog)".into());
+    };
+    Ok(SnapshotInfo {
+        name: stem.to_string(),
+        path: path.to_path_buf(),
+        started_at: index
+            .catalog
+            .source
+            .created_at
+            .and_then(|t| t.try_to_rfc3339_string().ok()),
+        window_start: w.start,
+        consistent: w.end,
+        bytes,
+        documents: index
+            .footer
+            .namespaces
+            .iter()
+            .map(|n| n.end.doc_count)
+            .sum(),
+        namespaces: index
+            .catalog
+            .namespaces
+            .iter()
+            .filter(|n| n.kind != NsKind::Oplog)
+            .map(|n| n.full_name())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_and_markers() {
+        let t = bson::DateTime::from_millis(1_796_174_139_123);
+        let s = chrono_stamp(t);
+        assert_eq!(s.len(), 16, "{s}");
+        assert!(s.ends_with('Z') && s.contains('T'));
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("r");
+        assert!(Repo::open(&root).is_err());
+        let r = Repo::open_or_create(&root).expect("create");
+        assert!(Repo::is_repo(r.root()));
+        Repo::open(&root).expect("open");
+        std::fs::write(dir.path().join("other"), b"x").expect("w");
+        assert!(
+            Repo::open_or_create(dir.path()).is_err(),
+            "a non-empty directory without a marker is refused"
+        );
+    }
+
+    #[test]
+    fn a_gap_is_recorded_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Repo::open_or_create(dir.path()).expect("create");
+        let after = OpTime {
+            ts: Timestamp {
+                time: 10,
+                increment: 2,
+            },
+            t: None,
+        };
+        let before = Timestamp {
+            time: 20,
+            increment: 1,
+        };
+        assert!(r.record_gap(after, before, "rolled over").expect("gap"));
+        assert!(!r.record_gap(after, before, "again").expect("gap"));
+        let (gaps, bad) = r.gaps().expect("gaps");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].after_optime(), Some(after));
+        assert_eq!(gaps[0].before, "20:1");
+    }
+}

@@ -1,0 +1,662 @@
+//! The backup repository: `dump --repo`, `oplog follow`, `ls`, `verify` and
+//! `restore DIR --until` end to end, and every damage to the chain of segments.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bson::{Document, RawDocumentBuf, Timestamp, doc};
+use futures_util::TryStreamExt;
+use mongodb::Client;
+use oxidump::catalog::SourceInfo;
+use oxidump::oplog::segment::{OpTime, SegmentWriter};
+use oxidump::oxd::writer::WriterOptions;
+use oxidump::repo::Repo;
+use serde_json::Value;
+
+use crate::common::private_server::PrivateServer;
+use crate::common::{block_on, docs_digest, oxidump, run};
+
+fn ts(time: u32, increment: u32) -> Timestamp {
+    Timestamp { time, increment }
+}
+
+fn show(t: Timestamp) -> String {
+    format!("{}:{}", t.time, t.increment)
+}
+
+/// A repository with `n` linked segments of 5 entries each, built offline.
+fn offline_repo(dir: &Path, n: u32) -> Vec<PathBuf> {
+    let repo = Repo::open_or_create(dir).expect("create the repository");
+    let mut prev = None;
+    let mut paths = Vec::new();
+    for s in 0..n {
+        let mut w = SegmentWriter::create(
+            &repo.oplog_dir(),
+            prev,
+            &SourceInfo::default(),
+            WriterOptions {
+                frame_size: 64,
+                ..WriterOptions::default()
+            },
+        )
+        .expect("segment");
+        for i in 1..=5u32 {
+            let e = bson::rawdoc! {
+                "ts": ts(100 + s, i), "t": 1_i64, "op": "i", "ns": "a.b",
+                "o": {"_id": (s * 10 + i) as i32, "pad": "p".repeat(40)}
+            };
+            w.push(&e).expect("push");
+        }
+        let (path, meta) = w.seal().expect("seal").expect("entries");
+        prev = Some(meta.last);
+        paths.push(path);
+    }
+    paths
+}
+
+/// `verify --json DIR`: exit code and the codes of its findings.
+fn verify_codes(dir: &Path) -> (i32, Vec<String>) {
+    let out = oxidump()
+        .args(["verify", "--json"])
+        .arg(dir)
+        .output()
+        .expect("run verify");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify --json: {e}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let codes = v[0]["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["code"].as_str().expect("code").to_string())
+        .collect();
+    (out.status.code().unwrap_or(-1), codes)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn verify_detects_corrupted_truncated_missing_and_reordered_segments() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clean = tmp.path().join("clean");
+    let segs = offline_repo(&clean, 4);
+    let (code, codes) = verify_codes(&clean);
+    assert_eq!((code, codes.len()), (0, 0), "a clean repository: {codes:?}");
+    let variant = |name: &str| {
+        let d = tmp.path().join(name);
+        copy_dir(&clean, &d);
+        let segs: Vec<PathBuf> = segs
+            .iter()
+            .map(|p| d.join("oplog").join(p.file_name().expect("name")))
+            .collect();
+        (d, segs)
+    };
+
+    // A flipped byte inside a frame's payload.
+    let (d, s) = variant("corrupted");
+    let mut b = std::fs::read(&s[1]).expect("read");
+    let at = b.len() / 2;
+    b[at] ^= 0x40;
+    std::fs::write(&s[1], b).expect("write");
+    let (code, codes) = verify_codes(&d);
+    assert_eq!(code, 1, "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .any(|c| c.contains("crc") || c.contains("decode")),
+        "{codes:?}"
+    );
+
+    // A segment cut short.
+    let (d, s) = variant("truncated");
+    let b = std::fs::read(&s[2]).expect("read");
+    std::fs::write(&s[2], &b[..b.len() - 40]).expect("write");
+    let (code, codes) = verify_codes(&d);
+    assert_eq!(code, 1, "{codes:?}");
+    assert!(
+        codes.iter().any(|c| c == "truncated" || c == "incomplete"),
+        "{codes:?}"
+    );
+    assert!(codes.iter().any(|c| c == "chain-missing"), "{codes:?}");
+
+    // A segment deleted by hand.
+    let (d, s) = variant("missing");
+    std::fs::remove_file(&s[1]).expect("rm");
+    let (code, codes) = verify_codes(&d);
+    assert_eq!(
+        (code, codes.clone()),
+        (1, vec!["chain-missing".to_string()])
+    );
+
+    // Two segments exchanged under each other's names.
+    let (d, s) = variant("reordered");
+    let tmpname = s[1].with_extension("swap");
+    std::fs::rename(&s[1], &tmpname).expect("mv");
+    std::fs::rename(&s[2], &s[1]).expect("mv");
+    std::fs::rename(&tmpname, &s[2]).expect("mv");
+    let (code, codes) = verify_codes(&d);
+    assert_eq!(code, 1, "{codes:?}");
+    assert!(codes.iter().any(|c| c == "repo-name"), "{codes:?}");
+    assert!(codes.iter().any(|c| c.starts_with("chain-")), "{codes:?}");
+
+    // A segment of another chain placed among them: linked to an older entry.
+    let (d, s) = variant("overlap");
+    let mut w = SegmentWriter::create(
+        &d.join("oplog"),
+        Some(OpTime {
+            ts: ts(100, 5),
+            t: Some(1),
+        }),
+        &SourceInfo::default(),
+        WriterOptions::default(),
+    )
+    .expect("segment");
+    w.push(&bson::rawdoc! {"ts": ts(101, 9), "t": 1_i64, "op": "n", "ns": "", "o": {}})
+        .expect("push");
+    w.seal().expect("seal");
+    let (code, codes) = verify_codes(&d);
+    assert_eq!(code, 1, "{codes:?}");
+    assert!(codes.iter().any(|c| c == "chain-order"), "{codes:?}");
+    drop(s);
+}
+
+// ---------------------------------------------------------------------------------
+// End to end on a test server
+// ---------------------------------------------------------------------------------
+
+async fn newest_ts(c: &Client) -> Timestamp {
+    c.database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! {"ts": -1})
+        .await
+        .expect("read the oplog")
+        .expect("an oplog entry")
+        .get_timestamp("ts")
+        .expect("ts")
+}
+
+async fn digests(c: &Client, db: &str) -> BTreeMap<String, (u64, String)> {
+    let mut out = BTreeMap::new();
+    let d = c.database(db);
+    for name in d.list_collection_names().await.expect("list") {
+        let docs: Vec<Vec<u8>> = d
+            .collection::<RawDocumentBuf>(&name)
+            .find(doc! {})
+            .await
+            .expect("find")
+            .map_ok(RawDocumentBuf::into_bytes)
+            .try_collect()
+            .await
+            .expect("read");
+        out.insert(name, docs_digest(docs));
+    }
+    out
+}
+
+/// One write of the workload: inserts, updates of several shapes, replacements,
+/// deletes, collections created and dropped, an index built.
+async fn step(c: &Client, db: &str, i: i64) -> mongodb::error::Result<()> {
+    let d = c.database(db);
+    let a = d.collection::<Document>("a");
+    let k = i - i % 8 - 8;
+    match i % 8 {
+        0 => {
+            a.insert_one(doc! {"_id": i, "n": i, "s": "x", "arr": [1, 2], "sub": {"k": 1}})
+                .await?;
+        }
+        1 => {
+            a.update_one(doc! {"_id": k}, doc! {"$set": {"sub.k": i, "zz": 1}})
+                .await?;
+        }
+        2 => {
+            a.update_one(
+                doc! {"_id": k},
+                doc! {"$unset": {"s": ""}, "$inc": {"n": 1}},
+            )
+            .await?;
+        }
+        3 => {
+            a.update_one(doc! {"_id": k}, doc! {"$push": {"arr": i}})
+                .await?;
+        }
+        4 => {
+            a.replace_one(doc! {"_id": k - 8}, doc! {"r": i}).await?;
+        }
+        5 => {
+            a.delete_one(doc! {"_id": k - 16}).await?;
+        }
+        6 => {
+            let name = format!("c{}", i / 8 % 3);
+            if i / 8 % 2 == 0 {
+                d.collection::<Document>(&name)
+                    .insert_one(doc! {"_id": i})
+                    .await?;
+            } else {
+                d.collection::<Document>(&name).drop().await?;
+            }
+        }
+        _ => {
+            if i == 7 {
+                a.create_index(mongodb::IndexModel::builder().keys(doc! {"n": 1}).build())
+                    .await?;
+            } else {
+                a.update_many(doc! {"n": {"$lt": 3}}, doc! {"$set": {"low": true}})
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+struct Moment {
+    ts: Timestamp,
+    digests: BTreeMap<String, (u64, String)>,
+}
+
+fn follow_once(uri: &str, repo: &Path, extra: &[&str], code: i32) -> String {
+    let (_, _, stderr) = run(
+        oxidump()
+            .args(["oplog", "follow", "--uri", uri, "--repo"])
+            .arg(repo)
+            .args(["--once", "--segment-size", "4KB"])
+            .args(extra),
+        code,
+    );
+    stderr
+}
+
+fn ls_json(repo: &Path, code: i32) -> Value {
+    let (_, stdout, _) = run(oxidump().args(["ls", "--json"]).arg(repo), code);
+    serde_json::from_str(&stdout).expect("ls --json")
+}
+
+fn restore_to(repo: &Path, uri: &str, until: Timestamp, code: i32) -> (String, String) {
+    let (_, out, err) = run(
+        oxidump().arg("restore").arg(repo).args([
+            "--uri",
+            uri,
+            "--drop",
+            "-q",
+            "--until",
+            &show(until),
+        ]),
+        code,
+    );
+    (out, err)
+}
+
+#[test]
+fn restoring_a_repository_to_recorded_moments_reproduces_them() {
+    let source = PrivateServer::start(&[]);
+    let target = PrivateServer::start(&[]);
+    let (suri, turi) = (source.uri(), target.uri());
+    let c = source.client();
+    let db = "wl";
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    block_on(async {
+        let seed = c.database("bulk").collection::<Document>("seed");
+        for chunk in 0..4i64 {
+            let docs: Vec<Document> = (chunk * 5000..(chunk + 1) * 5000)
+                .map(|i| doc! {"_id": i, "pad": "x".repeat(500)})
+                .collect();
+            seed.insert_many(docs).await?;
+        }
+        c.database(db)
+            .collection::<Document>("a")
+            .insert_many((0..20i64).map(|i| doc! {"_id": -100 - i, "n": i}))
+            .await?;
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("seed");
+    follow_once(&suri, &repo, &[], 0);
+
+    // The only writer: one step at a time, each followed by a recorded moment.
+    let moments = Arc::new(Mutex::new(Vec::<Moment>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (moments, stop, suri) = (moments.clone(), stop.clone(), suri.clone());
+        std::thread::spawn(move || {
+            block_on(async move {
+                let c = Client::with_uri_str(&suri).await.expect("client");
+                let mut i = 0i64;
+                while !stop.load(Ordering::SeqCst) {
+                    step(&c, db, i)
+                        .await
+                        .unwrap_or_else(|e| panic!("workload step {i}: {e}"));
+                    let m = Moment {
+                        ts: newest_ts(&c).await,
+                        digests: digests(&c, db).await,
+                    };
+                    moments.lock().expect("lock").push(m);
+                    i += 1;
+                }
+            })
+        })
+    };
+    let wait_steps = |n: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while moments.lock().expect("lock").len() < n {
+            assert!(std::time::Instant::now() < deadline, "the workload stalls");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_steps(10);
+    run(
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
+        0,
+    );
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
+    follow_once(&suri, &repo, &[], 0);
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    run(
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
+        0,
+    );
+    let done = moments.lock().expect("lock").len();
+    wait_steps(done + 20);
+    stop.store(true, Ordering::SeqCst);
+    writer.join().expect("the workload panicked");
+    follow_once(&suri, &repo, &[], 0);
+
+    let l = ls_json(&repo, 0);
+    let snaps = l["snapshots"].as_array().expect("snapshots");
+    assert_eq!(snaps.len(), 2, "{l}");
+    assert!(l["gaps"].as_array().expect("gaps").is_empty(), "{l}");
+    let windows = l["windows"].as_array().expect("windows");
+    let parse = |v: &Value| oxidump::repo::parse_ts(v.as_str().expect("ts")).expect("S:I");
+    let e1 = parse(&windows[0]["from"]);
+    let e2 = parse(&windows[1]["from"]);
+    let end = parse(&windows[1]["to"]);
+    assert_eq!(
+        parse(&windows[0]["to"]),
+        end,
+        "both windows reach the newest entry"
+    );
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+
+    let moments = moments.lock().expect("lock").clone();
+    let before: Vec<&Moment> = moments.iter().filter(|m| m.ts < e1).collect();
+    let between: Vec<&Moment> = moments.iter().filter(|m| m.ts >= e1 && m.ts < e2).collect();
+    let after: Vec<&Moment> = moments
+        .iter()
+        .filter(|m| m.ts >= e2 && m.ts <= end)
+        .collect();
+    assert!(
+        !before.is_empty() && between.len() >= 3 && after.len() >= 3,
+        "moments on each side of the snapshots: {} {} {}",
+        before.len(),
+        between.len(),
+        after.len()
+    );
+    let picks = [
+        between[0],
+        between[between.len() / 2],
+        between[between.len() - 1],
+        after[0],
+        after[after.len() / 2],
+        after[after.len() - 1],
+    ];
+    for m in picks {
+        let (_, err) = restore_to(&repo, &turi, m.ts, 0);
+        let got = block_on(async {
+            let c = Client::with_uri_str(&turi).await.expect("client");
+            digests(&c, db).await
+        });
+        assert_eq!(got, m.digests, "state at {} ({err})", show(m.ts));
+    }
+    // Before the oldest consistent point: refused, nothing written.
+    let (_, err) = restore_to(&repo, &turi, before[0].ts, 2);
+    assert!(err.contains("before the consistent point"), "{err}");
+    assert!(err.contains("reachable"), "{err}");
+    // After the newest archived entry: refused.
+    let late = Timestamp {
+        time: end.time + 100,
+        increment: 1,
+    };
+    let (_, err) = restore_to(&repo, &turi, late, 2);
+    assert!(
+        err.contains("after the newest archived oplog entry"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rolled_over_oplog_is_a_gap_shown_by_ls_and_refused_by_restore() {
+    let source = PrivateServer::start(&["--oplog-max-entries", "40"]);
+    let target = PrivateServer::start(&[]);
+    let (suri, turi) = (source.uri(), target.uri());
+    let c = source.client();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let coll = c.database("g").collection::<Document>("c");
+    let insert = |from: i64, n: i64| {
+        block_on(async {
+            for i in from..from + n {
+                coll.insert_one(doc! {"_id": i}).await?;
+            }
+            Ok::<_, mongodb::error::Error>(())
+        })
+        .expect("insert");
+    };
+    insert(0, 10);
+    run(
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
+        0,
+    );
+    insert(10, 10);
+    follow_once(&suri, &repo, &[], 0);
+    let archived_end = block_on(newest_ts(&c));
+    // The follower is stopped while far more entries than the oplog keeps are written.
+    // The server prunes its oplog from time to time: write until it has.
+    let oldest = || {
+        block_on(async {
+            c.database("local")
+                .collection::<Document>("oplog.rs")
+                .find_one(doc! {})
+                .sort(doc! {"ts": 1})
+                .await
+                .expect("oldest")
+                .expect("an entry")
+                .get_timestamp("ts")
+                .expect("ts")
+        })
+    };
+    let mut next = 20;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    while oldest() <= archived_end {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the oplog never rolled over"
+        );
+        insert(next, 100);
+        next += 100;
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let inside = oldest();
+    assert!(inside > archived_end, "the oplog did not roll over");
+    let err = follow_once(&suri, &repo, &[], 1);
+    assert!(err.contains("GAP"), "{err}");
+    assert!(err.contains("--continue-after-gap"), "{err}");
+    let gaps: Vec<_> = std::fs::read_dir(repo.join("gaps"))
+        .expect("gaps/")
+        .collect();
+    assert_eq!(gaps.len(), 1);
+    follow_once(&suri, &repo, &["--continue-after-gap"], 0);
+    insert(next, 5);
+    follow_once(&suri, &repo, &[], 0);
+
+    let l = ls_json(&repo, 0);
+    let g = l["gaps"].as_array().expect("gaps");
+    assert_eq!(g.len(), 1, "{l}");
+    assert_eq!(g[0]["kind"], "recorded-gap");
+    assert_eq!(g[0]["after"], show(archived_end));
+    let (_, text, _) = run(oxidump().arg("ls").arg(&repo), 0);
+    assert!(text.contains("GAP (gap) after"), "{text}");
+    // verify: the recorded gap is a warning, not damage.
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.clone()), (0, vec!["gap".to_string()]));
+
+    // The last archived moment before the gap is reachable.
+    restore_to(&repo, &turi, archived_end, 0);
+    // A moment inside the gap is refused before anything is written.
+    let mid = Timestamp {
+        time: archived_end.time,
+        increment: archived_end.increment + 1,
+    };
+    assert!(mid < inside);
+    let (_, err) = restore_to(&repo, &turi, mid, 2);
+    assert!(err.contains("gap"), "{err}");
+    assert!(err.contains("reachable"), "{err}");
+    let n = block_on(async {
+        Client::with_uri_str(&turi)
+            .await
+            .expect("client")
+            .database("g")
+            .collection::<Document>("c")
+            .count_documents(doc! {})
+            .await
+            .expect("count")
+    });
+    assert_eq!(n, 20, "the refused restore left the earlier one in place");
+}
+
+#[test]
+fn a_follower_killed_and_restarted_loses_nothing() {
+    let source = PrivateServer::start(&[]);
+    let suri = source.uri();
+    let c = source.client();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let coll = c.database("k").collection::<Document>("c");
+    let insert = |from: i64, n: i64| {
+        block_on(async {
+            for i in from..from + n {
+                coll.insert_one(doc! {"_id": i, "pad": "y".repeat(200)})
+                    .await?;
+            }
+            Ok::<_, mongodb::error::Error>(())
+        })
+        .expect("insert");
+    };
+    let segments = || {
+        std::fs::read_dir(repo.join("oplog"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    /// Kills the follower when the test ends, also when it fails.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = oxidump()
+        .args([
+            "oplog",
+            "follow",
+            "-q",
+            "--segment-span",
+            "1s",
+            "--uri",
+            &suri,
+            "--repo",
+        ])
+        .arg(&repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(Killed)
+        .expect("start the follower");
+    insert(0, 50);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut next = 1000;
+    while segments() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower sealed nothing"
+        );
+        insert(next, 5);
+        next += 5;
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Killed in the middle of a segment: its open segment is lost, nothing else.
+    insert(5000, 20);
+    child.0.kill().expect("kill");
+    child.0.wait().expect("wait");
+    insert(6000, 20);
+    follow_once(&suri, &repo, &[], 0);
+    let hidden = std::fs::read_dir(repo.join("oplog"))
+        .expect("oplog/")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with('.'))
+        })
+        .count();
+    assert_eq!(hidden, 0, "the killed follower's open segment is removed");
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+    let l = ls_json(&repo, 0);
+    assert!(l["gaps"].as_array().expect("gaps").is_empty(), "{l}");
+    // Every insert of the source is archived exactly once, in one unbroken chain.
+    let mut ids = Vec::new();
+    for e in std::fs::read_dir(repo.join("oplog")).expect("oplog/") {
+        let p = e.expect("entry").path();
+        if p.file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with('.')
+        {
+            continue;
+        }
+        let (meta, index) = oxidump::oplog::segment::read_meta(&p).expect("meta");
+        assert!(oxidump::oplog::segment::check_entries(&p, &meta, &index).is_empty());
+        ids.push(meta);
+    }
+    ids.sort_by_key(|m| m.first.ts);
+    for w in ids.windows(2) {
+        assert_eq!(w[1].prev, Some(w[0].last), "linked segments");
+    }
+    let archived: u64 = ids.iter().map(|m| m.count).sum();
+    let on_server = block_on(async {
+        c.database("local")
+            .collection::<Document>("oplog.rs")
+            .count_documents(doc! {})
+            .await
+            .expect("count")
+    });
+    assert_eq!(archived, on_server, "every entry archived once");
+}
