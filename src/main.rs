@@ -13,6 +13,7 @@ use oxidump::commands::{cat, convert, ls, verify};
 use oxidump::compat;
 use oxidump::oxd::writer::WriterOptions;
 use oxidump::progress::Progress;
+use oxidump::progress::human_bytes;
 
 /// Fast, checksummed MongoDB backups: dump, restore, verify, list, extract and convert.
 ///
@@ -740,21 +741,6 @@ fn finish(rt: tokio::runtime::Runtime) {
 /// Resolves on Ctrl-C (SIGINT), SIGTERM or SIGHUP (a closed terminal or session).
 async fn shutdown_signal() {
     oxidump::signals::shutdown().await;
-}
-
-fn human_bytes(b: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
 }
 
 fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {

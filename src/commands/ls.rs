@@ -15,6 +15,7 @@ use crate::catalog::{Catalog, Summary};
 use crate::input::{self, InputFormat};
 use crate::oxd::reader::{self, Index, Next, RecordReader};
 use crate::oxd::record::RecordKind;
+use crate::progress::human_bytes as human;
 use crate::source::{Chunk, SourceError};
 
 /// One namespace in a listing.
@@ -282,21 +283,6 @@ fn read_through(path: &Path, opened: input::Opened) -> Result<Listing, SourceErr
     }
     l.complete = true;
     Ok(l)
-}
-
-fn human(b: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
 }
 
 /// Renders a listing for people.

@@ -40,6 +40,7 @@ use crate::input::{self, InputFormat};
 use crate::nsmatch::{NsFilter, PatternError, Renamer};
 use crate::oxd::reader::{Index, NsSource, OxdSource};
 use crate::progress::Progress;
+use crate::progress::human_bytes as human;
 use crate::source::{Chunk, Source, SourceError};
 use insert::{BatchErrors, Batcher, InsertTarget};
 use plan::{Existing, PlanInput, RestorePlanError, Target};
@@ -2141,21 +2142,6 @@ async fn run_pipeline(
     };
     if let (Some(j), true) = (&ctx.journal, complete) {
         j.complete(&t.source).await;
-    }
-}
-
-fn human(b: u64) -> String {
-    const U: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = b as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", U[i])
     }
 }
 
