@@ -714,12 +714,15 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     let (suri, turi) = (source.uri(), target.uri());
     let c = source.client();
     let db = "wl";
-    // Bulk that makes the dump last while the workload writes.
+    // Bulk that makes the dump last while the workload writes: text that compresses
+    // slowly at the dump's level 19 (a repeated letter would compress in no time, and
+    // the dump would end before the workload pauses), whatever else it costs to read.
     block_on(async {
-        let seed = c.database("bulk").collection::<Document>("seed");
-        for chunk in 0..12i64 {
-            let docs: Vec<Document> = (chunk * 5000..(chunk + 1) * 5000)
-                .map(|i| doc! {"_id": i, "pad": "x".repeat(900)})
+        let seed = c.database("bulk").collection::<RawDocumentBuf>("seed");
+        for chunk in 0..12u64 {
+            let mut r = oxidump_sample::rng::Rng::new(7, chunk);
+            let docs: Vec<RawDocumentBuf> = (chunk * 5000..(chunk + 1) * 5000)
+                .map(|i| oxidump_sample::dataset::Shape::User.make(&mut r, i))
                 .collect();
             seed.insert_many(docs).await?;
         }
@@ -807,14 +810,32 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start dump");
-    // Past the dump's start (its first oplog timestamp), then a few steps.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Past the dump's start (its first oplog timestamp), the dump is frozen (SIGSTOP)
+    // while the workload takes a few more steps and pauses; then the dump goes on
+    // (SIGCONT) and ends after the pause, however fast it would have been.
+    let mut child = child;
+    std::thread::sleep(Duration::from_millis(700));
+    let pid = child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig} the dump");
+    };
+    signal("-STOP");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the dump ended within 0.7 s: too fast for this test"
+    );
     let during = steps.load(Ordering::SeqCst);
     wait_steps(during + 3);
     pause.store(true, Ordering::SeqCst);
     while !paused.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
+    signal("-CONT");
     let paused_at = moments
         .lock()
         .expect("lock")
