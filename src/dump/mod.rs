@@ -21,7 +21,7 @@ pub mod resume;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use mongodb::Client;
@@ -555,13 +555,17 @@ async fn dump_connected(
         None
     };
     let rx = rx;
+    // Set when a stop comes after the reads are over: the writer then does not finish
+    // (commit) the output it is still writing.
+    let cancel = Arc::new(AtomicBool::new(false));
     let writer = sink.map(|sink| {
         let rx = rx.expect("receiver");
         let catalog = catalog.clone();
         let kept = kept.clone();
+        let cancel = cancel.clone();
         std::thread::Builder::new()
             .name("oxidump-writer".into())
-            .spawn(move || write_loop(sink, &catalog, rx, sum_rx, kept.as_deref()))
+            .spawn(move || write_loop(sink, &catalog, rx, sum_rx, kept.as_deref(), &cancel))
             .expect("spawn writer thread")
     });
     let mut tasks = JoinSet::new();
@@ -579,9 +583,10 @@ async fn dump_connected(
         &overall,
         &mut tasks,
     );
+    tokio::pin!(shutdown);
     let result = tokio::select! {
         r = work => r,
-        _ = shutdown => Err(DumpError::Interrupted),
+        _ = &mut shutdown => Err(DumpError::Interrupted),
     };
     // Stopped or failed: the readers still running are stopped, and awaited.
     tasks.abort_all();
@@ -597,11 +602,23 @@ async fn dump_connected(
             } else {
                 drop(sum_tx);
             }
-            let joined = tokio::task::spawn_blocking(move || w.join())
-                .await
-                .expect("join writer");
+            let mut join = tokio::task::spawn_blocking(move || w.join());
+            let joined = tokio::select! {
+                j = &mut join => j,
+                _ = &mut shutdown, if result.is_ok() => {
+                    // Stopped while the last frames are written: not committed.
+                    cancel.store(true, Ordering::SeqCst);
+                    join.await
+                }
+            }
+            .expect("join writer");
             match joined {
-                Ok(r) => r,
+                Ok(Ok(Written::Committed)) => Ok(()),
+                Ok(Ok(Written::Abandoned)) if cancel.load(Ordering::SeqCst) => {
+                    return Err(DumpError::Interrupted);
+                }
+                Ok(Ok(Written::Abandoned)) => Ok(()),
+                Ok(Err(e)) => Err(e),
                 Err(_) => Err(SinkError::Misuse("the writer thread panicked".into())),
             }
         }
@@ -720,27 +737,39 @@ fn output_size(p: &Path) -> Option<u64> {
 }
 
 /// The writer thread: the single owner of the output.
+/// What the writer did with the output.
+enum Written {
+    /// Finished and under its final name.
+    Committed,
+    /// Left unfinished (the dump failed or was stopped): dropping the sink removed it.
+    Abandoned,
+}
+
 fn write_loop(
     mut sink: Box<dyn Sink>,
     catalog: &Catalog,
     mut rx: mpsc::Receiver<Msg>,
     summary: oneshot::Receiver<Summary>,
     kept: Option<&resume::Kept>,
-) -> Result<(), SinkError> {
+    cancel: &AtomicBool,
+) -> Result<Written, SinkError> {
     sink.begin(catalog)?;
     if let Some(k) = kept {
         resume::copy(k, sink.as_mut())?;
     }
     while let Some(m) = rx.blocking_recv() {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(Written::Abandoned);
+        }
         match m {
             Msg::Docs { ns, data, count } => sink.write_docs(ns, data, count)?,
             Msg::End { ns, status } => sink.end_namespace(ns, &status)?,
         }
     }
     match summary.blocking_recv() {
-        Ok(s) => sink.finish(&s),
-        // The dump failed or was interrupted: dropping the sink removes the partial output.
-        Err(_) => Ok(()),
+        Ok(s) if !cancel.load(Ordering::SeqCst) => sink.finish(&s).map(|()| Written::Committed),
+        // The dump failed or was stopped: dropping the sink removes the partial output.
+        _ => Ok(Written::Abandoned),
     }
 }
 
