@@ -176,6 +176,27 @@ struct SourceEntries {
     done: bool,
 }
 
+impl SourceEntries {
+    /// The oplog entries of `src`: the documents of the namespaces `oplog` marks, or of
+    /// every oplog namespace its catalog lists.
+    fn new(src: Box<dyn Source>, path: &Path, oplog: Option<Vec<bool>>) -> Box<SourceEntries> {
+        let oplog = oplog.unwrap_or_else(|| {
+            src.catalog()
+                .namespaces
+                .iter()
+                .map(|n| n.kind == NsKind::Oplog)
+                .collect()
+        });
+        Box::new(SourceEntries {
+            src,
+            path: path.to_path_buf(),
+            oplog,
+            buf: Vec::new().into_iter(),
+            done: false,
+        })
+    }
+}
+
 impl Iterator for SourceEntries {
     type Item = Result<RawDocumentBuf, ReplayError>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -272,58 +293,20 @@ fn open_entries(path: &Path) -> Result<Opened, ReplayError> {
             let src = NsSource::new(path, &index, ns);
             let oplog = vec![true; index.catalog.namespaces.len()];
             return Ok((
-                Box::new(SourceEntries {
-                    src: Box::new(src),
-                    path: path.to_path_buf(),
-                    oplog,
-                    buf: Vec::new().into_iter(),
-                    done: false,
-                }),
+                SourceEntries::new(Box::new(src), path, Some(oplog)),
                 window,
                 continues,
             ));
         }
         // Incomplete: read in order; no window is known.
         let src = OxdSource::open(path).map_err(|e| input_err(path, source_err(e)))?;
-        let oplog = src
-            .catalog()
-            .namespaces
-            .iter()
-            .map(|n| n.kind == NsKind::Oplog)
-            .collect();
-        return Ok((
-            Box::new(SourceEntries {
-                src: Box::new(src),
-                path: path.to_path_buf(),
-                oplog,
-                buf: Vec::new().into_iter(),
-                done: false,
-            }),
-            None,
-            None,
-        ));
+        return Ok((SourceEntries::new(Box::new(src), path, None), None, None));
     }
     if n >= 4 && head[..4] == crate::input::ARCHIVE_MAGIC {
         let f = File::open(path).map_err(|e| input_err(path, e))?;
         let src = crate::mongodump::archive::ArchiveReader::new(BufReader::new(f), path)
             .map_err(|e| input_err(path, e))?;
-        let oplog = src
-            .catalog()
-            .namespaces
-            .iter()
-            .map(|n| n.kind == NsKind::Oplog)
-            .collect();
-        return Ok((
-            Box::new(SourceEntries {
-                src: Box::new(src),
-                path: path.to_path_buf(),
-                oplog,
-                buf: Vec::new().into_iter(),
-                done: false,
-            }),
-            None,
-            None,
-        ));
+        return Ok((SourceEntries::new(Box::new(src), path, None), None, None));
     }
     let f = File::open(path).map_err(|e| input_err(path, e))?;
     Ok((
