@@ -1,6 +1,8 @@
 //! `oxidump restore` against a live server, beside a raw-insert baseline measured in
-//! the same run: the same documents, already in memory, sent with unordered
-//! `insert_many` at the same parallelism, then the same indexes built.
+//! the same run: the same documents, read from the source databases with the driver
+//! alone and held in memory, sent with unordered `insert_many` at the same parallelism,
+//! then the source's own index specs (`listIndexes`) built. The baseline shares no code
+//! with oxidump.
 //!
 //! Starts a throwaway SecantusDB server (or uses `OXIDUMP_BENCH_URI`), loads
 //! the sample dataset (`oxidump-sample dataset --scale S`) (`OXIDUMP_BENCH_SCALE`, default 0.5),
@@ -14,12 +16,10 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bson::{Bson, Document, RawDocumentBuf, doc};
-use oxidump::source::Chunk;
 
 fn drop_dbs(uri: &str, prefix: &str) {
     common::drop_databases(uri, prefix, &[]);
@@ -31,35 +31,56 @@ struct Loaded {
     bytes: u64,
 }
 
-fn load(path: &std::path::Path) -> Loaded {
-    let mut src = oxidump::commands::open_source(path).expect("open");
-    let cat = src.catalog().clone();
-    let mut by_ns: HashMap<usize, Vec<RawDocumentBuf>> = HashMap::new();
-    let mut bytes = 0;
-    while let Some(c) = src.next_chunk().expect("read") {
-        if let Chunk::Docs { ns, data, .. } = c {
-            bytes += data.len() as u64;
-            let v = by_ns.entry(ns).or_default();
-            for d in oxidump::docs::DocIter::new(&data) {
-                v.push(RawDocumentBuf::from_bytes(d.expect("doc").to_vec()).expect("doc"));
+/// The baseline's documents and index specs, read from the source databases with the
+/// driver alone (raw batch cursors and `listIndexes`), before anything is timed: nothing
+/// of oxidump's reader, catalog or index translation is involved.
+fn load(uri: &str, dbs: &[&str]) -> Loaded {
+    use futures_util::TryStreamExt as _;
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(uri).await.expect("client");
+        let mut docs = Vec::new();
+        let mut bytes = 0;
+        for db in dbs {
+            let d = client.database(db);
+            let mut names = d.list_collection_names().await.expect("listCollections");
+            names.sort();
+            for coll in names {
+                let c = d.collection::<Document>(&coll);
+                let mut cursor = c.find(doc! {}).batch().await.expect("find");
+                let mut all = Vec::new();
+                while let Some(batch) = cursor.try_next().await.expect("getMore") {
+                    for raw in batch.doc_slices().expect("batch") {
+                        let raw = raw.expect("document");
+                        let raw = raw.as_document().expect("a document");
+                        bytes += raw.as_bytes().len() as u64;
+                        all.push(
+                            RawDocumentBuf::from_bytes(raw.as_bytes().to_vec()).expect("document"),
+                        );
+                    }
+                }
+                let listed = d
+                    .run_command(doc! {"listIndexes": &coll})
+                    .await
+                    .expect("listIndexes");
+                let specs: Vec<Document> = listed
+                    .get_document("cursor")
+                    .and_then(|c| c.get_array("firstBatch"))
+                    .expect("listIndexes cursor")
+                    .iter()
+                    .filter_map(|s| s.as_document().cloned())
+                    .filter(|s| s.get_str("name").ok() != Some("_id_"))
+                    .map(|mut s| {
+                        s.remove("ns");
+                        s
+                    })
+                    .collect();
+                docs.push((format!("base_{db}"), coll, all, specs));
             }
         }
-    }
-    let docs = cat
-        .namespaces
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.has_data())
-        .map(|(i, n)| {
-            (
-                format!("base_{}", n.db),
-                n.collection.clone(),
-                by_ns.remove(&i).unwrap_or_default(),
-                oxidump::restore::spec::secondary_indexes(n),
-            )
-        })
-        .collect();
-    Loaded { docs, bytes }
+        client.shutdown().await;
+        Loaded { docs, bytes }
+    })
 }
 
 /// Inserts everything with `insert_many` (unordered), `jobs` collections at once and
@@ -212,7 +233,7 @@ fn main() {
             &[],
         );
     }
-    let loaded = load(&oxd);
+    let loaded = load(&server.uri, &["shop", "logs"]);
     let (jobs, workers) = (
         oxidump::restore::DEFAULT_JOBS,
         oxidump::restore::DEFAULT_WORKERS,

@@ -442,6 +442,7 @@ where
         .iter()
         .map(|n| (n.source.as_str(), n))
         .collect();
+    let mut checks = Vec::new();
     for ns in catalog.namespaces.iter().filter(|n| comparable(n, &filter)) {
         let full = ns.full_name();
         let Some(r) = by_source.get(full.as_str()) else {
@@ -465,21 +466,44 @@ where
                     .unwrap_or_else(|| format!("restore {}", r.status)),
             );
         }
-        let stopped = tokio::select! {
-            res = check_namespace(client, path, ns, &mut check, digests.get(&full)) => { res?; false }
-            _ = stop.clone().wait() => true,
-        };
-        if stopped {
-            return Err(DrillError::Interrupted);
-        }
-        check.settle();
-        report.documents += check.backup_documents;
-        report.namespaces.push(check);
+        checks.push((ns, check));
     }
+    check_all(client, path, checks, &digests, opts.jobs, stop, report).await?;
     report.compare_seconds = compare_started.elapsed().as_secs_f64();
     report.passed =
         !report.namespaces.is_empty() && report.namespaces.iter().all(|n| n.status == "match");
     let _ = progress;
+    Ok(())
+}
+
+/// Runs the checks of `checks`, `jobs` namespaces at once (the server reads several
+/// cursors while this side hashes), and adds them to `report` in their order.
+async fn check_all(
+    client: &Client,
+    path: &Path,
+    checks: Vec<(&Namespace, NsCheck)>,
+    digests: &BTreeMap<String, Result<NsDigest, String>>,
+    jobs: usize,
+    stop: &Stop,
+    report: &mut DrillReport,
+) -> Result<(), DrillError> {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let all = futures_util::stream::iter(checks.into_iter().map(|(ns, mut check)| async move {
+        let backup = digests.get(&ns.full_name());
+        check_namespace(client, path, ns, &mut check, backup).await?;
+        check.settle();
+        Ok::<_, DrillError>(check)
+    }))
+    .buffered(jobs.max(1))
+    .try_collect::<Vec<NsCheck>>();
+    let done = tokio::select! {
+        res = all => res?,
+        _ = stop.clone().wait() => return Err(DrillError::Interrupted),
+    };
+    for check in done {
+        report.documents += check.backup_documents;
+        report.namespaces.push(check);
+    }
     Ok(())
 }
 
@@ -572,28 +596,34 @@ where
     .await
     .map_err(|e| DrillError::Internal(e.to_string()))??;
     let compare_started = Instant::now();
-    for ns in catalog.namespaces.iter().filter(|n| comparable(n, &filter)) {
-        if stop.requested() {
-            return Err(DrillError::Interrupted);
-        }
-        let full = ns.full_name();
-        let mut check = NsCheck {
-            target: renamer.rename(&full),
-            source: full.clone(),
-            kind: ns.kind.as_str().into(),
-            ..NsCheck::default()
-        };
-        let stopped = tokio::select! {
-            res = check_namespace(&client, &path, ns, &mut check, digests.get(&full)) => { res?; false }
-            _ = stop.clone().wait() => true,
-        };
-        if stopped {
-            return Err(DrillError::Interrupted);
-        }
-        check.settle();
-        report.documents += check.backup_documents;
-        report.namespaces.push(check);
+    if stop.requested() {
+        return Err(DrillError::Interrupted);
     }
+    let checks = catalog
+        .namespaces
+        .iter()
+        .filter(|n| comparable(n, &filter))
+        .map(|ns| {
+            let full = ns.full_name();
+            let check = NsCheck {
+                target: renamer.rename(&full),
+                source: full,
+                kind: ns.kind.as_str().into(),
+                ..NsCheck::default()
+            };
+            (ns, check)
+        })
+        .collect();
+    check_all(
+        &client,
+        &path,
+        checks,
+        &digests,
+        opts.jobs,
+        &stop,
+        &mut report,
+    )
+    .await?;
     client.shutdown().await;
     report.compare_seconds = compare_started.elapsed().as_secs_f64();
     report.seconds = started.elapsed().as_secs_f64();
