@@ -205,6 +205,21 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The collections of `db` on the server of `c`, sorted.
+fn collections(c: &Client, db: &str) -> Vec<String> {
+    let mut names = block_on(async { c.database(db).list_collection_names().await })
+        .unwrap_or_else(|e| panic!("listing {db}: {e}"));
+    names.sort();
+    names
+}
+
+/// The field `f` of each document.
+fn names_of(docs: &[Document], f: &str) -> Vec<String> {
+    docs.iter()
+        .map(|d| d.get_str(f).unwrap().to_string())
+        .collect()
+}
+
 /// Documents of namespace `ns` of a backup, through `oxidump cat`.
 fn backup_docs(path: &Path, ns: &str) -> Vec<Document> {
     let out = oxidump()
@@ -377,6 +392,8 @@ fn one_database_with_its_users_into_a_renamed_database() {
         "{err}"
     );
     assert_eq!(authz_of(&t, "app2"), (Vec::new(), Vec::new()));
+    // Refused before anything was written: no data either.
+    assert_eq!(collections(&t, "app2"), Vec::<String>::new(), "{err}");
     let (_, _, err) = restore(&["--users-without-credentials"], 0);
     assert!(
         err.contains("without their passwords") && err.contains("app2.alice, app2.bob"),
@@ -420,13 +437,8 @@ fn one_database_with_its_users_into_a_renamed_database() {
         0,
     );
     let (users, roles) = authz_of(&t, "app3");
-    let names = |docs: &[Document], f: &str| -> Vec<String> {
-        docs.iter()
-            .map(|d| d.get_str(f).unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(names(&users, "user"), ["alice", "bob"]);
-    assert_eq!(names(&roles, "role"), ["lead", "reader"]);
+    assert_eq!(names_of(&users, "user"), ["alice", "bob"]);
+    assert_eq!(names_of(&roles, "role"), ["lead", "reader"]);
     assert_eq!(
         users[0].get_array("roles").unwrap(),
         &vec![
@@ -434,6 +446,37 @@ fn one_database_with_its_users_into_a_renamed_database() {
             Bson::Document(doc! {"role": "readWrite", "db": "app3"}),
         ]
     );
+    // A backup read as a stream (an archive) cannot have its users read before its
+    // data: on this target they are refused before anything is written, unless asked.
+    let archive = tmp.path().join("app.archive");
+    run(
+        oxidump()
+            .args(["mongodump", "--uri", &uri, "-d", "app", "--dumpDbUsersAndRoles"])
+            .arg(format!("--archive={}", archive.display())),
+        0,
+    );
+    let streamed = |extra: &[&str], code: i32| {
+        run(
+            oxidump()
+                .args(["mongorestore", "--uri", &turi, "-d", "app", "--restoreDbUsersAndRoles"])
+                .args(["--nsFrom", "app.*", "--nsTo", "app4.*"])
+                .arg(format!("--archive={}", archive.display()))
+                .args(extra),
+            code,
+        )
+    };
+    let (_, _, err) = streamed(&[], 1);
+    assert!(
+        err.contains("cannot take stored credentials")
+            && err.contains("app.$admin.system.users")
+            && err.contains("--usersWithoutCredentials")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(collections(&t, "app4"), Vec::<String>::new(), "{err}");
+    streamed(&["--usersWithoutCredentials"], 0);
+    assert_eq!(collections(&t, "app4"), ["c"]);
+    assert_eq!(names_of(&authz_of(&t, "app4").0, "user"), ["alice", "bob"]);
     // Only app's users came along.
     assert_eq!(
         cmd(&t, "other", doc! {"usersInfo": 1})

@@ -37,7 +37,7 @@ fn seed(db: &str) -> [&'static str; 2] {
 }
 
 /// Runs `cmd` and returns its exit code and outputs, whatever the code.
-fn run_any(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run_any(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -48,7 +48,7 @@ fn run_any(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-fn front(tool: &str, cwd: &Path) -> Command {
+pub(crate) fn front(tool: &str, cwd: &Path) -> Command {
     let mut cmd = oxidump();
     cmd.arg(tool).current_dir(cwd);
     cmd
@@ -74,7 +74,7 @@ fn same_collections(a: &str, b: &str, colls: &[&str]) {
     }
 }
 
-fn index_names(db: &str, coll: &str) -> Vec<String> {
+pub(crate) fn index_names(db: &str, coll: &str) -> Vec<String> {
     let c = client();
     let coll = c.database(db).collection::<Document>(coll);
     let mut names = block_on(async { coll.list_index_names().await }).expect("list indexes");
@@ -83,7 +83,7 @@ fn index_names(db: &str, coll: &str) -> Vec<String> {
 }
 
 /// The line mongorestore ends with: "N document(s) restored successfully. M document(s) failed to restore."
-fn restored_counts(stderr: &str) -> (u64, u64) {
+pub(crate) fn restored_counts(stderr: &str) -> (u64, u64) {
     let line = stderr
         .lines()
         .find(|l| l.contains("document(s) restored successfully"))

@@ -576,6 +576,13 @@ fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatE
         ..OplogReplay::default()
     };
     if let Some(f) = p.value("oplogFile") {
+        // As mongorestore: one oplog, not the dump's and another.
+        if input.join("oplog.bson").is_file() || input.join("oplog.bson.gz").is_file() {
+            return bad(format!(
+                "cannot provide both an oplog.bson file and an oplog file with --oplogFile: {} holds one; give only one of them",
+                input.display()
+            ));
+        }
         asked.files.push(PathBuf::from(f));
         return Ok(Some(asked));
     }
@@ -797,7 +804,26 @@ fn summary(r: &RestoreReport, verbose: bool) -> bool {
         "{} document(s) restored successfully. {} document(s) failed to restore.",
         r.documents, failed_docs
     ));
+    if let Some(line) = interrupted_line(r) {
+        log(line);
+        ok = false;
+    }
     ok
+}
+
+/// What an interrupted restore says last: that it was interrupted and what the target
+/// holds. `None` when it was not interrupted.
+fn interrupted_line(r: &RestoreReport) -> Option<String> {
+    if !r.interrupted {
+        return None;
+    }
+    let count = |st: &str| r.namespaces.iter().filter(|n| n.status == st).count();
+    Some(format!(
+        "restore interrupted: the target holds a partial restore ({} collection(s) restored, {} interrupted part way, {} not started); run the same restore again with --drop to replace it",
+        count("restored"),
+        count("interrupted"),
+        count("not started")
+    ))
 }
 
 #[cfg(test)]
@@ -1033,6 +1059,29 @@ mod tests {
             &["--dir", root, root],
             "cannot use both --dir and a positional argument",
         );
+    }
+
+    #[test]
+    fn an_interrupted_restore_says_so() {
+        let ns = |status: &str| crate::restore::NsReport {
+            source: "a.b".into(),
+            target: "a.b".into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let mut r = RestoreReport {
+            namespaces: vec![ns("restored"), ns("interrupted"), ns("not started"), ns("not started")],
+            ..Default::default()
+        };
+        assert_eq!(interrupted_line(&r), None);
+        r.interrupted = true;
+        let line = interrupted_line(&r).unwrap();
+        assert!(
+            line.starts_with("restore interrupted")
+                && line.contains("1 collection(s) restored, 1 interrupted part way, 2 not started"),
+            "{line}"
+        );
+        assert!(!summary(&r, false), "an interrupted restore is not a success");
     }
 
     #[test]
