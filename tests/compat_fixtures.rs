@@ -188,9 +188,9 @@ fn indexes_that_are_duplicates_once_converted_are_skipped() {
 #[test]
 fn users_and_roles_on_a_server_without_stored_credentials() {
     let server = PrivateServer::start(&["--auth"]);
+    let local = server.client();
     block_on(async {
-        server
-            .client()
+        local
             .database("admin")
             .run_command(doc! {"createUser": "root", "pwd": "r00t-Pw", "roles": ["root"]})
             .await
@@ -376,9 +376,8 @@ fn collection_names_with_special_characters() {
     assert_eq!(restored_counts(&err), (0, 0), "{err}");
 }
 
-/// One `.bson` file restored with `-d`/`-c`, its `.metadata.json` beside it used;
-/// `hashedIndexes.bson` with `--fixDottedHashIndex` gets its dotted hashed index built
-/// ascending, the other hashed index as it is.
+/// One `.bson` file restored with `-d`/`-c` under a name of its own, its
+/// `.metadata.json` beside it used.
 #[test]
 fn single_bson_files() {
     let g = DbGuard::new("mt_single");
@@ -391,26 +390,6 @@ fn single_bson_files() {
     assert_eq!(failed, 0, "{err}");
     assert!(n > 0, "{err}");
     assert_eq!(count(g.name(), "one"), n);
-    let (_, _, err) = run(
-        mongorestore(
-            tmp.path(),
-            &["-d", g.name(), "-c", "hashed", "--fixDottedHashIndex"],
-        )
-        .arg(fixture("hashedIndexes.bson")),
-        0,
-    );
-    assert_eq!(restored_counts(&err).1, 0, "{err}");
-    let specs = index_specs(&client(), g.name(), "hashed");
-    assert_eq!(
-        spec(&specs, "a.b_hashed").get_document("key").unwrap(),
-        &doc! {"a.b": 1},
-        "{specs:?}"
-    );
-    assert_eq!(
-        spec(&specs, "b_hashed").get_document("key").unwrap(),
-        &doc! {"b": "hashed"},
-        "{specs:?}"
-    );
 }
 
 /// `test.bar.archive`: restored from the file and from standard input, the same
