@@ -341,7 +341,8 @@ fn full_dump_keeps_users_and_roles_and_a_restore_puts_them_back() {
 /// One database's users and roles, dumped by the mongodump front end with
 /// `--dumpDbUsersAndRoles` as mongodump lays them out, restored under another name on
 /// another server: that server cannot take stored credentials, so the restore refuses
-/// the users, naming each; asked to, it creates them with random passwords, in the
+/// the users, naming each, before writing anything (exit status 2, as every refusal of
+/// a plan); asked to, it creates them with random passwords, in the
 /// renamed database, with their roles, privileges, custom data and restrictions.
 #[test]
 fn one_database_with_its_users_into_a_renamed_database() {
@@ -384,9 +385,10 @@ fn one_database_with_its_users_into_a_renamed_database() {
             code,
         )
     };
-    let (_, _, err) = restore(&[], 1);
+    let (_, _, err) = restore(&[], 2);
     assert!(
-        err.contains("cannot take stored credentials")
+        err.contains("nothing was written")
+            && err.contains("cannot take stored credentials")
             && err.contains("app2.alice, app2.bob")
             && err.contains("--users-without-credentials"),
         "{err}"
