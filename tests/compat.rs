@@ -869,3 +869,80 @@ fn oplog_replay_flags() {
     );
     let _ = colls;
 }
+
+/// A mongorestore told to stop (SIGINT) while its input, an archive on standard input,
+/// is still open says that it was interrupted and what the target holds, and exits 1
+/// (mongo-tools' status for any failure); the documents the server acknowledged are
+/// there.
+#[test]
+fn an_interrupted_restore_says_so() {
+    use std::io::{Read as _, Write as _};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use crate::faults::{archive_in_order, ns_name, signal, until};
+    let g = DbGuard::new("compat_intr");
+    let db = g.name().to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let full = archive_in_order(3, 40, 100, 300);
+    let mut child = front("mongorestore", tmp.path())
+        .arg(&server().uri)
+        .args(["--archive", "--nsFrom", "db.*", "--nsTo", &format!("{db}.*")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mongorestore");
+    // Half the archive, the pipe left open: the restore waits for the rest.
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&full[..full.len() / 2]).expect("write");
+    stdin.flush().expect("flush");
+    let first = &ns_name(0)["db.".len()..];
+    let count = |coll: &str| {
+        let c = client();
+        block_on(async {
+            c.database(&db)
+                .collection::<Document>(coll)
+                .count_documents(doc! {})
+                .await
+        })
+        .expect("count")
+    };
+    until("documents arrive", || count(first) > 0);
+    signal(child.id(), "INT");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let mut err = String::new();
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("mongorestore still runs after SIGINT:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("signal 'interrupt' received; attempting to shut down"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("restore interrupted: the target holds a partial restore"),
+        "{err}"
+    );
+    let (restored, _) = restored_counts(&err);
+    let held: u64 = (0..3).map(|n| count(&ns_name(n)["db.".len()..])).sum();
+    assert_eq!(restored, held, "{err}");
+}

@@ -709,7 +709,9 @@ pub fn run(args: &[String]) -> Result<(), CompatError> {
         plan.opts.clone(),
         progress,
         super::shutdown_signal,
-    ))?;
+    ));
+    super::finish(rt);
+    let report = report?;
     drop(plan.staging);
     if report.dry_run {
         print!("{}", crate::restore::render_plan(&report));
