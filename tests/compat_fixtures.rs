@@ -393,7 +393,8 @@ fn single_bson_files() {
 }
 
 /// `test.bar.archive`: restored from the file and from standard input, the same
-/// documents either way; `dump-w-oplog.archive` restores its data.
+/// documents either way; `dump-w-oplog.archive` restores its data, and with
+/// `--oplogReplay` replays its oplog after them.
 #[test]
 fn archives_from_a_file_and_from_standard_input() {
     let mut g = DbGuard::new("mt_archive");
@@ -432,13 +433,29 @@ fn archives_from_a_file_and_from_standard_input() {
         crate::common::collection_digest(&a, "bar"),
         crate::common::collection_digest(&b, "bar")
     );
+    // 25 documents, and an oplog of the 16 inserts made while they were dumped (the
+    // documents are in the data already) and 2 of config: with --oplogReplay the
+    // archive's oplog is read again from the file and replayed after the data.
     let c = g.add("mt_archive_oplog");
+    let with_oplog = format!("--archive={}", fixture("dump-w-oplog.archive").display());
+    let rename = ["--nsInclude", "test.*", "--nsFrom", "test.*", "--nsTo", &format!("{c}.*")];
+    let (_, _, err) = run(mongorestore(tmp.path(), &rename).arg(&with_oplog), 0);
+    assert_eq!(restored_counts(&err), (25, 0), "{err}");
+    assert_eq!(count(&c, "foo"), 25);
     let (_, _, err) = run(
-        mongorestore(tmp.path(), &["--nsFrom", "test.*", "--nsTo", &format!("{c}.*")])
-            .arg(format!("--archive={}", fixture("dump-w-oplog.archive").display())),
+        mongorestore(tmp.path(), &rename)
+            .args(["--drop", "--oplogReplay"])
+            .arg(&with_oplog),
         0,
     );
-    assert_eq!(restored_counts(&err).1, 0, "{err}");
+    assert!(err.contains("oplog: 18 entries read, 16 applied"), "{err}");
+    assert_eq!(count(&c, "foo"), 25, "{err}");
+    // Standard input cannot be read twice.
+    let (code, _, err) = run_any(
+        mongorestore(tmp.path(), &rename).args(["--archive", "--oplogReplay"]),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--oplogReplay from a gzipped archive or standard input"), "{err}");
 }
 
 /// `bad-format.archive` is not an archive: refused, named, nothing restored.

@@ -604,9 +604,13 @@ fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatE
                 ));
             }
         }
+        // The archive's oplog namespace, read again after the data.
+        Ok(crate::input::InputFormat::MongodumpArchive { gzip: false }) if input.as_os_str() != "-" => {
+            asked.files.push(input.to_path_buf());
+        }
         _ => {
             return bad(
-                "--oplogReplay from an archive or standard input: give the oplog with --oplogFile, or use an OXD archive"
+                "--oplogReplay from a gzipped archive or standard input: the oplog is read after the data, so give it with --oplogFile, or restore from an archive file that is not gzipped"
                     .into(),
             );
         }
@@ -800,6 +804,14 @@ fn summary(r: &RestoreReport, verbose: bool) -> bool {
         for (ix, e) in &n.index_errors {
             ok = false;
             log(format!("Failed: {shown}: index {ix}: {e}"));
+        }
+    }
+    if let Some(o) = &r.oplog {
+        for line in crate::restore::oplog::render(o).lines() {
+            log(line.trim_start());
+        }
+        if !o.index_errors.is_empty() {
+            ok = false;
         }
     }
     log(format!(
