@@ -483,7 +483,7 @@ pub const FLAGS: &[Flag] = &[
         Switch,
         Restore,
         Supported(
-            "replays the dump's `oplog.bson` (or an OXD archive's captured window) after the data, without applyOps",
+            "replays the dump's `oplog.bson` (or an archive file's oplog, or an OXD archive's captured window) after the data, without applyOps",
         ),
     ),
     flag(
