@@ -453,14 +453,28 @@ fn one_database_with_its_users_into_a_renamed_database() {
     let archive = tmp.path().join("app.archive");
     run(
         oxidump()
-            .args(["mongodump", "--uri", &uri, "-d", "app", "--dumpDbUsersAndRoles"])
+            .args([
+                "mongodump",
+                "--uri",
+                &uri,
+                "-d",
+                "app",
+                "--dumpDbUsersAndRoles",
+            ])
             .arg(format!("--archive={}", archive.display())),
         0,
     );
     let streamed = |extra: &[&str], code: i32| {
         run(
             oxidump()
-                .args(["mongorestore", "--uri", &turi, "-d", "app", "--restoreDbUsersAndRoles"])
+                .args([
+                    "mongorestore",
+                    "--uri",
+                    &turi,
+                    "-d",
+                    "app",
+                    "--restoreDbUsersAndRoles",
+                ])
                 .args(["--nsFrom", "app.*", "--nsTo", "app4.*"])
                 .arg(format!("--archive={}", archive.display()))
                 .args(extra),

@@ -889,7 +889,13 @@ fn progress_lines_then_an_interrupted_restore_says_so() {
     let full = archive_in_order(3, 40, 100, 300);
     let mut child = front("mongorestore", tmp.path())
         .arg(&server().uri)
-        .args(["--archive", "--nsFrom", "db.*", "--nsTo", &format!("{db}.*")])
+        .args([
+            "--archive",
+            "--nsFrom",
+            "db.*",
+            "--nsTo",
+            &format!("{db}.*"),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1018,7 +1024,9 @@ fn quiet_keeps_errors_and_summary_and_verbose_adds_detail() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("finished restoring {dst}.orders (0 documents, 250 failures)")),
+        err.contains(&format!(
+            "finished restoring {dst}.orders (0 documents, 250 failures)"
+        )),
         "{err}"
     );
     assert_eq!(restored_counts(&err), (0, 290), "{err}");

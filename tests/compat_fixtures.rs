@@ -34,12 +34,8 @@ fn mongorestore(cwd: &Path, args: &[&str]) -> std::process::Command {
 
 /// The index specs of `db.coll`, by name.
 fn index_specs(c: &Client, db: &str, coll: &str) -> Vec<Document> {
-    let reply = block_on(async {
-        c.database(db)
-            .run_command(doc! {"listIndexes": coll})
-            .await
-    })
-    .unwrap_or_else(|e| panic!("listIndexes {db}.{coll}: {e}"));
+    let reply = block_on(async { c.database(db).run_command(doc! {"listIndexes": coll}).await })
+        .unwrap_or_else(|e| panic!("listIndexes {db}.{coll}: {e}"));
     reply
         .get_document("cursor")
         .and_then(|c| c.get_array("firstBatch"))
@@ -87,7 +83,12 @@ fn legacy_index_specs_are_converted() {
     let (_, _, err) = run(
         mongorestore(
             tmp.path(),
-            &["--nsFrom", "indextest.*", "--nsTo", &format!("{}.*", g.name())],
+            &[
+                "--nsFrom",
+                "indextest.*",
+                "--nsTo",
+                &format!("{}.*", g.name()),
+            ],
         )
         .arg(&dir),
         0,
@@ -235,13 +236,22 @@ fn users_and_roles_on_a_server_without_stored_credentials() {
         .iter()
         .map(|r| {
             let r = r.as_document().unwrap();
-            format!("{}@{}", r.get_str("role").unwrap(), r.get_str("db").unwrap())
+            format!(
+                "{}@{}",
+                r.get_str("role").unwrap(),
+                r.get_str("db").unwrap()
+            )
         })
         .collect();
     roles.sort();
     assert_eq!(
         roles,
-        ["read@products", "read@reporting", "read@sales", "readWrite@accounts"]
+        [
+            "read@products",
+            "read@reporting",
+            "read@sales",
+            "readWrite@accounts"
+        ]
     );
     let info = block_on(async {
         c.database("admin")
@@ -326,7 +336,13 @@ fn gzipped_dump_directory() {
     let (_, _, err) = run(
         mongorestore(
             tmp.path(),
-            &["--gzip", "--nsFrom", "test.*", "--nsTo", &format!("{}.*", g.name())],
+            &[
+                "--gzip",
+                "--nsFrom",
+                "test.*",
+                "--nsTo",
+                &format!("{}.*", g.name()),
+            ],
         )
         .arg(fixture("prelude_test/prelude_gzip")),
         0,
@@ -383,7 +399,8 @@ fn single_bson_files() {
     let g = DbGuard::new("mt_single");
     let tmp = tempfile::tempdir().expect("tempdir");
     let (_, _, err) = run(
-        mongorestore(tmp.path(), &["-d", g.name(), "-c", "one"]).arg(fixture("testdirs/db1/c1.bson")),
+        mongorestore(tmp.path(), &["-d", g.name(), "-c", "one"])
+            .arg(fixture("testdirs/db1/c1.bson")),
         0,
     );
     let (n, failed) = restored_counts(&err);
@@ -403,8 +420,11 @@ fn archives_from_a_file_and_from_standard_input() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let archive = fixture("test.bar.archive");
     let (_, _, err) = run(
-        mongorestore(tmp.path(), &["--nsFrom", "test.*", "--nsTo", &format!("{a}.*")])
-            .arg(format!("--archive={}", archive.display())),
+        mongorestore(
+            tmp.path(),
+            &["--nsFrom", "test.*", "--nsTo", &format!("{a}.*")],
+        )
+        .arg(format!("--archive={}", archive.display())),
         0,
     );
     let (n, failed) = restored_counts(&err);
@@ -412,7 +432,13 @@ fn archives_from_a_file_and_from_standard_input() {
     assert_eq!(count(&a, "bar"), n);
     let mut child = mongorestore(
         tmp.path(),
-        &["--archive", "--nsFrom", "test.*", "--nsTo", &format!("{b}.*")],
+        &[
+            "--archive",
+            "--nsFrom",
+            "test.*",
+            "--nsTo",
+            &format!("{b}.*"),
+        ],
     )
     .stdin(Stdio::piped())
     .stdout(Stdio::piped())
@@ -438,7 +464,14 @@ fn archives_from_a_file_and_from_standard_input() {
     // archive's oplog is read again from the file and replayed after the data.
     let c = g.add("mt_archive_oplog");
     let with_oplog = format!("--archive={}", fixture("dump-w-oplog.archive").display());
-    let rename = ["--nsInclude", "test.*", "--nsFrom", "test.*", "--nsTo", &format!("{c}.*")];
+    let rename = [
+        "--nsInclude",
+        "test.*",
+        "--nsFrom",
+        "test.*",
+        "--nsTo",
+        &format!("{c}.*"),
+    ];
     let (_, _, err) = run(mongorestore(tmp.path(), &rename).arg(&with_oplog), 0);
     assert_eq!(restored_counts(&err), (25, 0), "{err}");
     assert_eq!(count(&c, "foo"), 25);
@@ -451,11 +484,13 @@ fn archives_from_a_file_and_from_standard_input() {
     assert!(err.contains("oplog: 18 entries read, 16 applied"), "{err}");
     assert_eq!(count(&c, "foo"), 25, "{err}");
     // Standard input cannot be read twice.
-    let (code, _, err) = run_any(
-        mongorestore(tmp.path(), &rename).args(["--archive", "--oplogReplay"]),
-    );
+    let (code, _, err) =
+        run_any(mongorestore(tmp.path(), &rename).args(["--archive", "--oplogReplay"]));
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("--oplogReplay from a gzipped archive or standard input"), "{err}");
+    assert!(
+        err.contains("--oplogReplay from a gzipped archive or standard input"),
+        "{err}"
+    );
 }
 
 /// `bad-format.archive` is not an archive: refused, named, nothing restored.
@@ -463,9 +498,8 @@ fn archives_from_a_file_and_from_standard_input() {
 fn a_file_that_is_not_an_archive() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let bad = fixture("bad-format.archive");
-    let (code, _, err) = run_any(
-        mongorestore(tmp.path(), &[]).arg(format!("--archive={}", bad.display())),
-    );
+    let (code, _, err) =
+        run_any(mongorestore(tmp.path(), &[]).arg(format!("--archive={}", bad.display())));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("bad-format.archive"), "{err}");
 }

@@ -80,7 +80,12 @@ fn archive(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Ve
 
 /// Like [`archive`], but each namespace is written whole, its end record included,
 /// before the next one starts.
-pub(crate) fn archive_in_order(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Vec<u8> {
+pub(crate) fn archive_in_order(
+    namespaces: usize,
+    frames: usize,
+    per_frame: usize,
+    pad: usize,
+) -> Vec<u8> {
     let catalog = Catalog {
         source: SourceInfo::default(),
         namespaces: (0..namespaces)

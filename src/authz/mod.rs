@@ -316,7 +316,12 @@ mod tests {
     fn documents_of_a_namespace() {
         let first = bson::serialize_to_vec(&doc! {"_id": "app.a", "user": "a", "db": "app", "roles": [{"role": "read", "db": "app"}]}).unwrap();
         let mut data = first.clone();
-        data.extend(bson::serialize_to_vec(&doc! {"_id": "other.b", "user": "b", "db": "other", "roles": []}).unwrap());
+        data.extend(
+            bson::serialize_to_vec(
+                &doc! {"_id": "other.b", "user": "b", "db": "other", "roles": []},
+            )
+            .unwrap(),
+        );
         let map = |db: &str| (db == "other").then(|| "other2".to_string());
         let docs = documents(Kind::Users, &data, &Scope::All, &map).unwrap();
         let ids: Vec<&str> = docs.iter().map(|d| d.get_str("_id").unwrap()).collect();
@@ -329,9 +334,14 @@ mod tests {
             docs[0].get_array("roles").unwrap()[0],
             Bson::Document(doc! {"role": "read", "db": "copy"})
         );
-        let e = documents(Kind::Users, &data[..data.len() - 3], &Scope::All, &|_| None).unwrap_err();
+        let e =
+            documents(Kind::Users, &data[..data.len() - 3], &Scope::All, &|_| None).unwrap_err();
         assert!(e.contains("runs past the end"), "{e}");
-        assert!(documents(Kind::Roles, &[], &Scope::All, &|_| None).unwrap().is_empty());
+        assert!(
+            documents(Kind::Roles, &[], &Scope::All, &|_| None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

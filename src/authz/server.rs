@@ -466,7 +466,9 @@ pub async fn apply(
             keep(Kind::Users, &authz.users),
             keep(Kind::Roles, &authz.roles),
         );
-        let users = existing_users.iter().filter(|u| has(Kind::Users) && !ku.contains(*u));
+        let users = existing_users
+            .iter()
+            .filter(|u| has(Kind::Users) && !ku.contains(*u));
         for (db, name) in users {
             client
                 .database(db)
@@ -475,7 +477,9 @@ pub async fn apply(
                 .map_err(driver(format!("dropping user {db}.{name}")))?;
             report.dropped.push(format!("user {db}.{name}"));
         }
-        let roles = existing_roles.iter().filter(|r| has(Kind::Roles) && !kr.contains(*r));
+        let roles = existing_roles
+            .iter()
+            .filter(|r| has(Kind::Roles) && !kr.contains(*r));
         for (db, name) in roles {
             client
                 .database(db)
@@ -549,13 +553,24 @@ async fn existing(
 
 /// The temporary `admin` collections of a merge, each with the documents it receives:
 /// users and roles, those the backup has (see [`ApplyOptions::kinds`]).
-fn merge_collections<'a>(authz: &'a Authz, opts: &'a ApplyOptions) -> Vec<(Kind, &'a str, &'a [Document])> {
+fn merge_collections<'a>(
+    authz: &'a Authz,
+    opts: &'a ApplyOptions,
+) -> Vec<(Kind, &'a str, &'a [Document])> {
     let mut out = Vec::new();
     if opts.kinds.contains(&Kind::Users) {
-        out.push((Kind::Users, opts.temp_users.as_str(), authz.users.as_slice()));
+        out.push((
+            Kind::Users,
+            opts.temp_users.as_str(),
+            authz.users.as_slice(),
+        ));
     }
     if opts.kinds.contains(&Kind::Roles) {
-        out.push((Kind::Roles, opts.temp_roles.as_str(), authz.roles.as_slice()));
+        out.push((
+            Kind::Roles,
+            opts.temp_roles.as_str(),
+            authz.roles.as_slice(),
+        ));
     }
     out
 }
@@ -693,7 +708,10 @@ mod tests {
         assert_eq!(temps.len(), 2);
         assert_eq!((temps[0].0, temps[0].1), (Kind::Users, "tempusers"));
         assert_eq!(temps[0].2, [user]);
-        assert_eq!((temps[1].0, temps[1].1, temps[1].2.len()), (Kind::Roles, "temproles", 0));
+        assert_eq!(
+            (temps[1].0, temps[1].1, temps[1].2.len()),
+            (Kind::Roles, "temproles", 0)
+        );
         let o = opts(Scope::All, &[Kind::Roles], false);
         let temps = merge_collections(&authz, &o);
         assert_eq!(temps.len(), 1);
@@ -725,7 +743,10 @@ mod tests {
         );
         let (first, grant) =
             role_commands(&doc! {"role": "r", "db": "app", "privileges": []}, true).unwrap();
-        assert_eq!(first, doc! {"updateRole": "r", "privileges": [], "roles": []});
+        assert_eq!(
+            first,
+            doc! {"updateRole": "r", "privileges": [], "roles": []}
+        );
         assert_eq!(grant, None);
         assert!(role_commands(&doc! {"db": "app"}, false).is_err());
     }
@@ -771,10 +792,7 @@ mod tests {
             doc! {"user": "a", "db": "other"},
         ];
         let existing: BTreeSet<(String, String)> = [("app".to_string(), "b".to_string())].into();
-        assert_eq!(
-            new_users(&users, &existing).unwrap(),
-            ["app.a", "other.a"]
-        );
+        assert_eq!(new_users(&users, &existing).unwrap(), ["app.a", "other.a"]);
         assert!(new_users(&[doc! {"user": "x"}], &existing).is_err());
         let e = AuthzError::NoStoredCredentials {
             target: "mongodb://h/".into(),
@@ -783,7 +801,9 @@ mod tests {
         }
         .to_string();
         assert!(
-            e.contains("the users app.a, other.a") && e.contains("--users-without-credentials") && e.contains("--usersWithoutCredentials"),
+            e.contains("the users app.a, other.a")
+                && e.contains("--users-without-credentials")
+                && e.contains("--usersWithoutCredentials"),
             "{e}"
         );
     }

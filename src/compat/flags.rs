@@ -816,8 +816,9 @@ mod tests {
             let tool = it.next().and_then(Tool::from_program).expect(line);
             let long = it.next().expect(line);
             let short = it.next().and_then(|s| s.chars().next());
-            let f = by_long(tool, long)
-                .unwrap_or_else(|| panic!("{} --{long} (mongo-tools) is not in the list", tool.name()));
+            let f = by_long(tool, long).unwrap_or_else(|| {
+                panic!("{} --{long} (mongo-tools) is not in the list", tool.name())
+            });
             assert_eq!(f.short, short, "{} --{long}: short name", tool.name());
             declared.insert((tool.name(), long));
         }

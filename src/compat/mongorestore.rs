@@ -605,7 +605,9 @@ fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatE
             }
         }
         // The archive's oplog namespace, read again after the data.
-        Ok(crate::input::InputFormat::MongodumpArchive { gzip: false }) if input.as_os_str() != "-" => {
+        Ok(crate::input::InputFormat::MongodumpArchive { gzip: false })
+            if input.as_os_str() != "-" =>
+        {
             asked.files.push(input.to_path_buf());
         }
         _ => {
@@ -1084,7 +1086,12 @@ mod tests {
             ..Default::default()
         };
         let mut r = RestoreReport {
-            namespaces: vec![ns("restored"), ns("interrupted"), ns("not started"), ns("not started")],
+            namespaces: vec![
+                ns("restored"),
+                ns("interrupted"),
+                ns("not started"),
+                ns("not started"),
+            ],
             ..Default::default()
         };
         assert_eq!(interrupted_line(&r), None);
@@ -1095,7 +1102,10 @@ mod tests {
                 && line.contains("1 collection(s) restored, 1 interrupted part way, 2 not started"),
             "{line}"
         );
-        assert!(!summary(&r, false), "an interrupted restore is not a success");
+        assert!(
+            !summary(&r, false),
+            "an interrupted restore is not a success"
+        );
     }
 
     #[test]

@@ -1167,9 +1167,7 @@ fn authz_db_map(renamer: &Renamer, db: &str) -> Option<String> {
 }
 
 /// The users and roles targets grouped by scope, in backup order.
-fn authz_scopes<'a>(
-    targets: &'a [(usize, Target)],
-) -> Vec<(crate::authz::Scope, Vec<&'a (usize, Target)>)> {
+fn authz_scopes(targets: &[(usize, Target)]) -> Vec<(crate::authz::Scope, Vec<&(usize, Target)>)> {
     let mut out: Vec<(crate::authz::Scope, Vec<&(usize, Target)>)> = Vec::new();
     for kt in targets {
         let scope = &kt.1.authz.as_ref().expect("authz target").1;
@@ -1231,9 +1229,8 @@ async fn check_authz(
             read.insert(*k, read_namespace(input, t.src, &t.source));
         }
     }
-    let refuse = |e: server::AuthzError| {
-        RestoreError::Plan(RestorePlanError::Refused(vec![e.to_string()]))
-    };
+    let refuse =
+        |e: server::AuthzError| RestoreError::Plan(RestorePlanError::Refused(vec![e.to_string()]));
     for (scope, mine) in authz_scopes(&live) {
         let users: Vec<&&(usize, Target)> = mine
             .iter()

@@ -199,7 +199,11 @@ pub fn secondary_indexes_with(ns: &Namespace, opts: IndexSpecOptions) -> Vec<Doc
         .filter(|i| {
             i.get_str("name").ok() != Some("_id_") && !i.get_bool("clustered").unwrap_or(false)
         })
-        .filter(|i| !dups.iter().any(|d| i.get_str("name").ok() == Some(d.as_str())))
+        .filter(|i| {
+            !dups
+                .iter()
+                .any(|d| i.get_str("name").ok() == Some(d.as_str()))
+        })
         .map(|i| adjust_index(i, opts))
         .collect()
 }
@@ -456,7 +460,10 @@ mod tests {
             notes[0].contains(r#"index "foo_1.0" skipped"#) && notes[0].contains(r#"index "foo_""#),
             "{notes:?}"
         );
-        assert!(same_key(&doc! {"a": 1, "b": -1i64}, &doc! {"a": 1.0, "b": -1}));
+        assert!(same_key(
+            &doc! {"a": 1, "b": -1i64},
+            &doc! {"a": 1.0, "b": -1}
+        ));
         assert!(!same_key(&doc! {"a": 1, "b": 1}, &doc! {"b": 1, "a": 1}));
         assert!(!same_key(&doc! {"a": "hashed"}, &doc! {"a": 1}));
     }
