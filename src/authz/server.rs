@@ -331,6 +331,67 @@ pub async fn check_unread(
     })
 }
 
+/// The auth-schema version in `admin.system.version` documents (the one whose `_id` is
+/// `authSchema`), if any.
+pub fn auth_version_of(docs: &[Document]) -> Option<i64> {
+    docs.iter()
+        .find(|d| d.get_str("_id").ok() == Some("authSchema"))
+        .and_then(|d| match d.get("currentVersion") {
+            Some(Bson::Int32(n)) => Some(i64::from(*n)),
+            Some(Bson::Int64(n)) => Some(*n),
+            Some(Bson::Double(f)) => Some(*f as i64),
+            _ => None,
+        })
+}
+
+/// The auth-schema version of the users of a backup, as mongorestore infers it: the
+/// one stored in its `system.version` documents (`stored`); without them, 5 for a
+/// source server of version 3.0 or newer (SCRAM, the only schema since; the document
+/// is gone from 8.1), 3 for one database's users, 1 otherwise (a 2.4 dump).
+pub fn dump_auth_version(stored: Option<i64>, source: (u32, u32), one_db: bool) -> i64 {
+    match stored {
+        Some(v) => v,
+        None if source >= (3, 0) => 5,
+        None if one_db => 3,
+        None => 1,
+    }
+}
+
+/// The target's auth-schema version (`getParameter authSchemaVersion`; 1 for a server
+/// that does not know the parameter, as mongorestore assumes).
+pub async fn server_auth_version(client: &Client) -> i64 {
+    let reply = client
+        .database("admin")
+        .run_command(doc! {"getParameter": 1, "authSchemaVersion": 1})
+        .await;
+    match reply.ok().and_then(|r| r.get("authSchemaVersion").cloned()) {
+        Some(Bson::Int32(n)) => i64::from(n),
+        Some(Bson::Int64(n)) => n,
+        Some(Bson::Double(f)) => f as i64,
+        _ => 1,
+    }
+}
+
+/// Whether users and roles of auth-schema version `dump` can be merged into a server
+/// of version `server`: mongorestore's pairs (3→3, 3→5, 5→5, 1→1, 1→3); 2 and 4 are
+/// upgrades in progress.
+pub fn check_auth_versions(dump: i64, server: i64) -> Result<(), String> {
+    for (v, whose) in [(dump, "a backup"), (server, "a server")] {
+        if v == 2 || v == 4 {
+            return Err(format!(
+                "cannot restore users and roles {} {whose} of auth-schema version {v}: finish the upgrade of its users (authSchemaUpgrade) or roll it back",
+                if whose == "a backup" { "from" } else { "to" }
+            ));
+        }
+    }
+    match (dump, server) {
+        (3, 3) | (3, 5) | (5, 5) | (1, 1) | (1, 3) => Ok(()),
+        (d, s) => Err(format!(
+            "cannot restore users of auth-schema version {d} to a server of auth-schema version {s}"
+        )),
+    }
+}
+
 /// A random password for a user created without its credentials: 64 hex digits.
 fn random_password() -> String {
     format!(
@@ -717,6 +778,52 @@ mod tests {
         assert_eq!(temps.len(), 1);
         assert_eq!(temps[0].1, "temproles");
         assert!(merge_collections(&authz, &opts(Scope::All, &[], true)).is_empty());
+    }
+
+    /// mongo-tools' fixtures `auth_version_3.bson` and `auth_version_5.bson`: the
+    /// version read, and the pairs mongorestore accepts.
+    #[test]
+    fn auth_schema_versions() {
+        let read = |name: &str| {
+            let path = format!(
+                "{}/tests/fixtures/mongo-tools/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let data = std::fs::read(&path).unwrap();
+            crate::authz::documents(Kind::Roles, &data, &Scope::All, &|_| None).unwrap()
+        };
+        assert_eq!(auth_version_of(&read("auth_version_3.bson")), Some(3));
+        assert_eq!(auth_version_of(&read("auth_version_5.bson")), Some(5));
+        assert_eq!(
+            auth_version_of(&[doc! {"_id": "featureCompatibilityVersion"}]),
+            None
+        );
+        assert_eq!(dump_auth_version(Some(3), (8, 0), false), 3);
+        assert_eq!(dump_auth_version(None, (8, 2), false), 5);
+        assert_eq!(dump_auth_version(None, (0, 0), true), 3);
+        assert_eq!(dump_auth_version(None, (0, 0), false), 1);
+        for (d, s) in [(3, 3), (3, 5), (5, 5), (1, 1), (1, 3)] {
+            assert!(check_auth_versions(d, s).is_ok(), "{d} -> {s}");
+        }
+        for (d, s) in [(1, 5), (5, 3), (5, 1), (3, 1)] {
+            let e = check_auth_versions(d, s).unwrap_err();
+            assert!(
+                e.contains(&format!(
+                    "version {d} to a server of auth-schema version {s}"
+                )),
+                "{e}"
+            );
+        }
+        assert!(
+            check_auth_versions(4, 5)
+                .unwrap_err()
+                .contains("finish the upgrade")
+        );
+        assert!(
+            check_auth_versions(5, 2)
+                .unwrap_err()
+                .contains("to a server")
+        );
     }
 
     #[test]

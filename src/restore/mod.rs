@@ -1231,6 +1231,36 @@ async fn check_authz(
     }
     let refuse =
         |e: server::AuthzError| RestoreError::Plan(RestorePlanError::Refused(vec![e.to_string()]));
+    // On a server that merges stored documents (mongod), the backup's auth schema must
+    // be one the server takes, as mongorestore checks.
+    if !streamed && server::method(client).await == server::Method::Merge {
+        let target_version = server::server_auth_version(client).await;
+        let source = catalog_of(input)
+            .source
+            .server_version
+            .as_deref()
+            .map_or((0, 0), connect::parse_major_minor);
+        for (scope, mine) in authz_scopes(&live) {
+            let (version_ns, one_db) = match &scope {
+                authz::Scope::All => ("admin.system.version".to_string(), false),
+                authz::Scope::Db(_) => {
+                    let src_db = mine[0].1.source.split_once('.').map_or("", |(d, _)| d);
+                    (format!("{src_db}.{}system.version", authz::DB_PREFIX), true)
+                }
+            };
+            let stored = targets
+                .iter()
+                .find(|t| t.source == version_ns)
+                .and_then(|t| read_namespace(input, t.src, &t.source).ok())
+                .and_then(|data| {
+                    authz::documents(Kind::Roles, &data, &authz::Scope::All, &|_| None).ok()
+                })
+                .and_then(|docs| server::auth_version_of(&docs));
+            let dump_version = server::dump_auth_version(stored, source, one_db);
+            server::check_auth_versions(dump_version, target_version)
+                .map_err(|e| RestoreError::Plan(RestorePlanError::Refused(vec![e])))?;
+        }
+    }
     for (scope, mine) in authz_scopes(&live) {
         let users: Vec<&&(usize, Target)> = mine
             .iter()
