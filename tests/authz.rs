@@ -448,8 +448,9 @@ fn one_database_with_its_users_into_a_renamed_database() {
             Bson::Document(doc! {"role": "readWrite", "db": "app3"}),
         ]
     );
-    // A backup read as a stream (an archive) cannot have its users read before its
-    // data: on this target they are refused before anything is written, unless asked.
+    // A backup read as a stream: an archive file is read once more for its users, which
+    // are refused by name before anything is written; standard input cannot be read
+    // twice, so its users are refused unread, naming their namespace, unless asked.
     let archive = tmp.path().join("app.archive");
     run(
         oxidump()
@@ -484,7 +485,28 @@ fn one_database_with_its_users_into_a_renamed_database() {
     let (_, _, err) = streamed(&[], 1);
     assert!(
         err.contains("cannot take stored credentials")
-            && err.contains("app.$admin.system.users")
+            && err.contains("the users app4.alice, app4.bob")
+            && err.contains("--usersWithoutCredentials")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(collections(&t, "app4"), Vec::<String>::new(), "{err}");
+    let (code, _, err) = crate::compat::run_any(
+        oxidump()
+            .args([
+                "mongorestore",
+                "--uri",
+                &turi,
+                "-d",
+                "app",
+                "--restoreDbUsersAndRoles",
+            ])
+            .args(["--nsFrom", "app.*", "--nsTo", "app4.*", "--archive"])
+            .stdin(std::fs::File::open(&archive).expect("open the archive")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("app.$admin.system.users cannot be read before the data")
             && err.contains("--usersWithoutCredentials")
             && err.contains("nothing was written"),
         "{err}"

@@ -33,10 +33,10 @@ pub enum AuthzError {
         /// `db.user` of each user concerned.
         users: Vec<String>,
     },
-    /// The backup is read as a stream: its users are known only once the data before
-    /// them was restored, too late to refuse them first.
+    /// The backup comes from standard input: its users are known only once the data
+    /// before them was restored, too late to refuse them first.
     #[error(
-        "{target} cannot take stored credentials ({why}), and the users of {} cannot be read before the data, the backup being read as a stream; restore with --users-without-credentials (in the mongorestore front end, --usersWithoutCredentials) to create any new user with a random password that an administrator must reset, or leave users and roles out",
+        "{target} cannot take stored credentials ({why}), and the users of {} cannot be read before the data, the backup coming from standard input, which cannot be read twice; restore with --users-without-credentials (in the mongorestore front end, --usersWithoutCredentials) to create any new user with a random password that an administrator must reset, or leave users and roles out",
         .namespaces.join(", ")
     )]
     StreamedUsers {
@@ -312,7 +312,7 @@ pub async fn check(
     }
 }
 
-/// The same check for a backup read as a stream, whose users cannot be read before
+/// The same check for a backup on standard input, whose users cannot be read before
 /// the data: on a server without `_mergeAuthzCollections`, users (the namespaces
 /// `users_namespaces`) are refused unless `opts.without_credentials`.
 pub async fn check_unread(

@@ -1203,8 +1203,10 @@ fn apply_options(
 
 /// Before anything is written: reads the users and roles of a backup read per
 /// namespace (they are few and small), and refuses the users the target cannot take
-/// (see [`crate::authz::server::check`]); a backup read as a stream has its users
-/// refused on such a target without being read. Returns what was read, by target.
+/// (see [`crate::authz::server::check`]); a file read as a stream is read once more
+/// for its users where the target needs them checked, and a backup on standard input
+/// has its users refused on such a target without being read. Returns what was read
+/// per namespace, by target.
 async fn check_authz(
     client: &Client,
     opts: &RestoreOptions,
@@ -1270,20 +1272,38 @@ async fn check_authz(
             continue;
         }
         let o = apply_options(opts, &scope, &mine, None);
-        if streamed {
-            let names: Vec<String> = users.iter().map(|(_, t)| t.source.clone()).collect();
-            server::check_unread(client, &names, &o)
-                .await
-                .map_err(refuse)?;
-            continue;
-        }
+        let map = |db: &str| authz_db_map(renamer, db);
         let mut docs = Vec::new();
+        if streamed {
+            // A file read as a stream is read once more, up to its users (mongodump
+            // writes them first); standard input cannot be.
+            let again = opts.input.as_os_str() != "-"
+                && !opts.users_without_credentials
+                && server::method(client).await == server::Method::Commands;
+            if !again {
+                let names: Vec<String> = users.iter().map(|(_, t)| t.source.clone()).collect();
+                server::check_unread(client, &names, &o)
+                    .await
+                    .map_err(refuse)?;
+                continue;
+            }
+            let srcs: Vec<usize> = users.iter().map(|(_, t)| t.src).collect();
+            let unreadable = |e: String| {
+                RestoreError::Plan(RestorePlanError::Refused(vec![format!(
+                    "reading the users of {} before its data: {e}",
+                    opts.input.display()
+                )]))
+            };
+            for data in read_again(&opts.input, &srcs).map_err(unreadable)? {
+                docs.extend(
+                    authz::documents(Kind::Users, &data, &scope, &map).map_err(unreadable)?,
+                );
+            }
+        }
         for (k, _) in &users {
             // A namespace that cannot be read fails on its own, after the data.
             if let Some(Ok(data)) = read.get(k)
-                && let Ok(d) = authz::documents(Kind::Users, data, &scope, &|db: &str| {
-                    authz_db_map(renamer, db)
-                })
+                && let Ok(d) = authz::documents(Kind::Users, data, &scope, &map)
             {
                 docs.extend(d);
             }
@@ -1291,6 +1311,31 @@ async fn check_authz(
         server::check(client, &docs, &o).await.map_err(refuse)?;
     }
     Ok(read)
+}
+
+/// The documents of namespaces `srcs` (in that order) of a backup file read as a
+/// stream, from a second reading of the file that stops once they have all ended.
+fn read_again(path: &Path, srcs: &[usize]) -> Result<Vec<Vec<u8>>, String> {
+    let opened = input::open(path).map_err(|e| e.to_string())?;
+    let mut source = crate::commands::source_from(opened).map_err(|e| e.to_string())?;
+    let mut out = vec![Vec::new(); srcs.len()];
+    let mut open = srcs.len();
+    while open > 0 {
+        match source.next_chunk().map_err(|e| e.to_string())? {
+            Some(Chunk::Docs { ns, data, .. }) => {
+                if let Some(i) = srcs.iter().position(|&s| s == ns) {
+                    out[i].extend_from_slice(&data);
+                }
+            }
+            Some(Chunk::End { ns, .. }) => {
+                if srcs.contains(&ns) {
+                    open -= 1;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// Every document of namespace `src` of a backup read per namespace, or why not.
