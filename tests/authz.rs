@@ -205,6 +205,21 @@ fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// The collections of `db` on the server of `c`, sorted.
+fn collections(c: &Client, db: &str) -> Vec<String> {
+    let mut names = block_on(async { c.database(db).list_collection_names().await })
+        .unwrap_or_else(|e| panic!("listing {db}: {e}"));
+    names.sort();
+    names
+}
+
+/// The field `f` of each document.
+fn names_of(docs: &[Document], f: &str) -> Vec<String> {
+    docs.iter()
+        .map(|d| d.get_str(f).unwrap().to_string())
+        .collect()
+}
+
 /// Documents of namespace `ns` of a backup, through `oxidump cat`.
 fn backup_docs(path: &Path, ns: &str) -> Vec<Document> {
     let out = oxidump()
@@ -326,7 +341,8 @@ fn full_dump_keeps_users_and_roles_and_a_restore_puts_them_back() {
 /// One database's users and roles, dumped by the mongodump front end with
 /// `--dumpDbUsersAndRoles` as mongodump lays them out, restored under another name on
 /// another server: that server cannot take stored credentials, so the restore refuses
-/// the users, naming each; asked to, it creates them with random passwords, in the
+/// the users, naming each, before writing anything (exit status 2, as every refusal of
+/// a plan); asked to, it creates them with random passwords, in the
 /// renamed database, with their roles, privileges, custom data and restrictions.
 #[test]
 fn one_database_with_its_users_into_a_renamed_database() {
@@ -369,14 +385,17 @@ fn one_database_with_its_users_into_a_renamed_database() {
             code,
         )
     };
-    let (_, _, err) = restore(&[], 1);
+    let (_, _, err) = restore(&[], 2);
     assert!(
-        err.contains("cannot take stored credentials")
+        err.contains("nothing was written")
+            && err.contains("cannot take stored credentials")
             && err.contains("app2.alice, app2.bob")
             && err.contains("--users-without-credentials"),
         "{err}"
     );
     assert_eq!(authz_of(&t, "app2"), (Vec::new(), Vec::new()));
+    // Refused before anything was written: no data either.
+    assert_eq!(collections(&t, "app2"), Vec::<String>::new(), "{err}");
     let (_, _, err) = restore(&["--users-without-credentials"], 0);
     assert!(
         err.contains("without their passwords") && err.contains("app2.alice, app2.bob"),
@@ -420,13 +439,8 @@ fn one_database_with_its_users_into_a_renamed_database() {
         0,
     );
     let (users, roles) = authz_of(&t, "app3");
-    let names = |docs: &[Document], f: &str| -> Vec<String> {
-        docs.iter()
-            .map(|d| d.get_str(f).unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(names(&users, "user"), ["alice", "bob"]);
-    assert_eq!(names(&roles, "role"), ["lead", "reader"]);
+    assert_eq!(names_of(&users, "user"), ["alice", "bob"]);
+    assert_eq!(names_of(&roles, "role"), ["lead", "reader"]);
     assert_eq!(
         users[0].get_array("roles").unwrap(),
         &vec![
@@ -434,6 +448,73 @@ fn one_database_with_its_users_into_a_renamed_database() {
             Bson::Document(doc! {"role": "readWrite", "db": "app3"}),
         ]
     );
+    // A backup read as a stream: an archive file is read once more for its users, which
+    // are refused by name before anything is written; standard input cannot be read
+    // twice, so its users are refused unread, naming their namespace, unless asked.
+    let archive = tmp.path().join("app.archive");
+    run(
+        oxidump()
+            .args([
+                "mongodump",
+                "--uri",
+                &uri,
+                "-d",
+                "app",
+                "--dumpDbUsersAndRoles",
+            ])
+            .arg(format!("--archive={}", archive.display())),
+        0,
+    );
+    let streamed = |extra: &[&str], code: i32| {
+        run(
+            oxidump()
+                .args([
+                    "mongorestore",
+                    "--uri",
+                    &turi,
+                    "-d",
+                    "app",
+                    "--restoreDbUsersAndRoles",
+                ])
+                .args(["--nsFrom", "app.*", "--nsTo", "app4.*"])
+                .arg(format!("--archive={}", archive.display()))
+                .args(extra),
+            code,
+        )
+    };
+    let (_, _, err) = streamed(&[], 1);
+    assert!(
+        err.contains("cannot take stored credentials")
+            && err.contains("the users app4.alice, app4.bob")
+            && err.contains("--usersWithoutCredentials")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(collections(&t, "app4"), Vec::<String>::new(), "{err}");
+    let (code, _, err) = crate::compat::run_any(
+        oxidump()
+            .args([
+                "mongorestore",
+                "--uri",
+                &turi,
+                "-d",
+                "app",
+                "--restoreDbUsersAndRoles",
+            ])
+            .args(["--nsFrom", "app.*", "--nsTo", "app4.*", "--archive"])
+            .stdin(std::fs::File::open(&archive).expect("open the archive")),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("app.$admin.system.users cannot be read before the data")
+            && err.contains("--usersWithoutCredentials")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert_eq!(collections(&t, "app4"), Vec::<String>::new(), "{err}");
+    streamed(&["--usersWithoutCredentials"], 0);
+    assert_eq!(collections(&t, "app4"), ["c"]);
+    assert_eq!(names_of(&authz_of(&t, "app4").0, "user"), ["alice", "bob"]);
     // Only app's users came along.
     assert_eq!(
         cmd(&t, "other", doc! {"usersInfo": 1})

@@ -37,7 +37,7 @@ fn seed(db: &str) -> [&'static str; 2] {
 }
 
 /// Runs `cmd` and returns its exit code and outputs, whatever the code.
-fn run_any(cmd: &mut Command) -> (i32, String, String) {
+pub(crate) fn run_any(cmd: &mut Command) -> (i32, String, String) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
@@ -48,7 +48,7 @@ fn run_any(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
-fn front(tool: &str, cwd: &Path) -> Command {
+pub(crate) fn front(tool: &str, cwd: &Path) -> Command {
     let mut cmd = oxidump();
     cmd.arg(tool).current_dir(cwd);
     cmd
@@ -74,7 +74,7 @@ fn same_collections(a: &str, b: &str, colls: &[&str]) {
     }
 }
 
-fn index_names(db: &str, coll: &str) -> Vec<String> {
+pub(crate) fn index_names(db: &str, coll: &str) -> Vec<String> {
     let c = client();
     let coll = c.database(db).collection::<Document>(coll);
     let mut names = block_on(async { coll.list_index_names().await }).expect("list indexes");
@@ -83,7 +83,7 @@ fn index_names(db: &str, coll: &str) -> Vec<String> {
 }
 
 /// The line mongorestore ends with: "N document(s) restored successfully. M document(s) failed to restore."
-fn restored_counts(stderr: &str) -> (u64, u64) {
+pub(crate) fn restored_counts(stderr: &str) -> (u64, u64) {
     let line = stderr
         .lines()
         .find(|l| l.contains("document(s) restored successfully"))
@@ -868,4 +868,166 @@ fn oplog_replay_flags() {
         252
     );
     let _ = colls;
+}
+
+/// A mongorestore whose standard error is not a terminal prints timestamped progress
+/// lines (namespace, documents, rate) while it runs; told to stop (SIGINT) while its
+/// input, an archive on standard input, is still open, it says that it was interrupted
+/// and what the target holds, and exits 1 (mongo-tools' status for any failure); the
+/// documents the server acknowledged are there.
+#[test]
+fn progress_lines_then_an_interrupted_restore_says_so() {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::process::Stdio;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use crate::faults::{archive_in_order, ns_name, signal, until};
+    let g = DbGuard::new("compat_intr");
+    let db = g.name().to_string();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let full = archive_in_order(3, 40, 100, 300);
+    let mut child = front("mongorestore", tmp.path())
+        .arg(&server().uri)
+        .args([
+            "--archive",
+            "--nsFrom",
+            "db.*",
+            "--nsTo",
+            &format!("{db}.*"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mongorestore");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines() {
+                lines.lock().unwrap().push(l.expect("stderr line"));
+            }
+        })
+    };
+    // Half the archive, the pipe left open: the restore waits for the rest.
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&full[..full.len() / 2]).expect("write");
+    stdin.flush().expect("flush");
+    let count = |coll: &str| {
+        let c = client();
+        block_on(async {
+            c.database(&db)
+                .collection::<Document>(coll)
+                .count_documents(doc! {})
+                .await
+        })
+        .expect("count")
+    };
+    let first = &ns_name(0)["db.".len()..];
+    until("documents arrive", || count(first) > 0);
+    // A progress line: a timestamp, a tab, a namespace with its documents and rate.
+    let is_progress = |l: &String| {
+        l.split_once('\t').is_some_and(|(ts, text)| {
+            ts.len() == "2026-01-02T03:04:05.678+0000".len()
+                && text.contains("-data  ")
+                && text.contains(" documents/s")
+        })
+    };
+    until("a progress line is printed", || {
+        lines.lock().unwrap().iter().any(is_progress)
+    });
+    signal(child.id(), "INT");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "mongorestore still runs after SIGINT:\n{}",
+                lines.lock().unwrap().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    reader.join().expect("stderr reader");
+    let err = lines.lock().unwrap().join("\n");
+    assert_eq!(status.code(), Some(1), "{err}");
+    let rate = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| is_progress(l))
+        .cloned()
+        .expect("progress line");
+    // Rates for people: one decimal at most.
+    let per_sec = rate.rsplit("  ").next().expect("rate");
+    let number = per_sec.trim_end_matches(" documents/s").replace(',', "");
+    assert!(
+        number.split_once('.').is_some_and(|(_, d)| d.len() == 1),
+        "{rate}"
+    );
+    assert!(
+        err.contains("signal 'interrupt' received; attempting to shut down"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("restore interrupted: the target holds a partial restore"),
+        "{err}"
+    );
+    let (restored, _) = restored_counts(&err);
+    let held: u64 = (0..3).map(|n| count(&ns_name(n)["db.".len()..])).sum();
+    assert_eq!(restored, held, "{err}");
+}
+
+/// `--quiet` silences progress only: the per-collection lines, errors (duplicate keys
+/// here) and the summary are printed; `-v` adds the options the engine was given.
+#[test]
+fn quiet_keeps_errors_and_summary_and_verbose_adds_detail() {
+    let mut g = DbGuard::new("compat_quiet_src");
+    let src = g.name().to_string();
+    let dst = g.add("compat_quiet_dst");
+    seed(&src);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_, _, err) = run(
+        front("mongodump", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &src, "-v"]),
+        0,
+    );
+    assert!(err.contains("oxidump dump: source"), "{err}");
+    let dbdir = format!("dump/{src}");
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst, "--quiet", &dbdir]),
+        0,
+    );
+    assert!(!err.contains("oxidump restore:"), "{err}");
+    assert_eq!(restored_counts(&err), (290, 0), "{err}");
+    // Again: every document a duplicate key, reported also with --quiet.
+    let (_, _, err) = run(
+        front("mongorestore", tmp.path())
+            .arg(&server().uri)
+            .args(["-d", &dst, "--quiet", "-v", &dbdir]),
+        0,
+    );
+    assert!(err.contains("oxidump restore:"), "-v: {err}");
+    assert!(
+        err.contains("continuing through error") && err.contains("duplicate key"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "finished restoring {dst}.orders (0 documents, 250 failures)"
+        )),
+        "{err}"
+    );
+    assert_eq!(restored_counts(&err), (0, 290), "{err}");
 }

@@ -23,7 +23,7 @@ use oxidump::oxd::writer::{OxdWriter, WriterOptions};
 // ---------------------------------------------------------------------------------
 
 /// Namespace `db.cN-data`.
-fn ns_name(n: usize) -> String {
+pub(crate) fn ns_name(n: usize) -> String {
     format!("db.c{n}-data")
 }
 
@@ -80,7 +80,12 @@ fn archive(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Ve
 
 /// Like [`archive`], but each namespace is written whole, its end record included,
 /// before the next one starts.
-fn archive_in_order(namespaces: usize, frames: usize, per_frame: usize, pad: usize) -> Vec<u8> {
+pub(crate) fn archive_in_order(
+    namespaces: usize,
+    frames: usize,
+    per_frame: usize,
+    pad: usize,
+) -> Vec<u8> {
     let catalog = Catalog {
         source: SourceInfo::default(),
         namespaces: (0..namespaces)
@@ -424,7 +429,7 @@ fn count(client: &mongodb::Client, db: &str, coll: &str) -> u64 {
     block_on(async { coll.count_documents(doc! {}).await }).expect("count")
 }
 
-fn signal(pid: u32, sig: &str) {
+pub(crate) fn signal(pid: u32, sig: &str) {
     let ok = Command::new("kill")
         .args([&format!("-{sig}"), &pid.to_string()])
         .status()
@@ -439,7 +444,7 @@ fn report(path: &Path) -> Value {
 }
 
 /// Waits (at most a minute) until `f` holds.
-fn until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");

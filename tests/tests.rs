@@ -15,6 +15,8 @@ mod server_smoke;
 mod authz;
 /// `oxidump mongodump` and `oxidump mongorestore`: mongo-tools command lines, their defaults, symlinked names, native refusals.
 mod compat;
+/// mongo-tools' own restore fixtures through the mongorestore front end: legacy indexes, key types, users, oplogs, gzip, archives.
+mod compat_fixtures;
 /// `oxidump test-restore` and `oxidump diff`: restore drills and drift detection.
 mod drill;
 /// `oxidump dump` against a real server: formats, split reads, filters, --query, --oplog, stdout, credentials, failures.

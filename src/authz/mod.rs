@@ -205,6 +205,41 @@ pub fn remap(kind: Kind, d: &mut Document, map: &dyn Fn(&str) -> Option<String>)
     }
 }
 
+/// The user or role documents of one namespace of a backup (`data`: its raw documents,
+/// one after another) as they are written to the target: moved to the databases `map`
+/// gives (see [`remap`]), and, for one database's (`scope` [`Scope::Db`]), to that
+/// database also when the backup names it otherwise (a database restored under another
+/// name without a rename pattern).
+pub fn documents(
+    kind: Kind,
+    data: &[u8],
+    scope: &Scope,
+    map: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Document>, String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let len = data.get(at..at + 4).map_or(0, |b| {
+            i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize
+        });
+        let raw = data
+            .get(at..at + len)
+            .ok_or_else(|| format!("a document at byte {at} runs past the end of the data"))?;
+        let raw = bson::RawDocument::from_bytes(raw).map_err(|e| format!("at byte {at}: {e}"))?;
+        let mut d = Document::try_from(raw).map_err(|e| format!("at byte {at}: {e}"))?;
+        at += len;
+        remap(kind, &mut d, map);
+        if let Scope::Db(db) = scope
+            && let Ok(own) = d.get_str("db").map(str::to_string)
+            && own != *db
+        {
+            remap(kind, &mut d, &|x: &str| (x == own).then(|| db.clone()));
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
 /// The mechanisms a user document has credentials for (`SCRAM-SHA-1`, `SCRAM-SHA-256`).
 pub fn mechanisms(user: &Document) -> Vec<String> {
     user.get_document("credentials")
@@ -275,6 +310,38 @@ mod tests {
         // No restriction: none stored.
         let r = role_from_info(doc! {"role": "r", "db": "app", "authenticationRestrictions": [[]]});
         assert!(!r.contains_key("authenticationRestrictions"));
+    }
+
+    #[test]
+    fn documents_of_a_namespace() {
+        let first = bson::serialize_to_vec(&doc! {"_id": "app.a", "user": "a", "db": "app", "roles": [{"role": "read", "db": "app"}]}).unwrap();
+        let mut data = first.clone();
+        data.extend(
+            bson::serialize_to_vec(
+                &doc! {"_id": "other.b", "user": "b", "db": "other", "roles": []},
+            )
+            .unwrap(),
+        );
+        let map = |db: &str| (db == "other").then(|| "other2".to_string());
+        let docs = documents(Kind::Users, &data, &Scope::All, &map).unwrap();
+        let ids: Vec<&str> = docs.iter().map(|d| d.get_str("_id").unwrap()).collect();
+        assert_eq!(ids, ["app.a", "other2.b"]);
+        // One database's users restored under another name follow it.
+        let docs = documents(Kind::Users, &first, &Scope::Db("copy".into()), &|_| None);
+        let docs = docs.unwrap();
+        assert_eq!(docs[0].get_str("_id").unwrap(), "copy.a");
+        assert_eq!(
+            docs[0].get_array("roles").unwrap()[0],
+            Bson::Document(doc! {"role": "read", "db": "copy"})
+        );
+        let e =
+            documents(Kind::Users, &data[..data.len() - 3], &Scope::All, &|_| None).unwrap_err();
+        assert!(e.contains("runs past the end"), "{e}");
+        assert!(
+            documents(Kind::Roles, &[], &Scope::All, &|_| None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

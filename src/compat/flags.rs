@@ -483,7 +483,7 @@ pub const FLAGS: &[Flag] = &[
         Switch,
         Restore,
         Supported(
-            "replays the dump's `oplog.bson` (or an OXD archive's captured window) after the data, without applyOps",
+            "replays the dump's `oplog.bson` (or an archive file's oplog, or an OXD archive's captured window) after the data, without applyOps",
         ),
     ),
     flag(
@@ -797,6 +797,42 @@ mod tests {
             }
         }
         assert!(rows > 89, "{rows} flag spellings checked");
+    }
+
+    /// The flags mongo-tools' option structs declare (`options.go` of `common/options`,
+    /// `mongodump` and `mongorestore`, listed in the test fixtures) are exactly the
+    /// list's, oxidump's own aside: the same long names for the same tools, with the
+    /// same short names.
+    #[test]
+    fn the_list_is_mongo_tools_options() {
+        const OPTIONS: &str = include_str!("../../tests/fixtures/mongo-tools/options-flags.txt");
+        const OWN: [&str; 2] = ["oxd", "usersWithoutCredentials"];
+        let mut declared = std::collections::BTreeSet::new();
+        for line in OPTIONS
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let mut it = line.split_whitespace();
+            let tool = it.next().and_then(Tool::from_program).expect(line);
+            let long = it.next().expect(line);
+            let short = it.next().and_then(|s| s.chars().next());
+            let f = by_long(tool, long).unwrap_or_else(|| {
+                panic!("{} --{long} (mongo-tools) is not in the list", tool.name())
+            });
+            assert_eq!(f.short, short, "{} --{long}: short name", tool.name());
+            declared.insert((tool.name(), long));
+        }
+        for tool in [Tool::Mongodump, Tool::Mongorestore] {
+            for f in flags_for(tool).filter(|f| !OWN.contains(&f.long)) {
+                assert!(
+                    declared.contains(&(tool.name(), f.long)),
+                    "{} --{} is in the list but not in mongo-tools' options",
+                    tool.name(),
+                    f.long
+                );
+            }
+        }
+        assert!(declared.len() > 100, "{} flags read", declared.len());
     }
 
     #[test]

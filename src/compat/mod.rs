@@ -205,6 +205,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, CompatError> {
         })
 }
 
+/// Ends the runtime without waiting for a reader still blocked on its input (standard
+/// input that stays open after an interrupted restore), as the native commands do.
+fn finish(rt: tokio::runtime::Runtime) {
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+}
+
 /// Resolves on Ctrl-C, SIGTERM or SIGHUP, after saying so as mongo-tools does.
 async fn shutdown_signal() {
     let signal = crate::signals::shutdown().await;

@@ -247,6 +247,7 @@ pub fn run(args: &[String]) -> Result<(), CompatError> {
         progress,
         super::shutdown_signal(),
     ));
+    super::finish(rt);
     let report = report?;
     if let (Some(ns), Some(out)) = (&plan.raw_stdout, &plan.opts.out) {
         let stdout = std::io::stdout();

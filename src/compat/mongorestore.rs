@@ -576,6 +576,13 @@ fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatE
         ..OplogReplay::default()
     };
     if let Some(f) = p.value("oplogFile") {
+        // As mongorestore: one oplog, not the dump's and another.
+        if input.join("oplog.bson").is_file() || input.join("oplog.bson.gz").is_file() {
+            return bad(format!(
+                "cannot provide both an oplog.bson file and an oplog file with --oplogFile: {} holds one; give only one of them",
+                input.display()
+            ));
+        }
         asked.files.push(PathBuf::from(f));
         return Ok(Some(asked));
     }
@@ -597,9 +604,15 @@ fn oplog_replay(p: &Parsed, input: &Path) -> Result<Option<OplogReplay>, CompatE
                 ));
             }
         }
+        // The archive's oplog namespace, read again after the data.
+        Ok(crate::input::InputFormat::MongodumpArchive { gzip: false })
+            if input.as_os_str() != "-" =>
+        {
+            asked.files.push(input.to_path_buf());
+        }
         _ => {
             return bad(
-                "--oplogReplay from an archive or standard input: give the oplog with --oplogFile, or use an OXD archive"
+                "--oplogReplay from a gzipped archive or standard input: the oplog is read after the data, so give it with --oplogFile, or restore from an archive file that is not gzipped"
                     .into(),
             );
         }
@@ -702,7 +715,9 @@ pub fn run(args: &[String]) -> Result<(), CompatError> {
         plan.opts.clone(),
         progress,
         super::shutdown_signal,
-    ))?;
+    ));
+    super::finish(rt);
+    let report = report?;
     drop(plan.staging);
     if report.dry_run {
         print!("{}", crate::restore::render_plan(&report));
@@ -793,11 +808,38 @@ fn summary(r: &RestoreReport, verbose: bool) -> bool {
             log(format!("Failed: {shown}: index {ix}: {e}"));
         }
     }
+    if let Some(o) = &r.oplog {
+        for line in crate::restore::oplog::render(o).lines() {
+            log(line.trim_start());
+        }
+        if !o.index_errors.is_empty() {
+            ok = false;
+        }
+    }
     log(format!(
         "{} document(s) restored successfully. {} document(s) failed to restore.",
         r.documents, failed_docs
     ));
+    if let Some(line) = interrupted_line(r) {
+        log(line);
+        ok = false;
+    }
     ok
+}
+
+/// What an interrupted restore says last: that it was interrupted and what the target
+/// holds. `None` when it was not interrupted.
+fn interrupted_line(r: &RestoreReport) -> Option<String> {
+    if !r.interrupted {
+        return None;
+    }
+    let count = |st: &str| r.namespaces.iter().filter(|n| n.status == st).count();
+    Some(format!(
+        "restore interrupted: the target holds a partial restore ({} collection(s) restored, {} interrupted part way, {} not started); run the same restore again with --drop to replace it",
+        count("restored"),
+        count("interrupted"),
+        count("not started")
+    ))
 }
 
 #[cfg(test)]
@@ -1032,6 +1074,37 @@ mod tests {
         bad(
             &["--dir", root, root],
             "cannot use both --dir and a positional argument",
+        );
+    }
+
+    #[test]
+    fn an_interrupted_restore_says_so() {
+        let ns = |status: &str| crate::restore::NsReport {
+            source: "a.b".into(),
+            target: "a.b".into(),
+            status: status.into(),
+            ..Default::default()
+        };
+        let mut r = RestoreReport {
+            namespaces: vec![
+                ns("restored"),
+                ns("interrupted"),
+                ns("not started"),
+                ns("not started"),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(interrupted_line(&r), None);
+        r.interrupted = true;
+        let line = interrupted_line(&r).unwrap();
+        assert!(
+            line.starts_with("restore interrupted")
+                && line.contains("1 collection(s) restored, 1 interrupted part way, 2 not started"),
+            "{line}"
+        );
+        assert!(
+            !summary(&r, false),
+            "an interrupted restore is not a success"
         );
     }
 

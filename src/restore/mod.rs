@@ -946,6 +946,8 @@ async fn restore_connected<F: Future<Output = ()>>(
         )
         .await?;
     }
+    // Users that the target cannot take are refused before anything is written.
+    let authz_read = check_authz(client, opts, &renamer, &input, &targets).await?;
     if replay.is_some() {
         for r in report.namespaces.iter_mut().filter(|r| r.kind == "oplog") {
             r.message = Some("the oplog window is replayed after the data".into());
@@ -1007,6 +1009,17 @@ async fn restore_connected<F: Future<Output = ()>>(
         .map(|(k, t)| (k, t.clone()))
         .collect();
     let reports = Arc::new(Mutex::new(std::mem::take(&mut report.namespaces)));
+    for (k, read) in authz_read {
+        match read {
+            Ok(data) => {
+                ctx.authz_docs.lock().expect("lock").insert(k, data);
+            }
+            Err(m) => set(&reports, k, |r| {
+                r.status = "failed".into();
+                r.message = Some(m);
+            }),
+        }
+    }
     let seed = oplog::seed_indexes(&catalog, &targets);
     let work = restore_all(
         ctx.clone(),
@@ -1143,6 +1156,217 @@ async fn restore_connected<F: Future<Output = ()>>(
     Ok(report)
 }
 
+/// Where the renaming moves the users and roles of database `db`: a user or role of
+/// `db` follows `db`'s namespaces. `None` when it stays.
+fn authz_db_map(renamer: &Renamer, db: &str) -> Option<String> {
+    use crate::authz;
+    let probe = format!("{db}.{}{}", authz::DB_PREFIX, authz::USERS);
+    let renamed = renamer.rename(&probe);
+    let to = renamed.split_once('.').map(|(d, _)| d)?;
+    (to != db).then(|| to.to_string())
+}
+
+/// The users and roles targets grouped by scope, in backup order.
+fn authz_scopes(targets: &[(usize, Target)]) -> Vec<(crate::authz::Scope, Vec<&(usize, Target)>)> {
+    let mut out: Vec<(crate::authz::Scope, Vec<&(usize, Target)>)> = Vec::new();
+    for kt in targets {
+        let scope = &kt.1.authz.as_ref().expect("authz target").1;
+        match out.iter_mut().find(|(s, _)| s == scope) {
+            Some((_, v)) => v.push(kt),
+            None => out.push((scope.clone(), vec![kt])),
+        }
+    }
+    out
+}
+
+/// How the users and roles of `scope` (its targets `mine`) are written.
+fn apply_options(
+    opts: &RestoreOptions,
+    scope: &crate::authz::Scope,
+    mine: &[&(usize, Target)],
+    write_concern: Option<Document>,
+) -> crate::authz::server::ApplyOptions {
+    crate::authz::server::ApplyOptions {
+        scope: scope.clone(),
+        kinds: mine
+            .iter()
+            .filter_map(|(_, t)| t.authz.as_ref().map(|a| a.0))
+            .collect(),
+        drop: opts.existing == Existing::Drop,
+        without_credentials: opts.users_without_credentials,
+        temp_users: opts.temp_users.clone(),
+        temp_roles: opts.temp_roles.clone(),
+        write_concern,
+        target: connect::redact_uri(&opts.uri),
+    }
+}
+
+/// Before anything is written: reads the users and roles of a backup read per
+/// namespace (they are few and small), and refuses the users the target cannot take
+/// (see [`crate::authz::server::check`]); a file read as a stream is read once more
+/// for its users where the target needs them checked, and a backup on standard input
+/// has its users refused on such a target without being read. Returns what was read
+/// per namespace, by target.
+async fn check_authz(
+    client: &Client,
+    opts: &RestoreOptions,
+    renamer: &Renamer,
+    input: &Input,
+    targets: &[Target],
+) -> Result<std::collections::HashMap<usize, Result<Vec<u8>, String>>, RestoreError> {
+    use crate::authz::{self, Kind, server};
+    let live: Vec<(usize, Target)> = targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.skip.is_none() && t.authz.is_some())
+        .map(|(k, t)| (k, t.clone()))
+        .collect();
+    let mut read = std::collections::HashMap::new();
+    if live.is_empty() {
+        return Ok(read);
+    }
+    let streamed = matches!(input, Input::Stream(_));
+    if !streamed {
+        for (k, t) in &live {
+            read.insert(*k, read_namespace(input, t.src, &t.source));
+        }
+    }
+    let refuse =
+        |e: server::AuthzError| RestoreError::Plan(RestorePlanError::Refused(vec![e.to_string()]));
+    // On a server that merges stored documents (mongod), the backup's auth schema must
+    // be one the server takes, as mongorestore checks.
+    if !streamed && server::method(client).await == server::Method::Merge {
+        let target_version = server::server_auth_version(client).await;
+        let source = catalog_of(input)
+            .source
+            .server_version
+            .as_deref()
+            .map_or((0, 0), connect::parse_major_minor);
+        for (scope, mine) in authz_scopes(&live) {
+            let (version_ns, one_db) = match &scope {
+                authz::Scope::All => ("admin.system.version".to_string(), false),
+                authz::Scope::Db(_) => {
+                    let src_db = mine[0].1.source.split_once('.').map_or("", |(d, _)| d);
+                    (format!("{src_db}.{}system.version", authz::DB_PREFIX), true)
+                }
+            };
+            let stored = targets
+                .iter()
+                .find(|t| t.source == version_ns)
+                .and_then(|t| read_namespace(input, t.src, &t.source).ok())
+                .and_then(|data| {
+                    authz::documents(Kind::Roles, &data, &authz::Scope::All, &|_| None).ok()
+                })
+                .and_then(|docs| server::auth_version_of(&docs));
+            let dump_version = server::dump_auth_version(stored, source, one_db);
+            server::check_auth_versions(dump_version, target_version)
+                .map_err(|e| RestoreError::Plan(RestorePlanError::Refused(vec![e])))?;
+        }
+    }
+    for (scope, mine) in authz_scopes(&live) {
+        let users: Vec<&&(usize, Target)> = mine
+            .iter()
+            .filter(|(_, t)| t.authz.as_ref().is_some_and(|a| a.0 == Kind::Users))
+            .collect();
+        if users.is_empty() {
+            continue;
+        }
+        let o = apply_options(opts, &scope, &mine, None);
+        let map = |db: &str| authz_db_map(renamer, db);
+        let mut docs = Vec::new();
+        if streamed {
+            // A file read as a stream is read once more, up to its users (mongodump
+            // writes them first); standard input cannot be.
+            let again = opts.input.as_os_str() != "-"
+                && !opts.users_without_credentials
+                && server::method(client).await == server::Method::Commands;
+            if !again {
+                let names: Vec<String> = users.iter().map(|(_, t)| t.source.clone()).collect();
+                server::check_unread(client, &names, &o)
+                    .await
+                    .map_err(refuse)?;
+                continue;
+            }
+            let srcs: Vec<usize> = users.iter().map(|(_, t)| t.src).collect();
+            let unreadable = |e: String| {
+                RestoreError::Plan(RestorePlanError::Refused(vec![format!(
+                    "reading the users of {} before its data: {e}",
+                    opts.input.display()
+                )]))
+            };
+            for data in read_again(&opts.input, &srcs).map_err(unreadable)? {
+                docs.extend(
+                    authz::documents(Kind::Users, &data, &scope, &map).map_err(unreadable)?,
+                );
+            }
+        }
+        for (k, _) in &users {
+            // A namespace that cannot be read fails on its own, after the data.
+            if let Some(Ok(data)) = read.get(k)
+                && let Ok(d) = authz::documents(Kind::Users, data, &scope, &map)
+            {
+                docs.extend(d);
+            }
+        }
+        server::check(client, &docs, &o).await.map_err(refuse)?;
+    }
+    Ok(read)
+}
+
+/// The documents of namespaces `srcs` (in that order) of a backup file read as a
+/// stream, from a second reading of the file that stops once they have all ended.
+fn read_again(path: &Path, srcs: &[usize]) -> Result<Vec<Vec<u8>>, String> {
+    let opened = input::open(path).map_err(|e| e.to_string())?;
+    let mut source = crate::commands::source_from(opened).map_err(|e| e.to_string())?;
+    let mut out = vec![Vec::new(); srcs.len()];
+    let mut open = srcs.len();
+    while open > 0 {
+        match source.next_chunk().map_err(|e| e.to_string())? {
+            Some(Chunk::Docs { ns, data, .. }) => {
+                if let Some(i) = srcs.iter().position(|&s| s == ns) {
+                    out[i].extend_from_slice(&data);
+                }
+            }
+            Some(Chunk::End { ns, .. }) => {
+                if srcs.contains(&ns) {
+                    open -= 1;
+                }
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Every document of namespace `src` of a backup read per namespace, or why not.
+fn read_namespace(input: &Input, src: usize, name: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    match input {
+        Input::Oxd { path, index } => {
+            let mut s = NsSource::with_options(path, index, src, false, READ_AHEAD);
+            loop {
+                match s.next_chunk() {
+                    Ok(Some(Chunk::Docs { data, .. })) => out.extend_from_slice(&data),
+                    Ok(Some(Chunk::End {
+                        status: crate::catalog::NsStatus::Unchecked(m),
+                        ..
+                    })) => return Err(m),
+                    Ok(Some(Chunk::End { .. })) | Ok(None) => break,
+                    Err(e) => return Err(format!("{name}: {e}")),
+                }
+            }
+        }
+        Input::Dir(d) => {
+            let mut r = d.open_namespace(src).map_err(|e| format!("{name}: {e}"))?;
+            while let Some((data, _)) = r.next_chunk().map_err(|e| format!("{name}: {e}"))? {
+                out.extend_from_slice(&data);
+            }
+        }
+        Input::Stream(_) => return Err(format!("{name}: read as a stream")),
+    }
+    Ok(out)
+}
+
 /// Writes the users and roles collected from the backup, scope by scope, and records
 /// the outcome on their targets. Returns warnings (users whose passwords must be reset).
 async fn restore_authz(
@@ -1154,68 +1378,22 @@ async fn restore_authz(
     mut docs: std::collections::HashMap<usize, Vec<u8>>,
     reports: &Mutex<Vec<NsReport>>,
 ) -> Vec<String> {
-    use crate::authz::{self, Kind, Scope, server};
+    use crate::authz::{self, Kind, server};
     let mut warnings = Vec::new();
-    // The databases the renaming moves: a user or role of `db` follows `db`'s namespaces.
-    let map = |db: &str| -> Option<String> {
-        let probe = format!("{db}.{}{}", authz::DB_PREFIX, authz::USERS);
-        let renamed = renamer.rename(&probe);
-        let to = renamed.split_once('.').map(|(d, _)| d)?;
-        (to != db).then(|| to.to_string())
-    };
-    let mut scopes: Vec<Scope> = Vec::new();
-    for (_, t) in targets {
-        let scope = &t.authz.as_ref().expect("authz target").1;
-        if !scopes.contains(scope) {
-            scopes.push(scope.clone());
-        }
-    }
-    for scope in scopes {
-        let mine: Vec<&(usize, Target)> = targets
-            .iter()
-            .filter(|(_, t)| t.authz.as_ref().map(|a| &a.1) == Some(&scope))
-            .collect();
+    let map = |db: &str| authz_db_map(renamer, db);
+    for (scope, mine) in authz_scopes(targets) {
         let mut all = server::Authz::default();
         let mut failed: Option<String> = None;
         for (k, t) in &mine {
             let kind = t.authz.as_ref().expect("authz target").0;
             let data = docs.remove(k).unwrap_or_default();
-            let mut at = 0;
-            while at < data.len() {
-                let len = data.get(at..at + 4).map_or(0, |b| {
-                    i32::from_le_bytes([b[0], b[1], b[2], b[3]]).max(0) as usize
-                });
-                let doc = data
-                    .get(at..at + len)
-                    .ok_or_else(|| "a document runs past the end of the data".to_string())
-                    .and_then(|b| bson::RawDocument::from_bytes(b).map_err(|e| e.to_string()))
-                    .and_then(|raw| {
-                        Document::try_from(raw)
-                            .map(|d| (d, len))
-                            .map_err(|e| e.to_string())
-                    });
-                match doc {
-                    Ok((mut d, len)) => {
-                        at += len;
-                        authz::remap(kind, &mut d, &map);
-                        // One database's users and roles go where that database goes,
-                        // also when it was named anew without a rename pattern (a
-                        // mongorestore `-d` onto another database's directory).
-                        if let Scope::Db(db) = &scope
-                            && let Ok(own) = d.get_str("db").map(str::to_string)
-                            && own != *db
-                        {
-                            authz::remap(kind, &mut d, &|x: &str| (x == own).then(|| db.clone()));
-                        }
-                        match kind {
-                            Kind::Users => all.users.push(d),
-                            Kind::Roles => all.roles.push(d),
-                        }
-                    }
-                    Err(e) => {
-                        failed = Some(format!("{}: a damaged document: {e}", t.source));
-                        break;
-                    }
+            match authz::documents(kind, &data, &scope, &map) {
+                Ok(d) => match kind {
+                    Kind::Users => all.users.extend(d),
+                    Kind::Roles => all.roles.extend(d),
+                },
+                Err(e) => {
+                    failed = Some(format!("{}: a damaged document: {e}", t.source));
                 }
             }
             let status = reports.lock().expect("lock")[*k].status.clone();
@@ -1228,15 +1406,7 @@ async fn restore_authz(
             None => server::apply(
                 client,
                 &all,
-                &server::ApplyOptions {
-                    scope: scope.clone(),
-                    drop: opts.existing == Existing::Drop,
-                    without_credentials: opts.users_without_credentials,
-                    temp_users: opts.temp_users.clone(),
-                    temp_roles: opts.temp_roles.clone(),
-                    write_concern: write_concern.clone(),
-                    target: connect::redact_uri(&opts.uri),
-                },
+                &apply_options(opts, &scope, &mine, write_concern.clone()),
             )
             .await
             .map_err(|e| e.to_string()),
@@ -1406,8 +1576,13 @@ async fn restore_all(
                 Input::Stream(_) => unreachable!("matched above"),
             });
             let sem = Arc::new(Semaphore::new(jobs));
-            // Biggest first, so the longest collection starts early.
-            let mut ks: Vec<usize> = by_src.values().copied().collect();
+            // Biggest first, so the longest collection starts early. Users and roles
+            // were read before the data (see `check_authz`).
+            let mut ks: Vec<usize> = by_src
+                .values()
+                .copied()
+                .filter(|&k| targets[k].authz.is_none())
+                .collect();
             ks.sort_by_key(|&k| std::cmp::Reverse(targets[k].documents.unwrap_or(0)));
             for k in ks {
                 let t = targets[k].clone();

@@ -245,6 +245,7 @@ pub async fn plan(
         for ix in &ns.indexes {
             warnings.extend(spec::index_conversions(&source, ix));
         }
+        warnings.extend(spec::duplicate_indexes(&source, ns));
         targets.push(t);
     }
     // Two sources into one target.

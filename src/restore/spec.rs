@@ -189,14 +189,80 @@ pub fn secondary_indexes(ns: &Namespace) -> Vec<Document> {
     secondary_indexes_with(ns, IndexSpecOptions::default())
 }
 
-/// [`secondary_indexes`], adjusted by `opts`.
+/// [`secondary_indexes`], adjusted by `opts`. An index whose key is the same as an
+/// earlier one's once legacy values are converted is left out (see
+/// [`duplicate_indexes`]), as mongorestore's `--convertLegacyIndexes` leaves it out.
 pub fn secondary_indexes_with(ns: &Namespace, opts: IndexSpecOptions) -> Vec<Document> {
+    let dups: Vec<String> = duplicates(ns).into_iter().map(|(d, _)| d).collect();
     ns.indexes
         .iter()
         .filter(|i| {
             i.get_str("name").ok() != Some("_id_") && !i.get_bool("clustered").unwrap_or(false)
         })
+        .filter(|i| {
+            !dups
+                .iter()
+                .any(|d| i.get_str("name").ok() == Some(d.as_str()))
+        })
         .map(|i| adjust_index(i, opts))
+        .collect()
+}
+
+/// Whether two index keys are the same: the same fields in the same order, numbers
+/// equal by value (`1` and `1.0`), other values equal.
+fn same_key(a: &Document, b: &Document) -> bool {
+    let num = |v: &Bson| match v {
+        Bson::Int32(n) => Some(f64::from(*n)),
+        Bson::Int64(n) => Some(*n as f64),
+        Bson::Double(d) => Some(*d),
+        _ => None,
+    };
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| {
+            ka == kb
+                && match (num(va), num(vb)) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => va == vb,
+                }
+        })
+}
+
+/// `(index, earlier index)` name pairs: indexes whose key, once legacy values are
+/// converted, is the key of an earlier index, where conversion made them the same (one
+/// of the two had a legacy value). Two indexes the server would refuse as one.
+fn duplicates(ns: &Namespace) -> Vec<(String, String)> {
+    let mut kept: Vec<(String, Document, bool)> = Vec::new();
+    let mut out = Vec::new();
+    for ix in &ns.indexes {
+        let (Ok(name), Ok(key)) = (ix.get_str("name"), ix.get_document("key")) else {
+            continue;
+        };
+        let norm = normalize_index(ix);
+        let Ok(nkey) = norm.get_document("key") else {
+            continue;
+        };
+        let converted = nkey != key;
+        match kept
+            .iter()
+            .find(|(_, k, c)| (*c || converted) && same_key(k, nkey))
+        {
+            Some((earlier, _, _)) => out.push((name.to_string(), earlier.clone())),
+            None => kept.push((name.to_string(), nkey.clone(), converted)),
+        }
+    }
+    out
+}
+
+/// What [`secondary_indexes_with`] leaves out of `ns` (named `ns_name`) as duplicates
+/// once converted, for the restore's report.
+pub fn duplicate_indexes(ns_name: &str, ns: &Namespace) -> Vec<String> {
+    duplicates(ns)
+        .into_iter()
+        .map(|(d, earlier)| {
+            format!(
+                "{ns_name}: index {d:?} skipped: once legacy key values are converted its key is that of index {earlier:?}"
+            )
+        })
         .collect()
 }
 
@@ -366,6 +432,40 @@ mod tests {
         let mut n = Namespace::collection("d", "c");
         n.indexes = vec![doc! {"key": {"a": 1, "b": ""}, "name": "a_1_b_"}];
         assert!(check_compat(&n, "d.c", (8, 0)).is_empty());
+    }
+
+    /// mongo-tools' `duplicate_index_key` fixture: `""`, `1.0` and `1` are one key once
+    /// converted; the first is kept. Same keys that no conversion made the same (an
+    /// index per collation, say) are all kept.
+    #[test]
+    fn duplicates_once_converted_are_left_out() {
+        let mut n = Namespace::collection("d", "c");
+        n.indexes = vec![
+            doc! {"v": 1, "key": {"_id": 1}, "name": "_id_"},
+            doc! {"v": 1, "key": {"foo": ""}, "name": "foo_"},
+            doc! {"v": 1, "key": {"foo": 1.0}, "name": "foo_1.0"},
+            doc! {"v": 1, "key": {"foo": 1}, "name": "foo_1"},
+            doc! {"v": 1, "key": {"foo": 2}, "name": "foo_2"},
+            doc! {"v": 2, "key": {"bar": 1}, "name": "bar_en", "collation": {"locale": "en"}},
+            doc! {"v": 2, "key": {"bar": 1}, "name": "bar_fr", "collation": {"locale": "fr"}},
+        ];
+        let names: Vec<String> = secondary_indexes(&n)
+            .iter()
+            .map(|i| i.get_str("name").unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["foo_", "foo_2", "bar_en", "bar_fr"]);
+        let notes = duplicate_indexes("d.c", &n);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains(r#"index "foo_1.0" skipped"#) && notes[0].contains(r#"index "foo_""#),
+            "{notes:?}"
+        );
+        assert!(same_key(
+            &doc! {"a": 1, "b": -1i64},
+            &doc! {"a": 1.0, "b": -1}
+        ));
+        assert!(!same_key(&doc! {"a": 1, "b": 1}, &doc! {"b": 1, "a": 1}));
+        assert!(!same_key(&doc! {"a": "hashed"}, &doc! {"a": 1}));
     }
 
     #[test]
