@@ -28,6 +28,7 @@ pub mod frame;
 pub mod header;
 pub mod manifest;
 pub mod nsend;
+pub mod ranges;
 pub mod reader;
 pub mod record;
 pub mod trailer;
