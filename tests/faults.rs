@@ -1201,3 +1201,27 @@ fn told_twice_while_requests_wait_for_a_server_that_does_not_answer_it_stops_wai
     );
     target.kill();
 }
+
+#[test]
+fn a_dump_stopped_while_it_plans_stops_cleanly() {
+    let guard = DbGuard::new("plan_stop");
+    let db = guard.name().to_string();
+    fill(&client(), &db, 2, 2_000, 100);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (sig, format) in [("INT", "oxd"), ("TERM", "mongodump-dir"), ("HUP", "oxd")] {
+        let dest = tmp.path().join(format!("{sig}.out"));
+        let mut cmd = oxidump();
+        cmd.args(["dump", "--uri", &server().uri, "--db", &db, "--format", format])
+            .arg("--out")
+            .arg(&dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        // Held once the namespaces are listed and planned, before anything is written.
+        let held = crate::common::Held::start(&mut cmd, "dump-planned");
+        let (code, err) = held.signal(sig);
+        assert_eq!(code, Some(3), "SIG{sig}: {err}");
+        assert!(err.contains("interrupted"), "SIG{sig}: {err}");
+        assert!(!dest.exists(), "SIG{sig}");
+        assert!(partials(&dest).is_empty(), "SIG{sig}: {:?}", partials(&dest));
+    }
+}
