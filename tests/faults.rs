@@ -903,7 +903,9 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
         let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&dest), None);
         assert_eq!(code, 0, "{format}: {}{err}", String::from_utf8_lossy(&out));
 
-        // SIGHUP is a stop like SIGTERM: exit 3, nothing left behind.
+        // SIGHUP is a stop like SIGTERM: exit 3, nothing left that looks complete. An
+        // OXD file keeps what it holds for --resume, recognisably partial; a directory
+        // is removed.
         let hup = tmp.path().join(format!("hup-{name}"));
         let mut child = oxidump()
             .args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1"])
@@ -918,14 +920,24 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
             partials(&hup).iter().any(|p| size_of(p) > 1 << 20)
         });
         signal(child.id(), "HUP");
-        let status = child.wait().expect("wait");
-        assert_eq!(status.code(), Some(3), "{format}: SIGHUP");
-        assert!(
-            partials(&hup).is_empty(),
-            "{format}: SIGHUP left {:?}",
-            partials(&hup)
-        );
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{format}: SIGHUP: {err}");
         assert!(!hup.exists(), "{format}");
+        let left = partials(&hup);
+        if format == "oxd" {
+            assert_eq!(left.len(), 1, "{format}: SIGHUP left {left:?}");
+            assert!(err.contains("--resume"), "{format}: {err}");
+            let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&left[0]), None);
+            let out = String::from_utf8_lossy(&out);
+            assert_eq!(code, 1, "{format}: {out}{err}");
+            assert!(
+                out.contains("partial output of an interrupted run"),
+                "{format}: {out}"
+            );
+        } else {
+            assert!(left.is_empty(), "{format}: SIGHUP left {left:?}");
+        }
     }
 }
 
@@ -1211,17 +1223,29 @@ fn a_dump_stopped_while_it_plans_stops_cleanly() {
     for (sig, format) in [("INT", "oxd"), ("TERM", "mongodump-dir"), ("HUP", "oxd")] {
         let dest = tmp.path().join(format!("{sig}.out"));
         let mut cmd = oxidump();
-        cmd.args(["dump", "--uri", &server().uri, "--db", &db, "--format", format])
-            .arg("--out")
-            .arg(&dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+        cmd.args([
+            "dump",
+            "--uri",
+            &server().uri,
+            "--db",
+            &db,
+            "--format",
+            format,
+        ])
+        .arg("--out")
+        .arg(&dest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
         // Held once the namespaces are listed and planned, before anything is written.
         let held = crate::common::Held::start(&mut cmd, "dump-planned");
         let (code, err) = held.signal(sig);
         assert_eq!(code, Some(3), "SIG{sig}: {err}");
         assert!(err.contains("interrupted"), "SIG{sig}: {err}");
         assert!(!dest.exists(), "SIG{sig}");
-        assert!(partials(&dest).is_empty(), "SIG{sig}: {:?}", partials(&dest));
+        assert!(
+            partials(&dest).is_empty(),
+            "SIG{sig}: {:?}",
+            partials(&dest)
+        );
     }
 }

@@ -613,3 +613,169 @@ fn a_killed_dump_resumed_keeps_the_namespaces_it_completed() {
     assert_eq!(archive_digests(&dest), want);
     block_on(async { c.database(&db).drop().await }).expect("drop");
 }
+
+/// `db.c0` … `db.c2` of 24,000 documents each on the server behind `c`.
+fn fill_server(c: &mongodb::Client, db: &str) {
+    block_on(async {
+        for n in 0..NAMESPACES {
+            let coll = c
+                .database(db)
+                .collection::<bson::RawDocumentBuf>(&format!("c{n}"));
+            for start in (0..24_000).step_by(4_000) {
+                let batch: Vec<_> = (start..start + 4_000)
+                    .map(|i| bson::RawDocumentBuf::from_bytes(doc_of(n, i)).expect("doc"))
+                    .collect();
+                coll.insert_many(batch).await.expect("insert");
+            }
+        }
+    });
+}
+
+/// The hidden partial outputs of `dest`.
+fn partials_of(dest: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.partial-",
+        dest.file_name().expect("name").to_string_lossy()
+    );
+    let mut v: Vec<PathBuf> = fs::read_dir(dest.parent().expect("parent"))
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn verify_clean(path: &Path) {
+    let v = oxidump().arg("verify").arg(path).output().expect("verify");
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+#[test]
+fn a_dump_killed_or_stopped_anywhere_and_resumed_holds_what_one_run_holds() {
+    let db = unique_db("resume_points");
+    let c = client();
+    fill_server(&c, &db);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // One cursor at a time; every collection (about 8 MB) split into _id ranges.
+    let dump = |out: &Path| {
+        let mut c = oxidump();
+        c.args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1", "-q"])
+            .args(["--split-above", "2MB", "--out"])
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        c
+    };
+    let reference = tmp.path().join("ref.oxd");
+    let out = dump(&reference)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = archive_digests(&reference);
+
+    // (name, where it is held, how it is stopped, what a resume keeps: whole
+    // namespaces, how many namespaces kept in part; the reads of ranges of several
+    // collections may interleave)
+    let points = [
+        (
+            "during data, after one range",
+            "dump-range-end:1",
+            "KILL",
+            0,
+            1..=1,
+        ),
+        (
+            "during data, after two ranges, by SIGINT",
+            "dump-range-end:2",
+            "INT",
+            0,
+            1..=2,
+        ),
+        (
+            "during data, inside the first range",
+            "dump-docs:1",
+            "KILL",
+            0,
+            0..=0,
+        ),
+        ("between namespaces", "dump-ns-end:1", "KILL", 1, 0..=2),
+        (
+            "between namespaces, by SIGTERM",
+            "dump-ns-end:2",
+            "TERM",
+            2,
+            0..=1,
+        ),
+    ];
+    for (i, (name, point, sig, whole, in_part)) in points.into_iter().enumerate() {
+        let dest = tmp.path().join(format!("b{i}.oxd"));
+        let held = crate::common::Held::start(&mut dump(&dest), point);
+        let (code, err) = held.signal(sig);
+        if sig == "KILL" {
+            assert_eq!(code, None, "{name}: {err}");
+        } else {
+            assert_eq!(code, Some(3), "{name}: {err}");
+            assert!(err.contains("--resume"), "{name}: {err}");
+        }
+        assert!(!dest.exists(), "{name}");
+        let left = partials_of(&dest);
+        assert_eq!(left.len(), 1, "{name}: {left:?}");
+
+        // Other options: refused, and the partial output stays for the right ones.
+        let mut other = dump(&dest);
+        other.args(["--resume", "--ns-exclude", &format!("{db}.c2")]);
+        let out = other.stderr(Stdio::piped()).output().expect("dump");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("refusing to resume"), "{name}: {err}");
+        assert!(err.contains("--ns-exclude"), "{name}: {err}");
+        assert_eq!(partials_of(&dest), left, "{name}");
+
+        let report = tmp.path().join(format!("r{i}.json"));
+        let mut again = dump(&dest);
+        again.arg("--resume").arg("--report-json").arg(&report);
+        let out = again
+            .stderr(Stdio::piped())
+            .output()
+            .expect("dump --resume");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        let r: Value = serde_json::from_slice(&fs::read(&report).expect("report")).expect("json");
+        let kept: Vec<&str> = r["resumed"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let part = kept.iter().filter(|k| k.contains(" ranges)")).count();
+        assert_eq!(kept.len() - part, whole, "{name}: kept {kept:?}");
+        assert!(in_part.contains(&part), "{name}: kept {kept:?}");
+        assert!(
+            partials_of(&dest).is_empty(),
+            "{name}: {:?}",
+            partials_of(&dest)
+        );
+        // One archive that verifies clean, says it was resumed, and holds what an
+        // uninterrupted dump holds.
+        verify_clean(&dest);
+        let index = oxidump::oxd::reader::Index::open(&mut fs::File::open(&dest).expect("open"))
+            .expect("index");
+        assert_eq!(
+            index.catalog.source.resumed_from.is_some(),
+            !kept.is_empty(),
+            "{name}"
+        );
+        assert_eq!(archive_digests(&dest), want, "{name}");
+    }
+    block_on(async { c.database(&db).drop().await }).expect("drop");
+}
