@@ -907,7 +907,7 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
         // OXD file keeps what it holds for --resume, recognisably partial; a directory
         // is removed.
         let hup = tmp.path().join(format!("hup-{name}"));
-        let mut child = oxidump()
+        let child = oxidump()
             .args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1"])
             .args(["--format", format, "--out"])
             .arg(&hup)

@@ -779,3 +779,117 @@ fn a_dump_killed_or_stopped_anywhere_and_resumed_holds_what_one_run_holds() {
     }
     block_on(async { c.database(&db).drop().await }).expect("drop");
 }
+
+/// The documents of namespace `name` of the OXD archive at `path`.
+fn ns_docs(path: &Path, name: &str) -> Vec<bson::Document> {
+    use oxidump::source::{Chunk, Source as _};
+    let mut f = fs::File::open(path).expect("open");
+    let index = oxidump::oxd::reader::Index::open(&mut f).expect("index");
+    let n = index
+        .catalog
+        .namespaces
+        .iter()
+        .position(|n| n.full_name() == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let mut s = oxidump::oxd::reader::NsSource::new(path, &index, n);
+    let mut docs = Vec::new();
+    while let Some(c) = s.next_chunk().expect("read") {
+        if let Chunk::Docs { data, .. } = c {
+            for d in oxidump::docs::DocIter::new(&data) {
+                docs.push(bson::Document::from_reader(&mut d.expect("doc")).expect("decode"));
+            }
+        }
+    }
+    docs
+}
+
+#[test]
+fn a_resumed_dump_with_oplog_has_one_window_from_the_first_start_to_its_end() {
+    // A server of its own: --oplog dumps the whole server.
+    let server = crate::common::private_server::PrivateServer::start(&[]);
+    let c = server.client();
+    let db = "oplog_resume";
+    fill_server(&c, db);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dest = tmp.path().join("o.oxd");
+    let dump = || {
+        let mut cmd = oxidump();
+        cmd.args(["dump", "--uri", &server.uri(), "--oplog", "-j", "1", "-q"])
+            .arg("--out")
+            .arg(&dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    };
+    let held = crate::common::Held::start(&mut dump(), &format!("dump-ns-end:{}", 1));
+    let (code, err) = held.signal("KILL");
+    assert_eq!(code, None, "{err}");
+    let left = partials_of(&dest);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let first_start = {
+        use oxidump::source::Source as _;
+        oxidump::oxd::reader::OxdSource::open(&left[0])
+            .expect("open the partial output")
+            .catalog()
+            .source
+            .oplog_start
+            .expect("the partial output says where its window starts")
+    };
+    // Written after the first run stopped, into every collection (the one it kept
+    // among them): only the oplog window brings them to one point.
+    block_on(async {
+        for n in 0..NAMESPACES {
+            c.database(db)
+                .collection::<bson::Document>(&format!("c{n}"))
+                .insert_one(doc! {"_id": "late", "n": n as i64})
+                .await
+                .expect("insert");
+        }
+    });
+
+    // Without --oplog: other options, refused.
+    let mut other = oxidump();
+    other
+        .args(["dump", "--uri", &server.uri(), "-j", "1", "-q", "--resume"])
+        .arg("--out")
+        .arg(&dest);
+    let out = other.output().expect("dump");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refusing to resume") && err.contains("--oplog"),
+        "{err}"
+    );
+
+    let out = dump()
+        .arg("--resume")
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump --resume");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("resumed: "), "{err}");
+    verify_clean(&dest);
+    let index = oxidump::oxd::reader::Index::open(&mut fs::File::open(&dest).expect("open"))
+        .expect("index");
+    assert_eq!(index.catalog.source.oplog_start, Some(first_start));
+    assert!(index.catalog.source.resumed_from.is_some());
+    let window = index.footer.summary.oplog.expect("an oplog window");
+    assert_eq!(window.start, first_start);
+    // The window reaches past the writes made between the runs.
+    let late: Vec<bson::Timestamp> = ns_docs(&dest, "local.oplog.rs")
+        .iter()
+        .filter(|e| {
+            e.get_str("op").ok() == Some("i")
+                && e.get_str("ns").is_ok_and(|ns| ns.starts_with(db))
+                && e.get_document("o")
+                    .is_ok_and(|o| o.get_str("_id").ok() == Some("late"))
+        })
+        .map(|e| e.get_timestamp("ts").expect("ts"))
+        .collect();
+    assert_eq!(late.len(), NAMESPACES, "{late:?}");
+    assert!(
+        late.iter().all(|t| window.start <= *t && *t <= window.end),
+        "{late:?} outside {window:?}"
+    );
+}
