@@ -577,3 +577,120 @@ impl Sink for OxdSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Namespace;
+    use crate::oxd::ranges::RangeRecord;
+    use crate::oxd::reader::OxdSource;
+    use crate::source::{Chunk, Source};
+
+    fn docs(from: i64, n: i64) -> Vec<u8> {
+        (from..from + n)
+            .flat_map(|i| bson::serialize_to_vec(&bson::doc! {"_id": i}).expect("doc"))
+            .collect()
+    }
+
+    #[test]
+    fn ranges_get_frames_of_their_own_and_records_that_list_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.oxd");
+        let catalog = Catalog {
+            source: Default::default(),
+            namespaces: vec![Namespace::collection("db", "c")],
+        };
+        let opts = WriterOptions {
+            level: None,
+            frame_size: 64 * 1024,
+            in_flight: 4,
+        };
+        let mut sink: Box<dyn Sink> = Box::new(OxdSink::new(
+            OutFile::create(&path, false).expect("create"),
+            opts,
+        ));
+        let plan = RangePlan {
+            filter: true,
+            points: vec![bson::Bson::Int64(100)],
+        };
+        sink.begin(&catalog).expect("begin");
+        sink.begin_ranges(0, &plan).expect("plan");
+        // The two ranges' documents arrive interleaved; each range's frames hold only
+        // its own.
+        sink.write_range_docs(0, 0, docs(0, 3), 3).expect("docs");
+        sink.write_range_docs(0, 1, docs(100, 2), 2).expect("docs");
+        sink.write_range_docs(0, 0, docs(3, 2), 2).expect("docs");
+        sink.end_range(0, 0).expect("end range");
+        sink.write_range_docs(0, 1, docs(102, 1), 1).expect("docs");
+        sink.end_range(0, 1).expect("end range");
+        sink.end_namespace(0, &NsStatus::Complete).expect("end");
+        sink.finish(&Summary::default()).expect("finish");
+
+        let mut s = OxdSource::open(&path).expect("open");
+        let mut frames = Vec::new();
+        while let Some(c) = s.next_chunk().expect("read") {
+            if let Chunk::Docs { data, count, .. } = c {
+                frames.push((data, count));
+            }
+        }
+        assert_eq!(frames, vec![(docs(0, 5), 5), (docs(100, 3), 3)]);
+        let len = |a: i64, n: i64| docs(a, n).len() as u64;
+        assert_eq!(
+            s.range_records(),
+            &[
+                RangeRecord::Plan { ns: 0, plan },
+                RangeRecord::End {
+                    ns: 0,
+                    range: 0,
+                    end: RangeEnd {
+                        frames: vec![0],
+                        docs: 5,
+                        bytes: len(0, 5)
+                    }
+                },
+                RangeRecord::End {
+                    ns: 0,
+                    range: 1,
+                    end: RangeEnd {
+                        frames: vec![1],
+                        docs: 3,
+                        bytes: len(100, 3)
+                    }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_suspended_archive_ends_at_a_record_boundary_under_its_partial_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.oxd");
+        let catalog = Catalog {
+            source: Default::default(),
+            namespaces: vec![Namespace::collection("db", "c")],
+        };
+        let mut sink: Box<dyn Sink> = Box::new(OxdSink::new(
+            OutFile::create(&path, false).expect("create"),
+            WriterOptions::default(),
+        ));
+        sink.begin(&catalog).expect("begin");
+        sink.write_docs(0, docs(0, 10), 10).expect("docs");
+        sink.end_namespace(0, &NsStatus::Complete).expect("end");
+        let kept = sink.suspend().expect("suspend").expect("a file is kept");
+        assert!(!path.exists());
+        assert!(
+            crate::output::is_partial_output(&kept),
+            "{}",
+            kept.display()
+        );
+        let mut s = OxdSource::open(&kept).expect("open");
+        assert!(matches!(
+            s.next_chunk(),
+            Ok(Some(Chunk::Docs { count: 10, .. }))
+        ));
+        assert!(matches!(s.next_chunk(), Ok(Some(Chunk::End { .. }))));
+        // No footer: incomplete, and said so.
+        let e = s.next_chunk().expect_err("incomplete");
+        assert!(e.to_string().contains("without its footer"), "{e}");
+    }
+}
