@@ -13,7 +13,10 @@
 //! - `dump-docs`: a dump's writer has written a run of documents;
 //! - `dump-range-end`: a dump's writer has recorded the end of an `_id` range of a
 //!   split collection;
-//! - `dump-ns-end`: a dump's writer has ended a namespace that holds data.
+//! - `dump-ns-end`: a dump's writer has ended a namespace that holds data;
+//! - `restore-data-done`, `restore-indexes-built`, `restore-ns-complete`: a restore's
+//!   journal (`--resume`) has recorded that a namespace's documents are all
+//!   acknowledged, that its indexes are built, that it is complete.
 //!
 //! A hold in the dump's writer lasts until the dump is stopped (a signal); a hold in
 //! planning lasts until the process is stopped or killed.

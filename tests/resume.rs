@@ -893,3 +893,78 @@ fn a_resumed_dump_with_oplog_has_one_window_from_the_first_start_to_its_end() {
         "{late:?} outside {window:?}"
     );
 }
+
+#[test]
+fn a_restore_killed_at_each_step_of_a_namespace_and_resumed_ends_as_one_run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let oxd = tmp.path().join("b.oxd");
+    backup(&oxd);
+    let reference = unique_db("resume_sref");
+    let (code, err, _) = run_out(&mut restore(&oxd, &reference));
+    assert_eq!(code, 0, "{err}");
+    let want = state(&reference);
+
+    type Check = fn(&Value) -> bool;
+    // (name, where it is held and killed, --index-build, what the journal then says)
+    let points: [(&str, &str, &str, Check); 4] = [
+        (
+            "data done, index builds not run",
+            "restore-data-done:1",
+            "after",
+            |j| (0..NAMESPACES).any(|n| flag(j, n, "data_done") && !flag(j, n, "indexes_built")),
+        ),
+        (
+            "index builds done, namespace not complete",
+            "restore-indexes-built:1",
+            "after",
+            |j| (0..NAMESPACES).any(|n| flag(j, n, "indexes_built") && !flag(j, n, "complete")),
+        ),
+        (
+            "between namespaces",
+            "restore-ns-complete:1",
+            "before",
+            |j| completed(j) == 1,
+        ),
+        (
+            "between the second and the third",
+            "restore-ns-complete:2",
+            "after",
+            |j| completed(j) == 2,
+        ),
+    ];
+    for (i, (name, point, index_build, check)) in points.into_iter().enumerate() {
+        let db = unique_db(&format!("resume_s{i}"));
+        let jpath = tmp.path().join(format!("j{i}"));
+        let with = |c: &mut Command| {
+            c.args(["--index-build", index_build, "--resume", "--resume-journal"])
+                .arg(&jpath);
+        };
+        let mut cmd = restore(&oxd, &db);
+        with(&mut cmd);
+        let (code, err) = crate::common::Held::start(&mut cmd, point).signal("KILL");
+        assert_eq!(code, None, "{name}: {err}");
+        let j = journal(&jpath).expect("the journal survives SIGKILL");
+        assert!(check(&j), "{name}: {j}");
+
+        let mut again = restore(&oxd, &db);
+        with(&mut again);
+        let (code, err, r) = run_out(&mut again);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(r["resumed"], true, "{name}: {r}");
+        for n in r["namespaces"].as_array().expect("namespaces") {
+            assert_eq!(n["duplicates"], 0, "{name}: {n}");
+        }
+        assert_eq!(state(&db), want, "{name}");
+        assert!(!jpath.exists(), "{name}: the journal is removed at the end");
+        {
+            let c = client();
+            block_on(async { c.database(&db).drop().await })
+        }
+        .expect("drop");
+    }
+    {
+        let c = client();
+        block_on(async { c.database(&reference).drop().await })
+    }
+    .expect("drop");
+}

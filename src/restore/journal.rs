@@ -518,6 +518,7 @@ impl Journal {
     pub async fn indexes_built(&self, ns: &str) {
         self.update(ns, |p| p.indexes_built = true);
         self.flush_quietly().await;
+        crate::fault::hold("restore-indexes-built").await;
     }
 
     /// Every document of unit `key` of `ns` (`docs` of them) was acknowledged
@@ -535,6 +536,7 @@ impl Journal {
     pub async fn data_done(&self, ns: &str) {
         self.update(ns, |p| p.data_done = true);
         self.flush_quietly().await;
+        crate::fault::hold("restore-data-done").await;
     }
 
     /// Nothing is left to do for `ns` (written at once).
@@ -544,6 +546,7 @@ impl Journal {
             p.complete = true;
         });
         self.flush_quietly().await;
+        crate::fault::hold("restore-ns-complete").await;
     }
 
     /// Writes the journal if it changed.
