@@ -204,6 +204,8 @@ pub struct Held {
 impl Held {
     /// Starts `cmd` with `OXIDUMP_FAULT_HOLD=point` and waits until it holds there.
     /// Panics with what it printed when it ends first.
+    // The child is waited for by `Held` (`signal`, or its `Drop`).
+    #[allow(clippy::zombie_processes)]
     pub fn start(cmd: &mut Command, point: &str) -> Held {
         use std::io::BufRead as _;
         let mut child = cmd
@@ -216,10 +218,10 @@ impl Held {
         let mut before = String::new();
         loop {
             let mut line = String::new();
-            let n = stderr.read_line(&mut line).expect("read stderr");
-            if n == 0 {
-                let status = child.wait().expect("wait");
-                panic!("ended ({status}) before holding at {point}:\n{before}");
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("ended ({status:?}) before holding at {point}:\n{before}");
             }
             if line.starts_with(&format!("oxidump: fault hold: {name} ")) {
                 return Held {
