@@ -729,6 +729,14 @@ fn a_restore_whose_server_dies_counts_what_was_acknowledged() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // The lost server is said in words, once per line, never as the driver's debug
+    // rendering.
+    for internal in ["Kind:", "labels:", "source: Some", "Error {"] {
+        assert!(!err.contains(internal), "{internal}: {err}");
+    }
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let distinct: std::collections::BTreeSet<&str> = lines.iter().copied().collect();
+    assert_eq!(distinct.len(), lines.len(), "a line said twice: {err}");
     target.restart();
     let held = count(&target.client(), "src", "c0");
     let r = report(&report_path);
