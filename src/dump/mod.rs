@@ -236,8 +236,9 @@ pub struct DumpReport {
     pub oplog: Option<(String, String)>,
     /// Warnings.
     pub warnings: Vec<String>,
-    /// With `--resume`: the namespaces kept from the output of an interrupted run
-    /// instead of being read again.
+    /// With `--resume`: what was kept from the output of an interrupted run instead
+    /// of being read again: `db.c` for a whole namespace, `db.c (k of n ranges)` for
+    /// the finished `_id` ranges of a collection that run had not finished.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<String>,
 }
