@@ -394,6 +394,17 @@ fn damage_read_from_a_pipe_names_its_own_namespace() {
         );
         assert!(!err.contains(&ns_name(1)), "stdin {stdin}: {err}");
     }
+    // A restore read from a pipe names it too.
+    let guard = DbGuard::new("pipe_names");
+    let (code, _, err) = output(
+        oxidump()
+            .args(["restore", "-", "--uri", &server().uri, "-q"])
+            .args(["--ns-from", "db.*", "--ns-to", &format!("{}.*", guard.name())]),
+        Some(&p),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains(&format!("frame 1 of {}", ns_name(11))), "{err}");
+    assert!(!err.contains(&format!("of {}", ns_name(1))), "{err}");
 }
 
 // ---------------------------------------------------------------------------------
