@@ -399,11 +399,19 @@ fn damage_read_from_a_pipe_names_its_own_namespace() {
     let (code, _, err) = output(
         oxidump()
             .args(["restore", "-", "--uri", &server().uri, "-q"])
-            .args(["--ns-from", "db.*", "--ns-to", &format!("{}.*", guard.name())]),
+            .args([
+                "--ns-from",
+                "db.*",
+                "--ns-to",
+                &format!("{}.*", guard.name()),
+            ]),
         Some(&p),
     );
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains(&format!("frame 1 of {}", ns_name(11))), "{err}");
+    assert!(
+        err.contains(&format!("frame 1 of {}", ns_name(11))),
+        "{err}"
+    );
     assert!(!err.contains(&format!("of {}", ns_name(1))), "{err}");
 }
 
