@@ -14,6 +14,8 @@
 //! - `dump-range-end`: a dump's writer has recorded the end of an `_id` range of a
 //!   split collection;
 //! - `dump-ns-end`: a dump's writer has ended a namespace that holds data;
+//! - `restore-unit`: a restore's journal (`--resume`) has recorded that every
+//!   document of a unit of the input (a frame, a byte range) was acknowledged;
 //! - `restore-data-done`, `restore-indexes-built`, `restore-ns-complete`: a restore's
 //!   journal (`--resume`) has recorded that a namespace's documents are all
 //!   acknowledged, that its indexes are built, that it is complete.
@@ -42,8 +44,9 @@ fn wanted() -> Option<&'static (String, u64)> {
         .as_ref()
 }
 
-/// Counts one occurrence of `point`; true when this is the one to hold at.
-fn due(point: &str) -> bool {
+/// Counts one occurrence of `point`; true when this is the one to hold at (then
+/// [`hold_now`]).
+pub fn due(point: &str) -> bool {
     static SEEN: AtomicU64 = AtomicU64::new(0);
     match wanted() {
         Some((p, n)) if p == point => SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n,
@@ -59,9 +62,14 @@ fn announce(point: &str) {
 /// Holds an async task for good at `point` when it is due.
 pub async fn hold(point: &str) {
     if due(point) {
-        announce(point);
-        std::future::pending::<()>().await;
+        hold_now(point).await;
     }
+}
+
+/// Holds an async task for good at `point`, which [`due`] said is due.
+pub async fn hold_now(point: &str) {
+    announce(point);
+    std::future::pending::<()>().await;
 }
 
 /// Holds a thread at `point`, when it is due, until `release` is set; `before` runs

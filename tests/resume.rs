@@ -906,7 +906,19 @@ fn a_restore_killed_at_each_step_of_a_namespace_and_resumed_ends_as_one_run() {
 
     type Check = fn(&Value) -> bool;
     // (name, where it is held and killed, --index-build, what the journal then says)
-    let points: [(&str, &str, &str, Check); 4] = [
+    let points: [(&str, &str, &str, Check); 6] = [
+        ("during data", "restore-unit:3", "before", |j| {
+            completed(j) == 0 && loading(j, 3)
+        }),
+        (
+            "during data of the second namespace",
+            "restore-unit:15",
+            "after",
+            |j| {
+                (0..NAMESPACES).filter(|&n| flag(j, n, "data_done")).count() == 1
+                    && (0..NAMESPACES).any(|n| !flag(j, n, "data_done") && done_units(j, n) >= 3)
+            },
+        ),
         (
             "data done, index builds not run",
             "restore-data-done:1",
