@@ -777,6 +777,51 @@ fn a_dump_killed_or_stopped_anywhere_and_resumed_holds_what_one_run_holds() {
         );
         assert_eq!(archive_digests(&dest), want, "{name}");
     }
+
+    // A resumed run stopped in its turn (after reading two more ranges), resumed again:
+    // one partial output is left each time, and the end is the same.
+    let dest = tmp.path().join("chain.oxd");
+    let (code, err) =
+        crate::common::Held::start(&mut dump(&dest), "dump-range-end:1").signal("KILL");
+    assert_eq!(code, None, "{err}");
+    let mut again = dump(&dest);
+    again.arg("--resume");
+    let (code, err) = crate::common::Held::start(&mut again, "dump-range-end:2").signal("INT");
+    assert_eq!(code, Some(3), "{err}");
+    let left = partials_of(&dest);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let report = tmp.path().join("chain.json");
+    let out = dump(&dest)
+        .arg("--resume")
+        .arg("--report-json")
+        .arg(&report)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump --resume");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&fs::read(&report).expect("report")).expect("json");
+    // Ranges finished by both interrupted runs are kept: at least three (or a whole
+    // collection, when they completed one).
+    let kept = r["resumed"].as_array().expect("resumed");
+    let whole = kept
+        .iter()
+        .any(|k| k.as_str().is_some_and(|k| !k.ends_with(" ranges)")));
+    let ranges: u64 = kept
+        .iter()
+        .filter_map(|k| {
+            let k = k.as_str()?;
+            let (_, tail) = k.rsplit_once(" (")?;
+            tail.split(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert!(ranges >= 3 || whole, "{r}");
+    assert!(partials_of(&dest).is_empty());
+    verify_clean(&dest);
+    assert_eq!(archive_digests(&dest), want, "chain");
     block_on(async { c.database(&db).drop().await }).expect("drop");
 }
 
