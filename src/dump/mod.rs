@@ -609,7 +609,12 @@ async fn dump_connected(
                     k.path.display()
                 ))
             })?;
-            oplog::check_overflow(client, start).await?;
+            oplog::check_overflow(client, start).await.map_err(|e| {
+                DumpError::Usage(format!(
+                    "cannot resume the interrupted dump in {} with --oplog: {e}; run without --resume to dump everything again",
+                    k.path.display()
+                ))
+            })?;
             oplog_start = Some(start);
             catalog.source.oplog_start = Some(start);
         }
