@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::doc;
@@ -92,28 +92,6 @@ fn restore(input: &Path, db: &str) -> Command {
 
 fn journal(path: &Path) -> Option<Value> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
-}
-
-/// Waits (at most two minutes) until the journal says `when`, then kills the restore
-/// with SIGKILL. Returns false when the restore ended first.
-fn kill_when(
-    child: &mut Child,
-    journal: impl Fn() -> Option<Value>,
-    when: impl Fn(&Value) -> bool,
-) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return false;
-        }
-        if journal().is_some_and(|j| when(&j)) {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("wait");
-            return true;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// The journal a restore keeps in the target (`--resume-journal-in-target`) for the
@@ -241,32 +219,39 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
     assert!(want[0].1.iter().any(|i| i.starts_with("k_1")), "{want:?}");
 
     // (name, --index-build, where the journal goes (beside the backup, a path, the
-    // target), when to kill)
+    // target), where it is held and killed, what the journal then says)
     type When = Box<dyn Fn(&Value) -> bool>;
     let target = Some(PathBuf::from("(target)"));
-    let points: Vec<(&str, &str, Option<PathBuf>, When)> = vec![
+    let points: Vec<(&str, &str, Option<PathBuf>, &str, When)> = vec![
         (
             "during data, the journal in the target",
             "before",
             target.clone(),
+            "restore-unit:2",
             Box::new(|j| completed(j) == 0 && loading(j, 2)),
         ),
         (
             "during data",
             "before",
             None,
+            "restore-unit:3",
             Box::new(|j| completed(j) == 0 && loading(j, 3)),
         ),
         (
             "during data of the second namespace",
             "after",
             Some(tmp.path().join("j-data2")),
-            Box::new(|j| completed(j) == 1 && loading(j, 2)),
+            "restore-unit:14",
+            Box::new(|j| {
+                (0..NAMESPACES).filter(|&n| flag(j, n, "data_done")).count() == 1
+                    && (0..NAMESPACES).any(|n| !flag(j, n, "data_done") && done_units(j, n) >= 2)
+            }),
         ),
         (
             "during index builds",
             "after",
             Some(tmp.path().join("j-index")),
+            "restore-data-done:1",
             Box::new(|j| {
                 (0..NAMESPACES).any(|n| flag(j, n, "data_done") && !flag(j, n, "complete"))
             }),
@@ -275,11 +260,12 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
             "between namespaces",
             "before",
             Some(tmp.path().join("j-between")),
-            Box::new(|j| completed(j) == 1 && !loading(j, 1)),
+            "restore-ns-complete:1",
+            Box::new(|j| completed(j) == 1),
         ),
     ];
     let mut hit = Vec::new();
-    for (i, (name, index_build, jpath, when)) in points.into_iter().enumerate() {
+    for (i, (name, index_build, jpath, point, when)) in points.into_iter().enumerate() {
         let db = unique_db(&format!("resume{i}"));
         let in_target = jpath == target;
         let journal_path = jpath
@@ -302,12 +288,13 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
         };
         let mut cmd = restore(&oxd, &db);
         with(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn");
-        let killed = kill_when(&mut child, read, when);
-        if killed {
+        let (code, err) = crate::common::Held::start(&mut cmd, point).signal("KILL");
+        assert_eq!(code, None, "{name}: {err}");
+        {
             hit.push(name);
             let j = read().expect("the journal survives SIGKILL");
             assert_eq!(j["format"], "oxidump-restore-journal");
+            assert!(when(&j), "{name}: {j}");
             let held = settled(&db);
             assert!(
                 held < all || name == "during index builds",
@@ -353,9 +340,6 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
                 skipped += parts[0];
             }
             assert!(skipped > 0, "{name}: nothing was skipped: {r}");
-        } else {
-            // It ended before the point came: it must still be right.
-            let _ = child.wait_with_output();
         }
         assert_eq!(state(&db), want, "{name}");
         assert!(
@@ -409,14 +393,11 @@ fn a_mongodump_directory_restore_resumes_at_byte_offsets() {
     let journal_path = tmp.path().join("dump.oxidump-resume");
     let mut cmd = restore(&dir, &db);
     cmd.arg("--resume");
-    let mut child = cmd.spawn().expect("spawn");
-    let killed = kill_when(
-        &mut child,
-        || journal(&journal_path),
-        |j| completed(j) == 1 && loading(j, 1),
-    );
-    assert!(killed, "the restore ended before it could be stopped");
+    // Killed once the first namespace is complete, before the second begins.
+    let (code, err) = crate::common::Held::start(&mut cmd, "restore-ns-complete:1").signal("KILL");
+    assert_eq!(code, None, "{err}");
     let j = journal(&journal_path).expect("journal");
+    assert_eq!(completed(&j), 1, "{j}");
     let first = (0..NAMESPACES)
         .find(|&n| flag(&j, n, "complete"))
         .expect("one complete");
