@@ -117,6 +117,12 @@ pub struct SourceInfo {
     pub concurrent_collections: Option<i32>,
     /// When the interrupted dump that this one resumed started (`dump --resume`).
     pub resumed_from: Option<DateTime>,
+    /// The options of the dump that decide what it holds, as typed (`--db shop
+    /// --oplog`; empty for a full dump): a resumed dump must have the same.
+    pub dump_options: Option<String>,
+    /// With `--oplog`: where the oplog window starts (also the start of the
+    /// interrupted run's window when the dump resumed one).
+    pub oplog_start: Option<Timestamp>,
 }
 
 /// The oplog window captured by a dump with `--oplog`.

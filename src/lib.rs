@@ -22,6 +22,7 @@ pub mod docs;
 pub mod drill;
 pub mod dump;
 pub mod extjson;
+pub mod fault;
 pub mod gzip;
 pub mod input;
 pub mod mongodump;

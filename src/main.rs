@@ -404,9 +404,11 @@ struct DumpArgs {
     /// Write the summary, per namespace, as JSON to this file.
     #[arg(long)]
     report_json: Option<PathBuf>,
-    /// Keep what a killed dump to the same OXD file (--out) had completed: namespaces it
-    /// finished are copied from its partial output, the rest is read again. The manifest
-    /// records that the backup was resumed, and from when.
+    /// Continue a dump to the same OXD file (--out) that was killed or stopped by a
+    /// signal: the namespaces and _id ranges it finished are copied from its partial
+    /// output, the rest is read again (with --oplog, the window starts where its window
+    /// started). Refused when the options that select what is dumped differ. The
+    /// manifest records that the backup was resumed, and from when.
     #[arg(long)]
     resume: bool,
     /// Read everything and discard it (no output): measures how fast the server can be drained.
@@ -686,7 +688,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     let interrupted = e.chain().any(|c| {
         matches!(
             c.downcast_ref::<oxidump::dump::DumpError>(),
-            Some(oxidump::dump::DumpError::Interrupted)
+            Some(oxidump::dump::DumpError::Interrupted { .. })
         )
     });
     if interrupted {
@@ -777,6 +779,10 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         overwrite: a.force,
         drain_only: a.drain_only,
         resume: a.resume,
+        // Stopped by a signal, a dump to a file it was told keeps what it wrote, for
+        // --resume (a snapshot of a repository is never resumed).
+        keep_interrupted: a.repo.is_none()
+            && a.out.as_deref().is_some_and(|o| o.as_os_str() != "-"),
         batch_bytes: a
             .batch_bytes
             .map(|b| b as usize)

@@ -209,6 +209,22 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// Leaves the file unfinished under its temporary name, flushed and synced: the
+    /// partial output of an interrupted run ([`is_partial_output`]), which a later run
+    /// to the same destination continues (`dump --resume`) or removes. Returns its path.
+    pub fn keep_partial(self) -> Result<PathBuf, OutputError> {
+        let dest = self.dest;
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| io_err(&dest)(e.into_error()))?;
+        tmp.as_file().sync_all().map_err(io_err(&dest))?;
+        let (_, path) = tmp.keep().map_err(|e| io_err(&dest)(e.error))?;
+        Ok(path)
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)
@@ -451,6 +467,16 @@ impl OutFile {
         match self {
             OutFile::File(f) => f.dest().to_path_buf(),
             OutFile::Stdout(_) => PathBuf::from("-"),
+        }
+    }
+
+    /// Leaves a file unfinished as the partial output of an interrupted run
+    /// ([`AtomicFile::keep_partial`]) and returns its path; standard output is only
+    /// flushed (`None`).
+    pub fn keep_partial(self) -> Result<Option<PathBuf>, OutputError> {
+        match self {
+            OutFile::File(f) => f.keep_partial().map(Some),
+            OutFile::Stdout(mut w) => w.flush().map(|()| None).map_err(io_err(Path::new("-"))),
         }
     }
 

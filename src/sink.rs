@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use crate::catalog::{Catalog, NsStatus, Summary};
 use crate::output::OutputError;
+use crate::oxd::ranges::RangePlan;
 
 /// A backup being written, whatever its format.
 pub trait Sink: Send {
@@ -24,6 +25,46 @@ pub trait Sink: Send {
 
     /// Completes the output (footers, checksums, rename into place).
     fn finish(self: Box<Self>, summary: &Summary) -> Result<(), SinkError>;
+
+    /// Says how namespace `ns` is split into `_id` ranges read apart, before any of
+    /// its documents. Formats that do not record it ignore it.
+    fn begin_ranges(&mut self, ns: usize, plan: &RangePlan) -> Result<(), SinkError> {
+        let _ = (ns, plan);
+        Ok(())
+    }
+
+    /// Appends whole documents of range `range` of namespace `ns` (see
+    /// [`Sink::begin_ranges`]). Formats that do not record ranges take them as
+    /// [`Sink::write_docs`] does.
+    fn write_range_docs(
+        &mut self,
+        ns: usize,
+        range: u32,
+        data: Vec<u8>,
+        count: u64,
+    ) -> Result<(), SinkError> {
+        let _ = range;
+        self.write_docs(ns, data, count)
+    }
+
+    /// Declares that range `range` of namespace `ns` has no more documents.
+    fn end_range(&mut self, ns: usize, range: u32) -> Result<(), SinkError> {
+        let _ = (ns, range);
+        Ok(())
+    }
+
+    /// Puts everything given so far into the output (on disk for a file).
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    /// Stops for good without completing the output. A format whose partial output a
+    /// later run can continue (`dump --resume`) keeps what was written, under the
+    /// temporary name that marks it as the partial output of an interrupted run, and
+    /// says where; the others remove it, as dropping them does.
+    fn suspend(self: Box<Self>) -> Result<Option<PathBuf>, SinkError> {
+        Ok(None)
+    }
 }
 
 /// Error writing a backup.

@@ -399,6 +399,25 @@ fn damage_read_from_a_pipe_names_its_own_namespace() {
         );
         assert!(!err.contains(&ns_name(1)), "stdin {stdin}: {err}");
     }
+    // A restore read from a pipe names it too.
+    let guard = DbGuard::new("pipe_names");
+    let (code, _, err) = output(
+        oxidump()
+            .args(["restore", "-", "--uri", &server().uri, "-q"])
+            .args([
+                "--ns-from",
+                "db.*",
+                "--ns-to",
+                &format!("{}.*", guard.name()),
+            ]),
+        Some(&p),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("frame 1 of {}", ns_name(11))),
+        "{err}"
+    );
+    assert!(!err.contains(&format!("of {}", ns_name(1))), "{err}");
 }
 
 // ---------------------------------------------------------------------------------
@@ -734,6 +753,14 @@ fn a_restore_whose_server_dies_counts_what_was_acknowledged() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
+    // The lost server is said in words, once per line, never as the driver's debug
+    // rendering.
+    for internal in ["Kind:", "labels:", "source: Some", "Error {"] {
+        assert!(!err.contains(internal), "{internal}: {err}");
+    }
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let distinct: std::collections::BTreeSet<&str> = lines.iter().copied().collect();
+    assert_eq!(distinct.len(), lines.len(), "a line said twice: {err}");
     target.restart();
     let held = count(&target.client(), "src", "c0");
     let r = report(&report_path);
@@ -908,9 +935,11 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
         let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&dest), None);
         assert_eq!(code, 0, "{format}: {}{err}", String::from_utf8_lossy(&out));
 
-        // SIGHUP is a stop like SIGTERM: exit 3, nothing left behind.
+        // SIGHUP is a stop like SIGTERM: exit 3, nothing left that looks complete. An
+        // OXD file keeps what it holds for --resume, recognisably partial; a directory
+        // is removed.
         let hup = tmp.path().join(format!("hup-{name}"));
-        let mut child = oxidump()
+        let child = oxidump()
             .args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1"])
             .args(["--format", format, "--out"])
             .arg(&hup)
@@ -923,14 +952,24 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
             partials(&hup).iter().any(|p| size_of(p) > 1 << 20)
         });
         signal(child.id(), "HUP");
-        let status = child.wait().expect("wait");
-        assert_eq!(status.code(), Some(3), "{format}: SIGHUP");
-        assert!(
-            partials(&hup).is_empty(),
-            "{format}: SIGHUP left {:?}",
-            partials(&hup)
-        );
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{format}: SIGHUP: {err}");
         assert!(!hup.exists(), "{format}");
+        let left = partials(&hup);
+        if format == "oxd" {
+            assert_eq!(left.len(), 1, "{format}: SIGHUP left {left:?}");
+            assert!(err.contains("--resume"), "{format}: {err}");
+            let (code, out, err) = output(oxidump().args(["verify", "-q"]).arg(&left[0]), None);
+            let out = String::from_utf8_lossy(&out);
+            assert_eq!(code, 1, "{format}: {out}{err}");
+            assert!(
+                out.contains("partial output of an interrupted run"),
+                "{format}: {out}"
+            );
+        } else {
+            assert!(left.is_empty(), "{format}: SIGHUP left {left:?}");
+        }
     }
 }
 
@@ -1205,4 +1244,40 @@ fn told_twice_while_requests_wait_for_a_server_that_does_not_answer_it_stops_wai
         "no request was waiting for the server: {r}"
     );
     target.kill();
+}
+
+#[test]
+fn a_dump_stopped_while_it_plans_stops_cleanly() {
+    let guard = DbGuard::new("plan_stop");
+    let db = guard.name().to_string();
+    fill(&client(), &db, 2, 2_000, 100);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    for (sig, format) in [("INT", "oxd"), ("TERM", "mongodump-dir"), ("HUP", "oxd")] {
+        let dest = tmp.path().join(format!("{sig}.out"));
+        let mut cmd = oxidump();
+        cmd.args([
+            "dump",
+            "--uri",
+            &server().uri,
+            "--db",
+            &db,
+            "--format",
+            format,
+        ])
+        .arg("--out")
+        .arg(&dest)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+        // Held once the namespaces are listed and planned, before anything is written.
+        let held = crate::common::Held::start(&mut cmd, "dump-planned");
+        let (code, err) = held.signal(sig);
+        assert_eq!(code, Some(3), "SIG{sig}: {err}");
+        assert!(err.contains("interrupted"), "SIG{sig}: {err}");
+        assert!(!dest.exists(), "SIG{sig}");
+        assert!(
+            partials(&dest).is_empty(),
+            "SIG{sig}: {:?}",
+            partials(&dest)
+        );
+    }
 }

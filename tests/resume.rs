@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bson::doc;
@@ -92,28 +92,6 @@ fn restore(input: &Path, db: &str) -> Command {
 
 fn journal(path: &Path) -> Option<Value> {
     serde_json::from_slice(&fs::read(path).ok()?).ok()
-}
-
-/// Waits (at most two minutes) until the journal says `when`, then kills the restore
-/// with SIGKILL. Returns false when the restore ended first.
-fn kill_when(
-    child: &mut Child,
-    journal: impl Fn() -> Option<Value>,
-    when: impl Fn(&Value) -> bool,
-) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().expect("wait").is_some() {
-            return false;
-        }
-        if journal().is_some_and(|j| when(&j)) {
-            child.kill().expect("SIGKILL");
-            child.wait().expect("wait");
-            return true;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(2));
-    }
 }
 
 /// The journal a restore keeps in the target (`--resume-journal-in-target`) for the
@@ -241,32 +219,39 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
     assert!(want[0].1.iter().any(|i| i.starts_with("k_1")), "{want:?}");
 
     // (name, --index-build, where the journal goes (beside the backup, a path, the
-    // target), when to kill)
+    // target), where it is held and killed, what the journal then says)
     type When = Box<dyn Fn(&Value) -> bool>;
     let target = Some(PathBuf::from("(target)"));
-    let points: Vec<(&str, &str, Option<PathBuf>, When)> = vec![
+    let points: Vec<(&str, &str, Option<PathBuf>, &str, When)> = vec![
         (
             "during data, the journal in the target",
             "before",
             target.clone(),
+            "restore-unit:2",
             Box::new(|j| completed(j) == 0 && loading(j, 2)),
         ),
         (
             "during data",
             "before",
             None,
+            "restore-unit:3",
             Box::new(|j| completed(j) == 0 && loading(j, 3)),
         ),
         (
             "during data of the second namespace",
             "after",
             Some(tmp.path().join("j-data2")),
-            Box::new(|j| completed(j) == 1 && loading(j, 2)),
+            "restore-unit:14",
+            Box::new(|j| {
+                (0..NAMESPACES).filter(|&n| flag(j, n, "data_done")).count() == 1
+                    && (0..NAMESPACES).any(|n| !flag(j, n, "data_done") && done_units(j, n) >= 2)
+            }),
         ),
         (
             "during index builds",
             "after",
             Some(tmp.path().join("j-index")),
+            "restore-data-done:1",
             Box::new(|j| {
                 (0..NAMESPACES).any(|n| flag(j, n, "data_done") && !flag(j, n, "complete"))
             }),
@@ -275,11 +260,12 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
             "between namespaces",
             "before",
             Some(tmp.path().join("j-between")),
-            Box::new(|j| completed(j) == 1 && !loading(j, 1)),
+            "restore-ns-complete:1",
+            Box::new(|j| completed(j) == 1),
         ),
     ];
     let mut hit = Vec::new();
-    for (i, (name, index_build, jpath, when)) in points.into_iter().enumerate() {
+    for (i, (name, index_build, jpath, point, when)) in points.into_iter().enumerate() {
         let db = unique_db(&format!("resume{i}"));
         let in_target = jpath == target;
         let journal_path = jpath
@@ -302,12 +288,13 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
         };
         let mut cmd = restore(&oxd, &db);
         with(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn");
-        let killed = kill_when(&mut child, read, when);
-        if killed {
+        let (code, err) = crate::common::Held::start(&mut cmd, point).signal("KILL");
+        assert_eq!(code, None, "{name}: {err}");
+        {
             hit.push(name);
             let j = read().expect("the journal survives SIGKILL");
             assert_eq!(j["format"], "oxidump-restore-journal");
+            assert!(when(&j), "{name}: {j}");
             let held = settled(&db);
             assert!(
                 held < all || name == "during index builds",
@@ -353,9 +340,6 @@ fn a_restore_killed_anywhere_and_resumed_ends_as_one_uninterrupted_run() {
                 skipped += parts[0];
             }
             assert!(skipped > 0, "{name}: nothing was skipped: {r}");
-        } else {
-            // It ended before the point came: it must still be right.
-            let _ = child.wait_with_output();
         }
         assert_eq!(state(&db), want, "{name}");
         assert!(
@@ -409,14 +393,11 @@ fn a_mongodump_directory_restore_resumes_at_byte_offsets() {
     let journal_path = tmp.path().join("dump.oxidump-resume");
     let mut cmd = restore(&dir, &db);
     cmd.arg("--resume");
-    let mut child = cmd.spawn().expect("spawn");
-    let killed = kill_when(
-        &mut child,
-        || journal(&journal_path),
-        |j| completed(j) == 1 && loading(j, 1),
-    );
-    assert!(killed, "the restore ended before it could be stopped");
+    // Killed once the first namespace is complete, before the second begins.
+    let (code, err) = crate::common::Held::start(&mut cmd, "restore-ns-complete:1").signal("KILL");
+    assert_eq!(code, None, "{err}");
     let j = journal(&journal_path).expect("journal");
+    assert_eq!(completed(&j), 1, "{j}");
     let first = (0..NAMESPACES)
         .find(|&n| flag(&j, n, "complete"))
         .expect("one complete");
@@ -612,4 +593,416 @@ fn a_killed_dump_resumed_keeps_the_namespaces_it_completed() {
     assert!(from < index.catalog.source.created_at.expect("created_at"));
     assert_eq!(archive_digests(&dest), want);
     block_on(async { c.database(&db).drop().await }).expect("drop");
+}
+
+/// `db.c0` … `db.c2` of 24,000 documents each on the server behind `c`.
+fn fill_server(c: &mongodb::Client, db: &str) {
+    block_on(async {
+        for n in 0..NAMESPACES {
+            let coll = c
+                .database(db)
+                .collection::<bson::RawDocumentBuf>(&format!("c{n}"));
+            for start in (0..24_000).step_by(4_000) {
+                let batch: Vec<_> = (start..start + 4_000)
+                    .map(|i| bson::RawDocumentBuf::from_bytes(doc_of(n, i)).expect("doc"))
+                    .collect();
+                coll.insert_many(batch).await.expect("insert");
+            }
+        }
+    });
+}
+
+/// The hidden partial outputs of `dest`.
+fn partials_of(dest: &Path) -> Vec<PathBuf> {
+    let prefix = format!(
+        ".{}.partial-",
+        dest.file_name().expect("name").to_string_lossy()
+    );
+    let mut v: Vec<PathBuf> = fs::read_dir(dest.parent().expect("parent"))
+        .expect("list")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+fn verify_clean(path: &Path) {
+    let v = oxidump().arg("verify").arg(path).output().expect("verify");
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
+
+#[test]
+fn a_dump_killed_or_stopped_anywhere_and_resumed_holds_what_one_run_holds() {
+    let db = unique_db("resume_points");
+    let c = client();
+    fill_server(&c, &db);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // One cursor at a time; every collection (about 8 MB) split into _id ranges.
+    let dump = |out: &Path| {
+        let mut c = oxidump();
+        c.args(["dump", "--uri", &server().uri, "--db", &db, "-j", "1", "-q"])
+            .args(["--split-above", "2MB", "--out"])
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        c
+    };
+    let reference = tmp.path().join("ref.oxd");
+    let out = dump(&reference)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = archive_digests(&reference);
+
+    // (name, where it is held, how it is stopped, what a resume keeps: whole
+    // namespaces, how many namespaces kept in part; the reads of ranges of several
+    // collections may interleave)
+    let points = [
+        (
+            "during data, after one range",
+            "dump-range-end:1",
+            "KILL",
+            0,
+            1..=1,
+        ),
+        (
+            "during data, after two ranges, by SIGINT",
+            "dump-range-end:2",
+            "INT",
+            0,
+            1..=2,
+        ),
+        (
+            "during data, inside the first range",
+            "dump-docs:1",
+            "KILL",
+            0,
+            0..=0,
+        ),
+        ("between namespaces", "dump-ns-end:1", "KILL", 1, 0..=2),
+        (
+            "between namespaces, by SIGTERM",
+            "dump-ns-end:2",
+            "TERM",
+            2,
+            0..=1,
+        ),
+    ];
+    for (i, (name, point, sig, whole, in_part)) in points.into_iter().enumerate() {
+        let dest = tmp.path().join(format!("b{i}.oxd"));
+        let held = crate::common::Held::start(&mut dump(&dest), point);
+        let (code, err) = held.signal(sig);
+        if sig == "KILL" {
+            assert_eq!(code, None, "{name}: {err}");
+        } else {
+            assert_eq!(code, Some(3), "{name}: {err}");
+            assert!(err.contains("--resume"), "{name}: {err}");
+        }
+        assert!(!dest.exists(), "{name}");
+        let left = partials_of(&dest);
+        assert_eq!(left.len(), 1, "{name}: {left:?}");
+
+        // Other options: refused, and the partial output stays for the right ones.
+        let mut other = dump(&dest);
+        other.args(["--resume", "--ns-exclude", &format!("{db}.c2")]);
+        let out = other.stderr(Stdio::piped()).output().expect("dump");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("refusing to resume"), "{name}: {err}");
+        assert!(err.contains("--ns-exclude"), "{name}: {err}");
+        assert_eq!(partials_of(&dest), left, "{name}");
+
+        let report = tmp.path().join(format!("r{i}.json"));
+        let mut again = dump(&dest);
+        again.arg("--resume").arg("--report-json").arg(&report);
+        let out = again
+            .stderr(Stdio::piped())
+            .output()
+            .expect("dump --resume");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        let r: Value = serde_json::from_slice(&fs::read(&report).expect("report")).expect("json");
+        let kept: Vec<&str> = r["resumed"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let part = kept.iter().filter(|k| k.contains(" ranges)")).count();
+        assert_eq!(kept.len() - part, whole, "{name}: kept {kept:?}");
+        assert!(in_part.contains(&part), "{name}: kept {kept:?}");
+        assert!(
+            partials_of(&dest).is_empty(),
+            "{name}: {:?}",
+            partials_of(&dest)
+        );
+        // One archive that verifies clean, says it was resumed, and holds what an
+        // uninterrupted dump holds.
+        verify_clean(&dest);
+        let index = oxidump::oxd::reader::Index::open(&mut fs::File::open(&dest).expect("open"))
+            .expect("index");
+        assert_eq!(
+            index.catalog.source.resumed_from.is_some(),
+            !kept.is_empty(),
+            "{name}"
+        );
+        assert_eq!(archive_digests(&dest), want, "{name}");
+    }
+
+    // A resumed run stopped in its turn (after reading two more ranges), resumed again:
+    // one partial output is left each time, and the end is the same.
+    let dest = tmp.path().join("chain.oxd");
+    let (code, err) =
+        crate::common::Held::start(&mut dump(&dest), "dump-range-end:1").signal("KILL");
+    assert_eq!(code, None, "{err}");
+    let mut again = dump(&dest);
+    again.arg("--resume");
+    let (code, err) = crate::common::Held::start(&mut again, "dump-range-end:2").signal("INT");
+    assert_eq!(code, Some(3), "{err}");
+    let left = partials_of(&dest);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let report = tmp.path().join("chain.json");
+    let out = dump(&dest)
+        .arg("--resume")
+        .arg("--report-json")
+        .arg(&report)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump --resume");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&fs::read(&report).expect("report")).expect("json");
+    // Ranges finished by both interrupted runs are kept: at least three (or a whole
+    // collection, when they completed one).
+    let kept = r["resumed"].as_array().expect("resumed");
+    let whole = kept
+        .iter()
+        .any(|k| k.as_str().is_some_and(|k| !k.ends_with(" ranges)")));
+    let ranges: u64 = kept
+        .iter()
+        .filter_map(|k| {
+            let k = k.as_str()?;
+            let (_, tail) = k.rsplit_once(" (")?;
+            tail.split(' ').next()?.parse::<u64>().ok()
+        })
+        .sum();
+    assert!(ranges >= 3 || whole, "{r}");
+    assert!(partials_of(&dest).is_empty());
+    verify_clean(&dest);
+    assert_eq!(archive_digests(&dest), want, "chain");
+    block_on(async { c.database(&db).drop().await }).expect("drop");
+}
+
+/// The documents of namespace `name` of the OXD archive at `path`.
+fn ns_docs(path: &Path, name: &str) -> Vec<bson::Document> {
+    use oxidump::source::{Chunk, Source as _};
+    let mut f = fs::File::open(path).expect("open");
+    let index = oxidump::oxd::reader::Index::open(&mut f).expect("index");
+    let n = index
+        .catalog
+        .namespaces
+        .iter()
+        .position(|n| n.full_name() == name)
+        .unwrap_or_else(|| panic!("no {name}"));
+    let mut s = oxidump::oxd::reader::NsSource::new(path, &index, n);
+    let mut docs = Vec::new();
+    while let Some(c) = s.next_chunk().expect("read") {
+        if let Chunk::Docs { data, .. } = c {
+            for d in oxidump::docs::DocIter::new(&data) {
+                docs.push(bson::Document::from_reader(&mut d.expect("doc")).expect("decode"));
+            }
+        }
+    }
+    docs
+}
+
+#[test]
+fn a_resumed_dump_with_oplog_has_one_window_from_the_first_start_to_its_end() {
+    // A server of its own: --oplog dumps the whole server.
+    let server = crate::common::private_server::PrivateServer::start(&[]);
+    let c = server.client();
+    let db = "oplog_resume";
+    fill_server(&c, db);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dest = tmp.path().join("o.oxd");
+    let dump = || {
+        let mut cmd = oxidump();
+        cmd.args(["dump", "--uri", &server.uri(), "--oplog", "-j", "1", "-q"])
+            .arg("--out")
+            .arg(&dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd
+    };
+    let held = crate::common::Held::start(&mut dump(), &format!("dump-ns-end:{}", 1));
+    let (code, err) = held.signal("KILL");
+    assert_eq!(code, None, "{err}");
+    let left = partials_of(&dest);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let first_start = {
+        use oxidump::source::Source as _;
+        oxidump::oxd::reader::OxdSource::open(&left[0])
+            .expect("open the partial output")
+            .catalog()
+            .source
+            .oplog_start
+            .expect("the partial output says where its window starts")
+    };
+    // Written after the first run stopped, into every collection (the one it kept
+    // among them): only the oplog window brings them to one point.
+    block_on(async {
+        for n in 0..NAMESPACES {
+            c.database(db)
+                .collection::<bson::Document>(&format!("c{n}"))
+                .insert_one(doc! {"_id": "late", "n": n as i64})
+                .await
+                .expect("insert");
+        }
+    });
+
+    // Without --oplog: other options, refused.
+    let mut other = oxidump();
+    other
+        .args(["dump", "--uri", &server.uri(), "-j", "1", "-q", "--resume"])
+        .arg("--out")
+        .arg(&dest);
+    let out = other.output().expect("dump");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("refusing to resume") && err.contains("--oplog"),
+        "{err}"
+    );
+
+    let out = dump()
+        .arg("--resume")
+        .stderr(Stdio::piped())
+        .output()
+        .expect("dump --resume");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("resumed: "), "{err}");
+    verify_clean(&dest);
+    let index = oxidump::oxd::reader::Index::open(&mut fs::File::open(&dest).expect("open"))
+        .expect("index");
+    assert_eq!(index.catalog.source.oplog_start, Some(first_start));
+    assert!(index.catalog.source.resumed_from.is_some());
+    let window = index.footer.summary.oplog.expect("an oplog window");
+    assert_eq!(window.start, first_start);
+    // The window reaches past the writes made between the runs.
+    let late: Vec<bson::Timestamp> = ns_docs(&dest, "local.oplog.rs")
+        .iter()
+        .filter(|e| {
+            e.get_str("op").ok() == Some("i")
+                && e.get_str("ns").is_ok_and(|ns| ns.starts_with(db))
+                && e.get_document("o")
+                    .is_ok_and(|o| o.get_str("_id").ok() == Some("late"))
+        })
+        .map(|e| e.get_timestamp("ts").expect("ts"))
+        .collect();
+    assert_eq!(late.len(), NAMESPACES, "{late:?}");
+    assert!(
+        late.iter().all(|t| window.start <= *t && *t <= window.end),
+        "{late:?} outside {window:?}"
+    );
+}
+
+#[test]
+fn a_restore_killed_at_each_step_of_a_namespace_and_resumed_ends_as_one_run() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let oxd = tmp.path().join("b.oxd");
+    backup(&oxd);
+    let reference = unique_db("resume_sref");
+    let (code, err, _) = run_out(&mut restore(&oxd, &reference));
+    assert_eq!(code, 0, "{err}");
+    let want = state(&reference);
+
+    type Check = fn(&Value) -> bool;
+    // (name, where it is held and killed, --index-build, what the journal then says)
+    let points: [(&str, &str, &str, Check); 6] = [
+        ("during data", "restore-unit:3", "before", |j| {
+            completed(j) == 0 && loading(j, 3)
+        }),
+        (
+            "during data of the second namespace",
+            "restore-unit:15",
+            "after",
+            |j| {
+                (0..NAMESPACES).filter(|&n| flag(j, n, "data_done")).count() == 1
+                    && (0..NAMESPACES).any(|n| !flag(j, n, "data_done") && done_units(j, n) >= 3)
+            },
+        ),
+        (
+            "data done, index builds not run",
+            "restore-data-done:1",
+            "after",
+            |j| (0..NAMESPACES).any(|n| flag(j, n, "data_done") && !flag(j, n, "indexes_built")),
+        ),
+        (
+            "index builds done, namespace not complete",
+            "restore-indexes-built:1",
+            "after",
+            |j| (0..NAMESPACES).any(|n| flag(j, n, "indexes_built") && !flag(j, n, "complete")),
+        ),
+        (
+            "between namespaces",
+            "restore-ns-complete:1",
+            "before",
+            |j| completed(j) == 1,
+        ),
+        (
+            "between the second and the third",
+            "restore-ns-complete:2",
+            "after",
+            |j| completed(j) == 2,
+        ),
+    ];
+    for (i, (name, point, index_build, check)) in points.into_iter().enumerate() {
+        let db = unique_db(&format!("resume_s{i}"));
+        let jpath = tmp.path().join(format!("j{i}"));
+        let with = |c: &mut Command| {
+            c.args(["--index-build", index_build, "--resume", "--resume-journal"])
+                .arg(&jpath);
+        };
+        let mut cmd = restore(&oxd, &db);
+        with(&mut cmd);
+        let (code, err) = crate::common::Held::start(&mut cmd, point).signal("KILL");
+        assert_eq!(code, None, "{name}: {err}");
+        let j = journal(&jpath).expect("the journal survives SIGKILL");
+        assert!(check(&j), "{name}: {j}");
+
+        let mut again = restore(&oxd, &db);
+        with(&mut again);
+        let (code, err, r) = run_out(&mut again);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert_eq!(r["resumed"], true, "{name}: {r}");
+        for n in r["namespaces"].as_array().expect("namespaces") {
+            assert_eq!(n["duplicates"], 0, "{name}: {n}");
+        }
+        assert_eq!(state(&db), want, "{name}");
+        assert!(!jpath.exists(), "{name}: the journal is removed at the end");
+        {
+            let c = client();
+            block_on(async { c.database(&db).drop().await })
+        }
+        .expect("drop");
+    }
+    {
+        let c = client();
+        block_on(async { c.database(&reference).drop().await })
+    }
+    .expect("drop");
 }

@@ -123,6 +123,8 @@ pub fn catalog() -> Catalog {
             uri: Some("mongodb://db.example.net:27017/?replicaSet=rs0".into()),
             concurrent_collections: None,
             resumed_from: None,
+            dump_options: None,
+            oplog_start: None,
         },
         namespaces: vec![coll, other, view, empty, oplog],
     }

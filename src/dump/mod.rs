@@ -38,6 +38,7 @@ use crate::oplog::capture as oplog;
 use crate::oxd::writer::WriterOptions;
 use crate::progress::Progress;
 use crate::sink::{Sink, SinkError};
+use partition::IdRange;
 use plan::{NsPlan, PlanError, Selection};
 use read::{Counters, How, Msg, ReadError, ReadSpec};
 
@@ -84,6 +85,10 @@ pub struct DumpOptions {
     pub views_as_collections: bool,
     /// Keep what a killed dump to the same OXD file already wrote (see [`resume`]).
     pub resume: bool,
+    /// When a signal stops the dump: keep what an OXD file output holds so far as the
+    /// partial output of an interrupted run, for a later `--resume`, instead of
+    /// removing it (outputs of other formats are always removed).
+    pub keep_interrupted: bool,
     /// With one `--db`: also its users and roles, as `<db>.$admin.system.users` and
     /// `<db>.$admin.system.roles` (a full dump always has every database's).
     pub users_and_roles: bool,
@@ -112,6 +117,7 @@ impl Default for DumpOptions {
             drain_only: false,
             views_as_collections: false,
             resume: false,
+            keep_interrupted: false,
             users_and_roles: false,
         }
     }
@@ -159,9 +165,25 @@ pub enum DumpError {
         /// The driver error.
         source: mongodb::error::Error,
     },
+    /// A resume was refused.
+    #[error(transparent)]
+    Resume(#[from] resume::ResumeError),
     /// The dump was interrupted (Ctrl-C or a termination signal).
-    #[error("interrupted: nothing was written (the partial output was removed)")]
-    Interrupted,
+    #[error("{}", interrupted(kept.as_deref()))]
+    Interrupted {
+        /// Where what was written is kept for `dump --resume`; `None` when it was removed.
+        kept: Option<PathBuf>,
+    },
+}
+
+fn interrupted(kept: Option<&Path>) -> String {
+    match kept {
+        None => "interrupted: nothing was written (the partial output was removed)".into(),
+        Some(p) => format!(
+            "interrupted: the dump is incomplete; what it wrote is kept in {} (partial output of an interrupted run): run the same dump with --resume to continue it (any other run to the same destination removes it)",
+            p.display()
+        ),
+    }
 }
 
 /// Per-namespace outcome.
@@ -214,8 +236,9 @@ pub struct DumpReport {
     pub oplog: Option<(String, String)>,
     /// Warnings.
     pub warnings: Vec<String>,
-    /// With `--resume`: the namespaces kept from the output of an interrupted run
-    /// instead of being read again.
+    /// With `--resume`: what was kept from the output of an interrupted run instead
+    /// of being read again: `db.c` for a whole namespace, `db.c (k of n ranges)` for
+    /// the finished `_id` ranges of a collection that run had not finished.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<String>,
 }
@@ -265,6 +288,48 @@ pub fn default_output(uri: &str, format: OutputFormat, gzip: bool) -> PathBuf {
     })
 }
 
+/// The options that decide what a dump holds, as typed on the command line (empty for
+/// a full dump). Recorded in the manifest (`source.dump_options`); a resumed dump must
+/// have the same.
+pub fn selection_options(opts: &DumpOptions) -> String {
+    let mut v: Vec<String> = Vec::new();
+    let quoted = |s: &str| {
+        if !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-*$/:".contains(c))
+        {
+            s.to_string()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    for d in &opts.dbs {
+        v.push(format!("--db {}", quoted(d)));
+    }
+    if let Some(c) = &opts.collection {
+        v.push(format!("--collection {}", quoted(c)));
+    }
+    for p in &opts.include {
+        v.push(format!("--ns-include {}", quoted(p)));
+    }
+    for p in &opts.exclude {
+        v.push(format!("--ns-exclude {}", quoted(p)));
+    }
+    if let Some(q) = &opts.query {
+        v.push(format!("--query {}", quoted(q)));
+    }
+    for (on, flag) in [
+        (opts.views_as_collections, "--views-as-collections"),
+        (opts.users_and_roles, "--users-and-roles"),
+        (opts.oplog, "--oplog"),
+    ] {
+        if on {
+            v.push(flag.into());
+        }
+    }
+    v.join(" ")
+}
+
 fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
     if opts.resume {
         if opts.format != OutputFormat::Oxd || opts.drain_only {
@@ -273,11 +338,6 @@ fn validate(opts: &DumpOptions) -> Result<(), DumpError> {
         if opts.out.as_deref().is_none_or(|o| o.as_os_str() == "-") {
             return Err(DumpError::Usage(
                 "--resume needs the path of the interrupted dump's output (--out FILE)".into(),
-            ));
-        }
-        if opts.oplog {
-            return Err(DumpError::Usage(
-                "--resume and --oplog do not go together in this version".into(),
             ));
         }
     }
@@ -343,6 +403,8 @@ fn authz_scope(opts: &DumpOptions, sel: &Selection) -> Option<crate::authz::Scop
 struct Task {
     plan: usize,
     how: How,
+    /// The range's index, when the collection is split.
+    range: Option<u32>,
 }
 
 struct NsRun {
@@ -354,8 +416,10 @@ struct NsRun {
     seconds: std::sync::Mutex<f64>,
 }
 
-/// Runs a dump. `shutdown` resolving (Ctrl-C) stops it: every cursor is abandoned,
-/// the partial output removed, and [`DumpError::Interrupted`] returned.
+/// Runs a dump. `shutdown` resolving (Ctrl-C, SIGTERM, SIGHUP) stops it at any
+/// point, planning included: every cursor is abandoned, the partial output removed
+/// (or, for an OXD file, kept for `--resume`, see [`DumpOptions::keep_interrupted`]),
+/// and [`DumpError::Interrupted`] returned.
 pub async fn run(
     opts: DumpOptions,
     progress: Progress,
@@ -365,12 +429,16 @@ pub async fn run(
     let started = Instant::now();
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
     let query = opts.query.as_deref().map(plan::parse_query).transpose()?;
-    let client = connect::connect(
-        &opts.uri,
-        (opts.jobs * 2 + 4) as u32,
-        opts.read_preference.as_deref(),
-    )
-    .await?;
+    // Listened to from the start: a stop while connecting or planning is a stop too.
+    tokio::pin!(shutdown);
+    let client = tokio::select! {
+        c = connect::connect(
+            &opts.uri,
+            (opts.jobs * 2 + 4) as u32,
+            opts.read_preference.as_deref(),
+        ) => c?,
+        _ = &mut shutdown => return Err(DumpError::Interrupted { kept: None }),
+    };
     let r = dump_connected(&opts, &client, started, filter, query, progress, shutdown).await;
     // Every task that talked to the server is over: close the client before the
     // runtime goes, on every way out.
@@ -378,15 +446,22 @@ pub async fn run(
     r
 }
 
-async fn dump_connected(
+/// What planning found: the server, the catalog, the reads to make.
+struct Planned {
+    info: connect::ServerInfo,
+    catalog: Catalog,
+    plans: Vec<NsPlan>,
+    authz_docs: Vec<(usize, Vec<u8>, u64)>,
+    oplog_start: Option<bson::Timestamp>,
+}
+
+/// Lists and plans what the dump reads; nothing is written yet.
+async fn plan_dump(
     opts: &DumpOptions,
     client: &Client,
-    started: Instant,
     filter: NsFilter,
-    query: Option<bson::Document>,
-    progress: Progress,
-    shutdown: impl Future<Output = ()>,
-) -> Result<DumpReport, DumpError> {
+    query: Option<&bson::Document>,
+) -> Result<Planned, DumpError> {
     let info = connect::server_info(client)
         .await
         .map_err(|source| DumpError::Driver {
@@ -406,6 +481,8 @@ async fn dump_connected(
         uri: Some(connect::redact_uri(&opts.uri)),
         concurrent_collections: Some(opts.jobs.min(i32::MAX as usize) as i32),
         resumed_from: None,
+        dump_options: Some(selection_options(opts)),
+        oplog_start: None,
     };
     let sel = Selection {
         dbs: opts.dbs.clone(),
@@ -422,6 +499,10 @@ async fn dump_connected(
     } else {
         None
     };
+    let source = SourceInfo {
+        oplog_start,
+        ..source
+    };
     // SecantusDB's size statistics read the whole collection: asked only when a split
     // threshold other than the default says the user wants collections split there.
     let sizes = if info.secantus_version.is_some() && opts.split_above == DEFAULT_SPLIT_ABOVE {
@@ -434,7 +515,7 @@ async fn dump_connected(
         authz_apart: authz_scope.is_some(),
         ..sel
     };
-    let (mut catalog, mut plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
+    let (mut catalog, plans) = plan::plan(client, &sel, source, opts.oplog, sizes).await?;
     // Users and roles, read apart: a server may keep them out of reach of `find`.
     let mut authz_docs = Vec::new();
     if let Some(scope) = &authz_scope {
@@ -468,6 +549,36 @@ async fn dump_connected(
             "--query is not supported for time-series collections".into(),
         ));
     }
+    crate::fault::hold("dump-planned").await;
+    Ok(Planned {
+        info,
+        catalog,
+        plans,
+        authz_docs,
+        oplog_start,
+    })
+}
+
+async fn dump_connected(
+    opts: &DumpOptions,
+    client: &Client,
+    started: Instant,
+    filter: NsFilter,
+    query: Option<bson::Document>,
+    progress: Progress,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Result<DumpReport, DumpError> {
+    let planned = tokio::select! {
+        p = plan_dump(opts, client, filter, query.as_ref()) => p?,
+        _ = &mut shutdown => return Err(DumpError::Interrupted { kept: None }),
+    };
+    let Planned {
+        info,
+        mut catalog,
+        mut plans,
+        authz_docs,
+        oplog_start,
+    } = planned;
 
     let output = if opts.drain_only {
         None
@@ -480,12 +591,33 @@ async fn dump_connected(
     };
     // Resuming: what a dead run to the same file completed is kept, not read again.
     let kept = match &output {
-        Some(p) if opts.resume => resume::take(p, &catalog).map(Arc::new),
+        Some(p) if opts.resume => {
+            resume::take(p, &catalog, &selection_options(opts))?.map(Arc::new)
+        }
         _ => None,
     };
+    let mut oplog_start = oplog_start;
     if let Some(k) = &kept {
         catalog.source.resumed_from = k.created_at.or(Some(bson::DateTime::now()));
-        plans.retain(|p| !k.counts.contains_key(&p.ns));
+        plans.retain(|p| !k.map.values().any(|&n| n == p.ns));
+        if opts.oplog {
+            // The window starts where the interrupted run's started: the data it read
+            // then are made consistent by replaying from there.
+            let start = k.oplog_start.ok_or_else(|| {
+                DumpError::Usage(format!(
+                    "refusing to resume the interrupted dump in {}: it does not record where its oplog window starts; run without --resume",
+                    k.path.display()
+                ))
+            })?;
+            oplog::check_overflow(client, start).await.map_err(|e| {
+                DumpError::Usage(format!(
+                    "cannot resume the interrupted dump in {} with --oplog: {e}; run without --resume to dump everything again",
+                    k.path.display()
+                ))
+            })?;
+            oplog_start = Some(start);
+            catalog.source.oplog_start = Some(start);
+        }
     }
     // What runs to the same destination that died left behind goes first.
     let removed: Vec<String> = match &output {
@@ -558,6 +690,7 @@ async fn dump_connected(
     // Set when a stop comes after the reads are over: the writer then does not finish
     // (commit) the output it is still writing.
     let cancel = Arc::new(AtomicBool::new(false));
+    let keep_interrupted = opts.keep_interrupted;
     let writer = sink.map(|sink| {
         let rx = rx.expect("receiver");
         let catalog = catalog.clone();
@@ -565,7 +698,17 @@ async fn dump_connected(
         let cancel = cancel.clone();
         std::thread::Builder::new()
             .name("oxidump-writer".into())
-            .spawn(move || write_loop(sink, &catalog, rx, sum_rx, kept.as_deref(), &cancel))
+            .spawn(move || {
+                write_loop(
+                    sink,
+                    &catalog,
+                    rx,
+                    sum_rx,
+                    kept.as_deref(),
+                    &cancel,
+                    keep_interrupted,
+                )
+            })
             .expect("spawn writer thread")
     });
     let mut tasks = JoinSet::new();
@@ -577,16 +720,20 @@ async fn dump_connected(
         oplog_start,
         authz_docs,
         query,
+        kept.as_ref().map(|k| &k.ranges),
         tx,
         runs.clone(),
         &progress,
         &overall,
         &mut tasks,
     );
-    tokio::pin!(shutdown);
     let result = tokio::select! {
         r = work => r,
-        _ = &mut shutdown => Err(DumpError::Interrupted),
+        _ = &mut shutdown => {
+            // The writer stops where it is, before the readers are stopped.
+            cancel.store(true, Ordering::SeqCst);
+            Err(DumpError::Interrupted { kept: None })
+        }
     };
     // Stopped or failed: the readers still running are stopped, and awaited.
     tasks.abort_all();
@@ -614,10 +761,10 @@ async fn dump_connected(
             .expect("join writer");
             match joined {
                 Ok(Ok(Written::Committed)) => Ok(()),
-                Ok(Ok(Written::Abandoned)) if cancel.load(Ordering::SeqCst) => {
-                    return Err(DumpError::Interrupted);
+                Ok(Ok(Written::Stopped(kept))) if cancel.load(Ordering::SeqCst) => {
+                    return Err(DumpError::Interrupted { kept });
                 }
-                Ok(Ok(Written::Abandoned)) => Ok(()),
+                Ok(Ok(Written::Stopped(_))) => Ok(()),
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(SinkError::Misuse("the writer thread panicked".into())),
             }
@@ -632,7 +779,7 @@ async fn dump_connected(
     overall.finish_and_clear();
     // A writer failure explains a reader's "writer stopped": report the writer's.
     let summary = match (result, wrote) {
-        (Err(DumpError::Interrupted), _) => return Err(DumpError::Interrupted),
+        (Err(DumpError::Interrupted { kept }), _) => return Err(DumpError::Interrupted { kept }),
         (Err(DumpError::Read(ReadError::Closed)), Err(w)) => return Err(w.into()),
         (Err(e), _) => return Err(e),
         (Ok(_), Err(w)) => return Err(w.into()),
@@ -665,16 +812,7 @@ async fn dump_connected(
             }
         })
         .collect();
-    let mut resumed: Vec<String> = kept
-        .as_ref()
-        .map(|k| {
-            k.counts
-                .keys()
-                .map(|&n| catalog.namespaces[n].full_name())
-                .collect()
-        })
-        .unwrap_or_default();
-    resumed.sort();
+    let resumed: Vec<String> = kept.as_ref().map(|k| k.names(&catalog)).unwrap_or_default();
     if let Some(k) = &kept {
         let _ = std::fs::remove_file(&k.path);
     }
@@ -736,15 +874,16 @@ fn output_size(p: &Path) -> Option<u64> {
     Some(total)
 }
 
-/// The writer thread: the single owner of the output.
 /// What the writer did with the output.
 enum Written {
     /// Finished and under its final name.
     Committed,
-    /// Left unfinished (the dump failed or was stopped): dropping the sink removed it.
-    Abandoned,
+    /// Left unfinished (the dump failed or was stopped): removed, or kept as the
+    /// partial output of an interrupted run at this path.
+    Stopped(Option<PathBuf>),
 }
 
+/// The writer thread: the single owner of the output.
 fn write_loop(
     mut sink: Box<dyn Sink>,
     catalog: &Catalog,
@@ -752,24 +891,79 @@ fn write_loop(
     summary: oneshot::Receiver<Summary>,
     kept: Option<&resume::Kept>,
     cancel: &AtomicBool,
+    keep_interrupted: bool,
 ) -> Result<Written, SinkError> {
+    let mut copied = kept.is_none();
+    // Stopped by a signal: what was written is kept for `--resume` (for outputs that
+    // can be resumed); failed: removed (dropping the sink removes it).
+    let stop = |sink: Box<dyn Sink>, copied: bool| -> Result<Written, SinkError> {
+        if !(keep_interrupted && cancel.load(Ordering::SeqCst)) {
+            return Ok(Written::Stopped(None));
+        }
+        let at = sink.suspend()?;
+        if at.is_some()
+            && copied
+            && let Some(k) = kept
+        {
+            // Everything kept from it is in the new partial output too.
+            let _ = std::fs::remove_file(&k.path);
+        }
+        Ok(Written::Stopped(at))
+    };
     sink.begin(catalog)?;
     if let Some(k) = kept {
-        resume::copy(k, sink.as_mut())?;
+        copied = resume::copy(k, sink.as_mut(), cancel)?;
+        if !copied {
+            return stop(sink, false);
+        }
     }
     while let Some(m) = rx.blocking_recv() {
         if cancel.load(Ordering::SeqCst) {
-            return Ok(Written::Abandoned);
+            return stop(sink, copied);
         }
-        match m {
-            Msg::Docs { ns, data, count } => sink.write_docs(ns, data, count)?,
-            Msg::End { ns, status } => sink.end_namespace(ns, &status)?,
-        }
+        let point = match m {
+            Msg::Docs {
+                ns,
+                range: None,
+                data,
+                count,
+            } => {
+                sink.write_docs(ns, data, count)?;
+                "dump-docs"
+            }
+            Msg::Docs {
+                ns,
+                range: Some(r),
+                data,
+                count,
+            } => {
+                sink.write_range_docs(ns, r, data, count)?;
+                "dump-docs"
+            }
+            Msg::Ranges { ns, plan } => {
+                sink.begin_ranges(ns, &plan)?;
+                ""
+            }
+            Msg::RangeEnd { ns, range } => {
+                sink.end_range(ns, range)?;
+                "dump-range-end"
+            }
+            Msg::End { ns, status } => {
+                sink.end_namespace(ns, &status)?;
+                if catalog.namespaces[ns].has_data() {
+                    "dump-ns-end"
+                } else {
+                    ""
+                }
+            }
+        };
+        let mut flushed = Ok(());
+        crate::fault::hold_until(point, cancel, || flushed = sink.flush());
+        flushed?;
     }
     match summary.blocking_recv() {
         Ok(s) if !cancel.load(Ordering::SeqCst) => sink.finish(&s).map(|()| Written::Committed),
-        // The dump failed or was stopped: dropping the sink removes the partial output.
-        _ => Ok(Written::Abandoned),
+        _ => stop(sink, copied),
     }
 }
 
@@ -782,6 +976,7 @@ async fn dump_data(
     oplog_start: Option<bson::Timestamp>,
     authz_docs: Vec<(usize, Vec<u8>, u64)>,
     query: Option<bson::Document>,
+    kept_ranges: Option<&std::collections::BTreeMap<usize, resume::KeptRanges>>,
     tx: mpsc::Sender<Msg>,
     runs: Arc<Vec<NsRun>>,
     progress: &Progress,
@@ -797,7 +992,16 @@ async fn dump_data(
             .bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         if count > 0 {
-            send(&tx, Msg::Docs { ns, data, count }).await?;
+            send(
+                &tx,
+                Msg::Docs {
+                    ns,
+                    range: None,
+                    data,
+                    count,
+                },
+            )
+            .await?;
         }
         send(
             &tx,
@@ -829,6 +1033,34 @@ async fn dump_data(
     let mut tasks = Vec::new();
     for &i in &order {
         let p = &plans[i];
+        // Split by the interrupted run, some of its ranges kept: the others are read.
+        if let Some(k) = kept_ranges.and_then(|k| k.get(&p.ns)) {
+            let ranges = partition::ranges_from_plan(&k.plan);
+            let left: Vec<(u32, IdRange)> = (0u32..)
+                .zip(ranges)
+                .filter(|(r, _)| !k.done.contains_key(r))
+                .collect();
+            runs[p.ns].remaining.store(left.len(), Ordering::SeqCst);
+            runs[p.ns].ranges.store(k.plan.len(), Ordering::SeqCst);
+            if left.is_empty() {
+                send(
+                    &tx,
+                    Msg::End {
+                        ns: p.ns,
+                        status: NsStatus::Complete,
+                    },
+                )
+                .await?;
+            }
+            for (r, range) in left {
+                tasks.push(Task {
+                    plan: i,
+                    how: How::Range(range),
+                    range: Some(r),
+                });
+            }
+            continue;
+        }
         let hows = if let Some(q) = &query {
             vec![How::Query(q.clone())]
         } else if p.through_view {
@@ -859,8 +1091,30 @@ async fn dump_data(
         };
         runs[p.ns].remaining.store(hows.len(), Ordering::SeqCst);
         runs[p.ns].ranges.store(hows.len(), Ordering::SeqCst);
-        for how in hows {
-            tasks.push(Task { plan: i, how });
+        let split = hows.len() > 1 && hows.iter().all(|h| matches!(h, How::Range(_)));
+        if split {
+            let ranges: Vec<IdRange> = hows
+                .iter()
+                .filter_map(|h| match h {
+                    How::Range(r) => Some(r.clone()),
+                    _ => None,
+                })
+                .collect();
+            send(
+                &tx,
+                Msg::Ranges {
+                    ns: p.ns,
+                    plan: partition::plan_of(&ranges),
+                },
+            )
+            .await?;
+        }
+        for (r, how) in (0u32..).zip(hows) {
+            tasks.push(Task {
+                plan: i,
+                how,
+                range: split.then_some(r),
+            });
         }
     }
     let sem = Arc::new(tokio::sync::Semaphore::new(opts.jobs));
@@ -874,7 +1128,8 @@ async fn dump_data(
     for t in tasks {
         let p = plans[t.plan].clone();
         let name = catalog.namespaces[p.ns].full_name();
-        let spec = spec_for(opts, &p, name, t.how);
+        let mut spec = spec_for(opts, &p, name, t.how);
+        spec.range = t.range;
         let (client, tx, runs, sem, bars, overall, progress) = (
             client.clone(),
             tx.clone(),
@@ -944,6 +1199,8 @@ async fn dump_data(
                     .lock()
                     .expect("lock")
                     .get_or_insert_with(|| w.clone());
+            } else if let Some(range) = spec.range {
+                send(&tx, Msg::RangeEnd { ns: p.ns, range }).await?;
             }
             if run.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
                 let status = match run.partial.lock().expect("lock").clone() {
@@ -1037,6 +1294,7 @@ fn spec_for(opts: &DumpOptions, p: &NsPlan, name: String, how: How) -> ReadSpec 
     let batch_size = (opts.batch_bytes as u64 / avg).clamp(1, 100_000) as u32;
     ReadSpec {
         ns: p.ns,
+        range: None,
         name,
         db: p.db.clone(),
         coll: p.data_coll.clone(),

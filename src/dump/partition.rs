@@ -10,6 +10,7 @@ use bson::{Bson, Document, doc, rawdoc};
 use mongodb::Database;
 
 use super::plan::cursor_docs;
+use crate::oxd::ranges::RangePlan;
 
 /// A half-open `_id` range `[min, max)`; `None` is unbounded.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,6 +140,25 @@ pub fn ranges_from_points(points: Vec<Bson>, mode: RangeMode) -> Vec<IdRange> {
     out
 }
 
+/// The ranges of a split recorded in an archive (a RANGES record, see
+/// [`crate::oxd::ranges`]).
+pub fn ranges_from_plan(p: &RangePlan) -> Vec<IdRange> {
+    let mode = if p.filter {
+        RangeMode::Filter
+    } else {
+        RangeMode::IndexBounds
+    };
+    ranges_from_points(p.points.clone(), mode)
+}
+
+/// The record of a split made by [`ranges_from_points`]: its split points and mode.
+pub fn plan_of(ranges: &[IdRange]) -> RangePlan {
+    RangePlan {
+        filter: ranges.first().is_some_and(|r| r.mode == RangeMode::Filter),
+        points: ranges.iter().filter_map(|r| r.max.clone()).collect(),
+    }
+}
+
 /// Asks the server for `k - 1` split points of `coll`'s `_id` space. Returns a
 /// single unbounded range when sampling fails or finds fewer distinct values.
 pub async fn split(
@@ -219,6 +239,16 @@ mod tests {
             ranges_from_points(vec![], RangeMode::IndexBounds),
             vec![IdRange::all()]
         );
+    }
+
+    #[test]
+    fn recorded_splits_give_the_same_ranges() {
+        for mode in [RangeMode::Filter, RangeMode::IndexBounds] {
+            let r = ranges_from_points(vec![Bson::Int32(10), Bson::String("m".into())], mode);
+            let p = plan_of(&r);
+            assert_eq!(p.len(), 3);
+            assert_eq!(ranges_from_plan(&p), r);
+        }
     }
 
     #[test]

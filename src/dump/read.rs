@@ -29,10 +29,26 @@ pub enum Msg {
     Docs {
         /// Namespace index.
         ns: usize,
+        /// The `_id` range they belong to, when the collection is split.
+        range: Option<u32>,
         /// Concatenated documents.
         data: Vec<u8>,
         /// How many.
         count: u64,
+    },
+    /// Namespace `ns` is split into these `_id` ranges (before any of its documents).
+    Ranges {
+        /// Namespace index.
+        ns: usize,
+        /// The split.
+        plan: crate::oxd::ranges::RangePlan,
+    },
+    /// Range `range` of namespace `ns` was read to its end.
+    RangeEnd {
+        /// Namespace index.
+        ns: usize,
+        /// Range index.
+        range: u32,
     },
     /// Namespace `ns` is complete.
     End {
@@ -61,6 +77,8 @@ pub enum How {
 pub struct ReadSpec {
     /// Namespace index.
     pub ns: usize,
+    /// The index of the `_id` range read, when the collection is split.
+    pub range: Option<u32>,
     /// `db.collection` for messages.
     pub name: String,
     /// Database.
@@ -350,6 +368,7 @@ pub async fn read(
                     {
                         tx.send(Msg::Docs {
                             ns: spec.ns,
+                            range: spec.range,
                             data,
                             count: count as u64,
                         })
@@ -418,6 +437,7 @@ pub async fn read(
     if let Some((data, count)) = frames.take() {
         tx.send(Msg::Docs {
             ns: spec.ns,
+            range: spec.range,
             data,
             count: count as u64,
         })

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::footer::Footer;
 use super::frame;
 use super::nsend::{NsDigest, NsEnd};
+use super::ranges::{self, RangeRecord};
 use super::reader::{Next, Record, RecordReader, ns_mismatch};
 use super::record::{RecordHeader, RecordKind};
 use super::{Error, ErrorKind, manifest};
@@ -66,6 +67,8 @@ struct Checker<'a> {
     frames_at: HashMap<u64, (u32, u32, u32, u32)>,
     /// Byte ranges skipped over after damage.
     skipped: Vec<(u64, u64)>,
+    /// Range records (spec §4.5), by offset.
+    ranges: Vec<(u64, RangeRecord)>,
     opts: &'a VerifyOptions,
 }
 
@@ -366,6 +369,7 @@ pub fn verify<R: Read>(
         ns: BTreeMap::new(),
         frames_at: HashMap::new(),
         skipped: Vec::new(),
+        ranges: Vec::new(),
         opts,
     };
     if let Err(e) = rr.read_file_header() {
@@ -545,10 +549,27 @@ pub fn verify<R: Read>(
                     end,
                 });
             }
-            RecordKind::Ancillary(_) => {
+            RecordKind::Ancillary(k) => {
                 if let Err(e) = rec.check_crc() {
                     let f = c.finding_of(&e);
                     c.push(f);
+                } else if matches!(k, ranges::KIND_RANGES | ranges::KIND_RANGE_END) {
+                    let off = rec.offset;
+                    let r = rec
+                        .into_raw()
+                        .ok()
+                        .and_then(|raw| RangeRecord::decode(k, h.ns_id, h.seq, &raw));
+                    match r {
+                        Some(r) => c.ranges.push((off, r)),
+                        None => {
+                            let f = c.finding(
+                                "inconsistent",
+                                off,
+                                format!("range record {k:#04x}: its payload does not parse"),
+                            );
+                            c.push(f);
+                        }
+                    }
                 }
             }
             RecordKind::Footer => {
@@ -630,6 +651,10 @@ fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
     if let Some((off, f)) = &footer {
         check_footer(c, *off, f);
     }
+    // Frames lost to damage explain range records that do not add up.
+    if c.skipped.is_empty() && !c.ns.values().any(|s| s.damaged) {
+        check_ranges(c);
+    }
     // Spec §12: complete means a valid trailer pointing at a valid footer, and
     // everything else agreeing. Findings are in archive order.
     c.report
@@ -644,6 +669,64 @@ fn finish(c: &mut Checker<'_>, footer: Option<(u64, Footer)>, complete: bool) {
             documents: c.ns[&i].docs,
             bytes: c.ns[&i].bytes,
         });
+    }
+}
+
+/// Spec §4.5: a RANGE_END lists frames of its namespace that add up to its totals,
+/// of a range its namespace's RANGES record has, once per range and per frame.
+fn check_ranges(c: &mut Checker<'_>) {
+    let frames: HashMap<(u32, u32), (u64, u64)> = c
+        .frames_at
+        .values()
+        .map(|&(ns, seq, docs, len)| ((ns, seq), (docs as u64, len as u64)))
+        .collect();
+    let mut plans: HashMap<usize, usize> = HashMap::new();
+    let mut ended = BTreeSet::new();
+    let mut claimed = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for (off, r) in &c.ranges {
+        match r {
+            RangeRecord::Plan { ns, plan } => {
+                if plans.insert(*ns, plan.len()).is_some() {
+                    wrong.push((*off, *ns, "a second RANGES record".to_string()));
+                }
+            }
+            RangeRecord::End { ns, range, end } => {
+                let why = match plans.get(ns) {
+                    None => Some("RANGE_END without a RANGES record before it".to_string()),
+                    Some(&n) if *range as usize >= n => {
+                        Some(format!("RANGE_END of range {range}, the split has {n}"))
+                    }
+                    _ if !ended.insert((*ns, *range)) => {
+                        Some(format!("a second RANGE_END of range {range}"))
+                    }
+                    _ => {
+                        let mut sum = Some((0, 0));
+                        for q in &end.frames {
+                            sum = match (sum, frames.get(&(*ns as u32, *q))) {
+                                (Some((d, b)), Some((fd, fb))) if claimed.insert((*ns, *q)) => {
+                                    Some((d + fd, b + fb))
+                                }
+                                _ => None,
+                            };
+                        }
+                        (sum != Some((end.docs, end.bytes))).then(|| {
+                            format!(
+                                "RANGE_END of range {range} lists frames that are missing, listed twice or do not add up to its {} documents and {} bytes",
+                                end.docs, end.bytes
+                            )
+                        })
+                    }
+                };
+                if let Some(w) = why {
+                    wrong.push((*off, *ns, w));
+                }
+            }
+        }
+    }
+    for (off, ns, why) in wrong {
+        let f = c.finding("inconsistent", off, why).ns(c.name(ns as u32));
+        c.push(f);
     }
 }
 
@@ -731,6 +814,53 @@ mod tests {
 
     fn codes(r: &Report) -> Vec<&'static str> {
         r.findings.iter().map(|f| f.code).collect()
+    }
+
+    /// One namespace of two frames split in two ranges; `listed` are the frames the
+    /// first range's RANGE_END lists, `docs` its document count.
+    fn ranged(listed: Vec<u32>, docs: u64) -> Vec<u8> {
+        use crate::catalog::{Namespace, NsStatus, Summary};
+        use crate::oxd::ranges::{KIND_RANGE_END, KIND_RANGES, RangeEnd, RangePlan};
+        use crate::oxd::writer::{OxdWriter, WriterOptions};
+        let catalog = Catalog {
+            source: Default::default(),
+            namespaces: vec![Namespace::collection("db", "c")],
+        };
+        let one = |i: i32| bson::serialize_to_vec(&bson::doc! {"_id": i}).expect("doc");
+        let mut w = OxdWriter::new(Vec::new(), &catalog, WriterOptions::default()).unwrap();
+        let plan = RangePlan {
+            filter: true,
+            points: vec![bson::Bson::Int32(1)],
+        };
+        w.write_ancillary(KIND_RANGES, 0, 0, plan.encode()).unwrap();
+        w.write_frame(0, one(0), 1).unwrap();
+        w.write_frame(0, one(1), 1).unwrap();
+        let end = RangeEnd {
+            frames: listed,
+            docs,
+            bytes: one(0).len() as u64 * docs,
+        };
+        w.write_ancillary(KIND_RANGE_END, 0, 0, end.encode())
+            .unwrap();
+        w.end_namespace(0, &NsStatus::Complete).unwrap();
+        w.finish(&Summary::default()).unwrap().0
+    }
+
+    #[test]
+    fn range_records_are_checked_against_the_frames() {
+        let good = run(&ranged(vec![0], 1), false);
+        assert!(good.complete, "{:?}", good.findings);
+        assert!(codes(&good).is_empty(), "{:?}", good.findings);
+        for (listed, docs) in [(vec![5], 1), (vec![0], 2), (vec![0, 0], 2)] {
+            let r = run(&ranged(listed.clone(), docs), false);
+            assert_eq!(
+                codes(&r),
+                vec!["inconsistent"],
+                "{listed:?}: {:?}",
+                r.findings
+            );
+            assert!(!r.complete);
+        }
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! | `namespaces` | array     | yes      | one document per namespace, in id order           |
 //!
 //! `source`: `tool`, `server_version`, `fcv`, `uri` (strings, credentials removed),
-//! `concurrent_collections` (int32) and `resumed_from` (date: the backup resumed an
-//! interrupted one that started then), each optional.
+//! `concurrent_collections` (int32), `resumed_from` (date: the backup resumed an
+//! interrupted one that started then), `dump_options` (string: the options that
+//! decide what the dump holds) and `oplog_start` (timestamp: where the oplog window
+//! starts), each optional.
 //!
 //! Namespace documents: `db` (string), `collection` (string, logical name), `type`
 //! (`collection`, `view`, `timeseries` or `oplog`), `options` (document,
@@ -47,6 +49,12 @@ pub fn encode(catalog: &Catalog) -> Vec<u8> {
     }
     if let Some(t) = s.resumed_from {
         source.insert("resumed_from", t);
+    }
+    if let Some(o) = &s.dump_options {
+        source.insert("dump_options", o.clone());
+    }
+    if let Some(t) = s.oplog_start {
+        source.insert("oplog_start", t);
     }
     let namespaces: Vec<Bson> = catalog
         .namespaces
@@ -125,6 +133,12 @@ pub fn decode(bytes: &[u8]) -> Result<Catalog, String> {
             None | Some(Bson::Null) => None,
             Some(Bson::DateTime(t)) => Some(*t),
             Some(_) => return Err("`source.resumed_from` is not a date".into()),
+        },
+        dump_options: opt_str("dump_options")?,
+        oplog_start: match src.get("oplog_start") {
+            None | Some(Bson::Null) => None,
+            Some(Bson::Timestamp(t)) => Some(*t),
+            Some(_) => return Err("`source.oplog_start` is not a timestamp".into()),
         },
     };
     let list = match d.get("namespaces") {
@@ -215,6 +229,11 @@ mod tests {
                 uri: Some("mongodb://host:27017/".into()),
                 concurrent_collections: Some(4),
                 resumed_from: None,
+                dump_options: Some("--db shop".into()),
+                oplog_start: Some(bson::Timestamp {
+                    time: 1_700_000_000,
+                    increment: 3,
+                }),
             },
             namespaces: vec![c, ts],
         }

@@ -13,7 +13,9 @@
 //! - one NS_END ([`nsend`]) per namespace closes it with document and byte counts
 //!   and a CRC-64 digest of all its documents in order;
 //! - the FOOTER ([`footer`]) indexes every frame and repeats the per-namespace
-//!   totals, and the fixed-size trailer points at it.
+//!   totals, and the fixed-size trailer points at it;
+//! - ancillary range records ([`ranges`]) say how a dump split a collection into
+//!   `_id` ranges and which frames hold each finished range (for `dump --resume`).
 //!
 //! The writer never seeks ([`writer`]); readers consume archives in order from a
 //! pipe, or jump through the footer when the input seeks ([`reader`]). [`check`]
@@ -28,6 +30,7 @@ pub mod frame;
 pub mod header;
 pub mod manifest;
 pub mod nsend;
+pub mod ranges;
 pub mod reader;
 pub mod record;
 pub mod trailer;

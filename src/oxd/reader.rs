@@ -13,6 +13,7 @@ use super::footer::{Footer, FrameEntry};
 use super::frame;
 use super::header::{self, FileHeader};
 use super::nsend::{self, NsDigest, NsEnd};
+use super::ranges::{self, RangeRecord};
 use super::record::{self, RecordHeader, RecordKind};
 use super::trailer::{self, Trailer};
 use super::{Error, ErrorKind, manifest};
@@ -358,6 +359,8 @@ pub struct OxdSource<R> {
     /// Reading ahead stopped at this error: it is returned once every record read
     /// before it has been delivered.
     failed: Option<Error>,
+    /// The range records read so far (spec §4.5).
+    ranges: Vec<RangeRecord>,
 }
 
 impl OxdSource<File> {
@@ -390,7 +393,15 @@ impl<R: Read + Send> OxdSource<R> {
             footer: None,
             done: false,
             failed: None,
+            ranges: Vec::new(),
         })
+    }
+
+    /// The range records (spec §4.5) read so far, intact, in the order they came.
+    /// Reading runs ahead of the chunks delivered: a record here may list frames not
+    /// delivered yet, or never (when the archive is damaged or cut after it).
+    pub fn range_records(&self) -> &[RangeRecord] {
+        &self.ranges
     }
 
     fn err(&self, e: Error) -> SourceError {
@@ -499,7 +510,17 @@ impl<R: Read + Send> OxdSource<R> {
                         ErrorKind::Inconsistent("a second MANIFEST record".into()),
                     ));
                 }
-                RecordKind::Ancillary(_) => rec.check_crc()?,
+                RecordKind::Ancillary(k) => {
+                    rec.check_crc()?;
+                    if matches!(k, ranges::KIND_RANGES | ranges::KIND_RANGE_END) {
+                        let (ns, seq) = (h.ns_id, h.seq);
+                        if let Ok(raw) = rec.into_raw()
+                            && let Some(r) = RangeRecord::decode(k, ns, seq, &raw)
+                        {
+                            self.ranges.push(r);
+                        }
+                    }
+                }
             }
         }
         Ok(())

@@ -8,12 +8,14 @@
 //! archive whose writer did not finish has no trailer, which every reader reports
 //! as incomplete.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
 use super::footer::{Footer, FrameEntry, NsEntry};
 use super::frame::{self, EncodedFrame, FrameBuilder, Level};
 use super::nsend::{self, NsDigest};
+use super::ranges::{self, RangeEnd, RangePlan};
 use super::record::{FLAG_PARTIAL, RecordHeader, RecordKind};
 use super::trailer::Trailer;
 use super::{DEFAULT_FRAME_SIZE, DEFAULT_ZSTD_LEVEL, header::FileHeader, manifest};
@@ -61,7 +63,12 @@ pub enum WriteError {
 
 enum Pending {
     Frame(EncodedFrame),
-    End { ns: u32, flags: u16 },
+    End {
+        ns: u32,
+        flags: u16,
+    },
+    /// An ancillary record, header and payload ready to be written.
+    Ancillary(Vec<u8>),
 }
 
 #[derive(Default)]
@@ -204,9 +211,65 @@ impl<W: Write> OxdWriter<W> {
         Ok(())
     }
 
+    /// The frame number the next frame of `ns` gets.
+    pub fn next_seq(&self, ns: u32) -> u32 {
+        self.ns.get(ns as usize).map_or(0, |s| s.next_seq)
+    }
+
+    /// Submits an ancillary record (spec §4.2) of `kind` (`0x80`–`0xFF`), written
+    /// after everything submitted before it, its payload stored as it is (codec 0).
+    pub fn write_ancillary(
+        &mut self,
+        kind: u8,
+        ns: u32,
+        seq: u32,
+        raw: Vec<u8>,
+    ) -> Result<(), WriteError> {
+        if kind < 0x80 || raw.len() > super::MAX_META_RAW as usize {
+            return Err(WriteError::Misuse(format!(
+                "ancillary record of kind {kind:#04x} and {} bytes is outside the format's limits",
+                raw.len()
+            )));
+        }
+        let mut h = RecordHeader {
+            ns_id: ns,
+            seq,
+            raw_len: raw.len() as u32,
+            ..RecordHeader::new(RecordKind::Ancillary(kind))
+        };
+        let mut rec = h.seal(&raw).to_vec();
+        rec.extend_from_slice(&raw);
+        while self.pending.is_full() {
+            self.drain_one()?;
+        }
+        self.pending.push_ready(Pending::Ancillary(rec));
+        Ok(())
+    }
+
+    /// Writes out everything submitted so far and flushes the output.
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        while !self.pending.is_empty() {
+            self.drain_one()?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// Stops without finishing: everything submitted is written out (the output ends
+    /// at a record boundary, with no footer: an incomplete archive) and the output is
+    /// returned.
+    pub fn suspend(mut self) -> Result<W, WriteError> {
+        self.flush()?;
+        Ok(self.out)
+    }
+
     fn drain_one(&mut self) -> Result<(), WriteError> {
         match self.pending.pop() {
             None => Ok(()),
+            Some(Pending::Ancillary(rec)) => {
+                self.put(&rec)?;
+                Ok(())
+            }
             Some(Pending::Frame(f)) => {
                 let at = self.offset;
                 let h = f.header;
@@ -309,6 +372,9 @@ pub struct OxdSink {
     path: PathBuf,
     opts: WriterOptions,
     builders: Vec<FrameBuilder>,
+    /// `_id` ranges being written, by (namespace, range): their own frames (a frame
+    /// never mixes ranges), and what the range's RANGE_END will list.
+    ranges: HashMap<(usize, u32), (FrameBuilder, RangeEnd)>,
 }
 
 impl OxdSink {
@@ -321,6 +387,7 @@ impl OxdSink {
             out: Some(out),
             opts,
             builders: Vec::new(),
+            ranges: HashMap::new(),
         }
     }
 
@@ -343,6 +410,52 @@ impl OxdSink {
     fn emit(&mut self, ns: usize, raw: Vec<u8>, count: u32) -> Result<(), SinkError> {
         let r = self.writer()?.write_frame(ns as u32, raw, count);
         r.map_err(|e| self.err(e))
+    }
+
+    /// Emits a frame of range `range` of `ns` and notes it for the range's end.
+    fn emit_range(
+        &mut self,
+        ns: usize,
+        range: u32,
+        raw: Vec<u8>,
+        count: u32,
+    ) -> Result<(), SinkError> {
+        let seq = self.writer()?.next_seq(ns as u32);
+        let len = raw.len() as u64;
+        self.emit(ns, raw, count)?;
+        let (_, end) = self
+            .ranges
+            .entry((ns, range))
+            .or_insert_with(|| (FrameBuilder::new(self.opts.frame_size), RangeEnd::default()));
+        end.frames.push(seq);
+        end.docs += count as u64;
+        end.bytes += len;
+        Ok(())
+    }
+
+    /// Cuts a run of documents into frames with `b`: a run already about frame-sized
+    /// goes out as it is, without a copy.
+    fn cut(
+        b: &mut FrameBuilder,
+        target: usize,
+        data: Vec<u8>,
+        count: u64,
+    ) -> Result<Vec<(Vec<u8>, u32)>, SinkError> {
+        if b.is_empty() && data.len() >= target / 2 && data.len() <= target * 2 {
+            let count = u32::try_from(count)
+                .map_err(|_| SinkError::Misuse("too many documents in one run".into()))?;
+            return Ok(vec![(data, count)]);
+        }
+        let mut full = Vec::new();
+        for d in DocIter::new(&data) {
+            let d = d.map_err(|e| {
+                SinkError::Misuse(format!("documents given to the writer do not chain: {e}"))
+            })?;
+            if let Some(f) = b.push(d) {
+                full.push(f);
+            }
+        }
+        Ok(full)
     }
 }
 
@@ -368,30 +481,87 @@ impl Sink for OxdSink {
             .builders
             .get_mut(ns)
             .ok_or_else(|| SinkError::Misuse(format!("namespace id {ns} out of range")))?;
-        // A run already about frame-sized goes out as it is, without a copy.
-        if b.is_empty() && data.len() >= target / 2 && data.len() <= target * 2 {
-            let count = u32::try_from(count)
-                .map_err(|_| SinkError::Misuse("too many documents in one run".into()))?;
-            return self.emit(ns, data, count);
-        }
-        let mut full = Vec::new();
-        for d in DocIter::new(&data) {
-            let d = d.map_err(|e| {
-                SinkError::Misuse(format!("documents given to the writer do not chain: {e}"))
-            })?;
-            if let Some(f) = b.push(d) {
-                full.push(f);
-            }
-        }
-        for (raw, n) in full {
+        for (raw, n) in Self::cut(b, target, data, count)? {
             self.emit(ns, raw, n)?;
         }
         Ok(())
     }
 
+    fn begin_ranges(&mut self, ns: usize, plan: &RangePlan) -> Result<(), SinkError> {
+        let r = self
+            .writer()?
+            .write_ancillary(ranges::KIND_RANGES, ns as u32, 0, plan.encode());
+        r.map_err(|e| self.err(e))
+    }
+
+    fn write_range_docs(
+        &mut self,
+        ns: usize,
+        range: u32,
+        data: Vec<u8>,
+        count: u64,
+    ) -> Result<(), SinkError> {
+        let target = self.opts.frame_size;
+        let (b, _) = self
+            .ranges
+            .entry((ns, range))
+            .or_insert_with(|| (FrameBuilder::new(target), RangeEnd::default()));
+        for (raw, n) in Self::cut(b, target, data, count)? {
+            self.emit_range(ns, range, raw, n)?;
+        }
+        Ok(())
+    }
+
+    fn end_range(&mut self, ns: usize, range: u32) -> Result<(), SinkError> {
+        let tail = self
+            .ranges
+            .get_mut(&(ns, range))
+            .and_then(|(b, _)| b.take());
+        if let Some((raw, n)) = tail {
+            self.emit_range(ns, range, raw, n)?;
+        }
+        let end = self
+            .ranges
+            .remove(&(ns, range))
+            .map(|(_, e)| e)
+            .unwrap_or_default();
+        let r =
+            self.writer()?
+                .write_ancillary(ranges::KIND_RANGE_END, ns as u32, range, end.encode());
+        r.map_err(|e| self.err(e))
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        let r = self.writer()?.flush();
+        r.map_err(|e| self.err(e))
+    }
+
+    fn suspend(mut self: Box<Self>) -> Result<Option<PathBuf>, SinkError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(None);
+        };
+        let out = w.suspend().map_err(|e| self.err(e))?;
+        Ok(out.keep_partial()?)
+    }
+
     fn end_namespace(&mut self, ns: usize, status: &NsStatus) -> Result<(), SinkError> {
         if let Some((raw, n)) = self.builders.get_mut(ns).and_then(|b| b.take()) {
             self.emit(ns, raw, n)?;
+        }
+        // Ranges left open (their reads did not finish): their documents still count.
+        let mut open: Vec<u32> = self
+            .ranges
+            .keys()
+            .filter(|k| k.0 == ns)
+            .map(|k| k.1)
+            .collect();
+        open.sort_unstable();
+        for range in open {
+            if let Some((mut b, _)) = self.ranges.remove(&(ns, range))
+                && let Some((raw, n)) = b.take()
+            {
+                self.emit(ns, raw, n)?;
+            }
         }
         let r = self.writer()?.end_namespace(ns as u32, status);
         r.map_err(|e| self.err(e))
@@ -405,5 +575,122 @@ impl Sink for OxdSink {
         let (out, _) = w.finish(summary).map_err(|e| self.err(e))?;
         out.commit()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Namespace;
+    use crate::oxd::ranges::RangeRecord;
+    use crate::oxd::reader::OxdSource;
+    use crate::source::{Chunk, Source};
+
+    fn docs(from: i64, n: i64) -> Vec<u8> {
+        (from..from + n)
+            .flat_map(|i| bson::serialize_to_vec(&bson::doc! {"_id": i}).expect("doc"))
+            .collect()
+    }
+
+    #[test]
+    fn ranges_get_frames_of_their_own_and_records_that_list_them() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("r.oxd");
+        let catalog = Catalog {
+            source: Default::default(),
+            namespaces: vec![Namespace::collection("db", "c")],
+        };
+        let opts = WriterOptions {
+            level: None,
+            frame_size: 64 * 1024,
+            in_flight: 4,
+        };
+        let mut sink: Box<dyn Sink> = Box::new(OxdSink::new(
+            OutFile::create(&path, false).expect("create"),
+            opts,
+        ));
+        let plan = RangePlan {
+            filter: true,
+            points: vec![bson::Bson::Int64(100)],
+        };
+        sink.begin(&catalog).expect("begin");
+        sink.begin_ranges(0, &plan).expect("plan");
+        // The two ranges' documents arrive interleaved; each range's frames hold only
+        // its own.
+        sink.write_range_docs(0, 0, docs(0, 3), 3).expect("docs");
+        sink.write_range_docs(0, 1, docs(100, 2), 2).expect("docs");
+        sink.write_range_docs(0, 0, docs(3, 2), 2).expect("docs");
+        sink.end_range(0, 0).expect("end range");
+        sink.write_range_docs(0, 1, docs(102, 1), 1).expect("docs");
+        sink.end_range(0, 1).expect("end range");
+        sink.end_namespace(0, &NsStatus::Complete).expect("end");
+        sink.finish(&Summary::default()).expect("finish");
+
+        let mut s = OxdSource::open(&path).expect("open");
+        let mut frames = Vec::new();
+        while let Some(c) = s.next_chunk().expect("read") {
+            if let Chunk::Docs { data, count, .. } = c {
+                frames.push((data, count));
+            }
+        }
+        assert_eq!(frames, vec![(docs(0, 5), 5), (docs(100, 3), 3)]);
+        let len = |a: i64, n: i64| docs(a, n).len() as u64;
+        assert_eq!(
+            s.range_records(),
+            &[
+                RangeRecord::Plan { ns: 0, plan },
+                RangeRecord::End {
+                    ns: 0,
+                    range: 0,
+                    end: RangeEnd {
+                        frames: vec![0],
+                        docs: 5,
+                        bytes: len(0, 5)
+                    }
+                },
+                RangeRecord::End {
+                    ns: 0,
+                    range: 1,
+                    end: RangeEnd {
+                        frames: vec![1],
+                        docs: 3,
+                        bytes: len(100, 3)
+                    }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_suspended_archive_ends_at_a_record_boundary_under_its_partial_name() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("s.oxd");
+        let catalog = Catalog {
+            source: Default::default(),
+            namespaces: vec![Namespace::collection("db", "c")],
+        };
+        let mut sink: Box<dyn Sink> = Box::new(OxdSink::new(
+            OutFile::create(&path, false).expect("create"),
+            WriterOptions::default(),
+        ));
+        sink.begin(&catalog).expect("begin");
+        sink.write_docs(0, docs(0, 10), 10).expect("docs");
+        sink.end_namespace(0, &NsStatus::Complete).expect("end");
+        let kept = sink.suspend().expect("suspend").expect("a file is kept");
+        assert!(!path.exists());
+        assert!(
+            crate::output::is_partial_output(&kept),
+            "{}",
+            kept.display()
+        );
+        let mut s = OxdSource::open(&kept).expect("open");
+        assert!(matches!(
+            s.next_chunk(),
+            Ok(Some(Chunk::Docs { count: 10, .. }))
+        ));
+        assert!(matches!(s.next_chunk(), Ok(Some(Chunk::End { .. }))));
+        // No footer: incomplete, and said so.
+        let e = s.next_chunk().expect_err("incomplete");
+        assert!(e.to_string().contains("without its footer"), "{e}");
     }
 }

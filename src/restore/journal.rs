@@ -437,6 +437,9 @@ pub struct Journal {
     state: Mutex<State>,
     /// Held while writing: writes go out in the order of their snapshots.
     writing: tokio::sync::Mutex<()>,
+    /// Fault injection (`restore-unit`, see [`crate::fault`]): the restore holds at
+    /// its next [`Journal::hold_point`].
+    hold: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -479,6 +482,7 @@ impl Journal {
                 error: None,
             }),
             writing: tokio::sync::Mutex::new(()),
+            hold: std::sync::atomic::AtomicBool::new(false),
         };
         if !resumed {
             j.flush().await?;
@@ -518,6 +522,7 @@ impl Journal {
     pub async fn indexes_built(&self, ns: &str) {
         self.update(ns, |p| p.indexes_built = true);
         self.flush_quietly().await;
+        crate::fault::hold("restore-indexes-built").await;
     }
 
     /// Every document of unit `key` of `ns` (`docs` of them) was acknowledged
@@ -529,12 +534,26 @@ impl Journal {
                 p.documents += docs;
             }
         });
+        if crate::fault::due("restore-unit") {
+            self.hold.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Where a restore sending documents may be held by fault injection
+    /// (`restore-unit`, see [`crate::fault`]): once the unit due was recorded, the
+    /// journal is written and the restore goes no further.
+    pub async fn hold_point(&self) {
+        if self.hold.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.flush_quietly().await;
+            crate::fault::hold_now("restore-unit").await;
+        }
     }
 
     /// Every document of `ns` was acknowledged (written at once).
     pub async fn data_done(&self, ns: &str) {
         self.update(ns, |p| p.data_done = true);
         self.flush_quietly().await;
+        crate::fault::hold("restore-data-done").await;
     }
 
     /// Nothing is left to do for `ns` (written at once).
@@ -544,6 +563,7 @@ impl Journal {
             p.complete = true;
         });
         self.flush_quietly().await;
+        crate::fault::hold("restore-ns-complete").await;
     }
 
     /// Writes the journal if it changed.

@@ -2102,6 +2102,9 @@ async fn run_pipeline(
                 tally.add(r, &mut fatal);
                 live(&tally, inflight_docs);
             }
+            if let Some(j) = &ctx.journal {
+                j.hold_point().await;
+            }
             if fatal.is_some() || (ctx.stop_on_error && tally.errors.any()) {
                 break 'feed;
             }

@@ -189,3 +189,71 @@ pub fn run(cmd: &mut Command, expected_code: i32) -> (i32, String, String) {
     }
     (code, stdout, stderr)
 }
+
+/// A run of the binary held at a fault point (`OXIDUMP_FAULT_HOLD`, see
+/// `oxidump::fault`): started with its standard error piped, and returned once it says
+/// it holds there, so that a test stops or kills it at a known point of its work.
+pub struct Held {
+    /// The process.
+    pub child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+    /// What it printed on standard error up to the hold.
+    pub before: String,
+}
+
+impl Held {
+    /// Starts `cmd` with `OXIDUMP_FAULT_HOLD=point` and waits until it holds there.
+    /// Panics with what it printed when it ends first.
+    // The child is waited for by `Held` (`signal`, or its `Drop`).
+    #[allow(clippy::zombie_processes)]
+    pub fn start(cmd: &mut Command, point: &str) -> Held {
+        use std::io::BufRead as _;
+        let mut child = cmd
+            .env("OXIDUMP_FAULT_HOLD", point)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let name = point.split(':').next().unwrap_or(point);
+        let mut before = String::new();
+        loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("ended ({status:?}) before holding at {point}:\n{before}");
+            }
+            if line.starts_with(&format!("oxidump: fault hold: {name} ")) {
+                return Held {
+                    child,
+                    stderr,
+                    before,
+                };
+            }
+            before.push_str(&line);
+        }
+    }
+
+    /// Sends `sig` (`INT`, `TERM`, `HUP`, `KILL`…) and waits for the end: the exit
+    /// code (`None` when a signal ended it) and the rest of standard error.
+    pub fn signal(mut self, sig: &str) -> (Option<i32>, String) {
+        use std::io::Read as _;
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig}");
+        let mut rest = String::new();
+        let _ = self.stderr.read_to_string(&mut rest);
+        let status = self.child.wait().expect("wait");
+        (status.code(), rest)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
