@@ -210,61 +210,6 @@ async fn digests(c: &Client, db: &str) -> BTreeMap<String, (u64, String)> {
     out
 }
 
-/// One write of the workload: inserts, updates of several shapes, replacements,
-/// deletes, collections created and dropped, an index built.
-async fn step(c: &Client, db: &str, i: i64) -> mongodb::error::Result<()> {
-    let d = c.database(db);
-    let a = d.collection::<Document>("a");
-    let k = i - i % 8 - 8;
-    match i % 8 {
-        0 => {
-            a.insert_one(doc! {"_id": i, "n": i, "s": "x", "arr": [1, 2], "sub": {"k": 1}})
-                .await?;
-        }
-        1 => {
-            a.update_one(doc! {"_id": k}, doc! {"$set": {"sub.k": i, "zz": 1}})
-                .await?;
-        }
-        2 => {
-            a.update_one(
-                doc! {"_id": k},
-                doc! {"$unset": {"s": ""}, "$inc": {"n": 1}},
-            )
-            .await?;
-        }
-        3 => {
-            a.update_one(doc! {"_id": k}, doc! {"$push": {"arr": i}})
-                .await?;
-        }
-        4 => {
-            a.replace_one(doc! {"_id": k - 8}, doc! {"r": i}).await?;
-        }
-        5 => {
-            a.delete_one(doc! {"_id": k - 16}).await?;
-        }
-        6 => {
-            let name = format!("c{}", i / 8 % 3);
-            if i / 8 % 2 == 0 {
-                d.collection::<Document>(&name)
-                    .insert_one(doc! {"_id": i})
-                    .await?;
-            } else {
-                d.collection::<Document>(&name).drop().await?;
-            }
-        }
-        _ => {
-            if i == 7 {
-                a.create_index(mongodb::IndexModel::builder().keys(doc! {"n": 1}).build())
-                    .await?;
-            } else {
-                a.update_many(doc! {"n": {"$lt": 3}}, doc! {"$set": {"low": true}})
-                    .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone)]
 struct Moment {
     ts: Timestamp,
@@ -396,6 +341,27 @@ fn restore_to(repo: &Path, uri: &str, until: Timestamp, code: i32) -> (String, S
     (out, err)
 }
 
+/// `restore REPO --dry-run`: its standard output.
+fn dry_run(repo: &Path, uri: &str, until: Timestamp, extra: &[&str]) -> String {
+    let (_, out, _) = run(
+        oxidump()
+            .arg("restore")
+            .arg(repo)
+            .args([
+                "--uri",
+                uri,
+                "--drop",
+                "-q",
+                "--dry-run",
+                "--until",
+                &show(until),
+            ])
+            .args(extra),
+        0,
+    );
+    out
+}
+
 #[test]
 fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     let source = PrivateServer::start(&[]);
@@ -405,6 +371,7 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     let db = "wl";
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
+    let log = tmp.path().join("follow.log");
     block_on(async {
         let seed = c.database("bulk").collection::<Document>("seed");
         for chunk in 0..4i64 {
@@ -420,19 +387,24 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         Ok::<_, mongodb::error::Error>(())
     })
     .expect("seed");
-    follow_once(&suri, &repo, &[], 0);
+    let mut follower = spawn_follower(&suri, &repo, &log);
 
-    // The only writer: one step at a time, each followed by a recorded moment.
+    // The only writer: one step at a time (inserts, updates of every shape, deletes,
+    // DDL, transactions), each followed by a recorded moment. Renames and index drops,
+    // which a dump refuses in its window, only while no snapshot is being taken.
     let moments = Arc::new(Mutex::new(Vec::<Moment>::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    let dumping = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (moments, stop, suri) = (moments.clone(), stop.clone(), suri.clone());
+        let (moments, stop, dumping, suri) =
+            (moments.clone(), stop.clone(), dumping.clone(), suri.clone());
         std::thread::spawn(move || {
             block_on(async move {
                 let c = Client::with_uri_str(&suri).await.expect("client");
                 let mut i = 0i64;
                 while !stop.load(Ordering::SeqCst) {
-                    step(&c, db, i)
+                    let late = !dumping.load(Ordering::SeqCst);
+                    crate::oplog::step(&c, db, i, late)
                         .await
                         .unwrap_or_else(|e| panic!("workload step {i}: {e}"));
                     let m = Moment {
@@ -445,36 +417,36 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
             })
         })
     };
-    let wait_steps = |n: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while moments.lock().expect("lock").len() < n {
-            assert!(std::time::Instant::now() < deadline, "the workload stalls");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+    let steps = || moments.lock().expect("lock").len();
+    let wait_steps = |n: usize| wait_until(120, "the workload stalls", || steps() >= n);
+    let snapshot = || {
+        dumping.store(true, Ordering::SeqCst);
+        // The step under way when the flag was set may be a rename: let it finish.
+        wait_steps(steps() + 1);
+        run(
+            oxidump()
+                .args(["dump", "--uri", &suri, "-q", "--repo"])
+                .arg(&repo),
+            0,
+        );
+        dumping.store(false, Ordering::SeqCst);
     };
-    wait_steps(10);
-    run(
-        oxidump()
-            .args(["dump", "--uri", &suri, "-q", "--repo"])
-            .arg(&repo),
-        0,
-    );
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
-    follow_once(&suri, &repo, &[], 0);
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
+    wait_steps(14);
+    snapshot();
+    wait_steps(steps() + 24);
+    // The follower is killed in the middle of the run, and started again later.
+    follower.0.kill().expect("kill the follower");
+    follower.0.wait().expect("wait");
+    wait_steps(steps() + 12);
+    let mut follower = spawn_follower(&suri, &repo, &log);
+    wait_steps(steps() + 12);
+    // Snapshot names are their start's second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    run(
-        oxidump()
-            .args(["dump", "--uri", &suri, "-q", "--repo"])
-            .arg(&repo),
-        0,
-    );
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
+    snapshot();
+    wait_steps(steps() + 24);
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the workload panicked");
+    follower.stop();
     follow_once(&suri, &repo, &[], 0);
 
     let l = ls_json(&repo, 0);
@@ -493,6 +465,14 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     );
     let (code, codes) = verify_codes(&repo);
     assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+    let metas = sealed_segments(&repo);
+    let archived: u64 = metas.iter().map(|m| m.count).sum();
+    let first = metas.first().expect("segments").first.ts;
+    let on_server = block_on(oplog_count(&c, doc! {"ts": {"$gte": first}}));
+    assert_eq!(
+        archived, on_server,
+        "every entry archived once, across the kill"
+    );
 
     let moments = moments.lock().expect("lock").clone();
     let before: Vec<&Moment> = moments.iter().filter(|m| m.ts < e1).collect();
@@ -508,6 +488,50 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         between.len(),
         after.len()
     );
+
+    // The plan, printed without writing: base, segments, entries to replay.
+    let (name1, name2) = (
+        snaps[0]["name"].as_str().expect("name"),
+        snaps[1]["name"].as_str().expect("name"),
+    );
+    let replayed = |from: Timestamp, to: Timestamp| {
+        block_on(oplog_count(&c, doc! {"ts": {"$gt": from, "$lte": to}}))
+    };
+    let mid = between[between.len() / 2].ts;
+    let plan = dry_run(&repo, &turi, mid, &[]);
+    assert!(plan.contains(&format!("base snapshot {name1} ")), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "archived entries to replay after the snapshot: {} ",
+            replayed(e1, mid)
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("oplog segments: "), "{plan}");
+    let late = after[after.len() / 2].ts;
+    let plan = dry_run(&repo, &turi, late, &[]);
+    assert!(plan.contains(&format!("base snapshot {name2} ")), "{plan}");
+    let forced = dry_run(&repo, &turi, late, &["--snapshot", name1]);
+    assert!(
+        forced.contains(&format!("base snapshot {name1} ")),
+        "{forced}"
+    );
+    assert!(
+        forced.contains(&format!(
+            "archived entries to replay after the snapshot: {} ",
+            replayed(e1, late)
+        )),
+        "{forced}"
+    );
+    let written = block_on(async {
+        let t = Client::with_uri_str(&turi).await.expect("client");
+        t.list_database_names().await.expect("databases")
+    });
+    assert!(
+        !written.iter().any(|d| d == db),
+        "a dry run writes nothing: {written:?}"
+    );
+
     let picks = [
         between[0],
         between[between.len() / 2],
@@ -516,7 +540,19 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         after[after.len() / 2],
         after[after.len() - 1],
     ];
+    // Each restore goes to an empty database: --drop replaces only the collections
+    // restored, and a collection an earlier moment had would be left over.
+    let clear = || {
+        block_on(async {
+            let t = Client::with_uri_str(&turi).await.expect("client");
+            t.database(db)
+                .drop()
+                .await
+                .expect("drop the target database");
+        })
+    };
     for m in picks {
+        clear();
         let (_, err) = restore_to(&repo, &turi, m.ts, 0);
         let got = block_on(async {
             let c = Client::with_uri_str(&turi).await.expect("client");
@@ -524,6 +560,27 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         });
         assert_eq!(got, m.digests, "state at {} ({err})", show(m.ts));
     }
+    // The older snapshot, forced, reaches a moment after the newer one too.
+    let m = after[after.len() / 2];
+    clear();
+    run(
+        oxidump().arg("restore").arg(&repo).args([
+            "--uri",
+            &turi,
+            "--drop",
+            "-q",
+            "--snapshot",
+            name1,
+            "--until",
+            &show(m.ts),
+        ]),
+        0,
+    );
+    let got = block_on(async {
+        let c = Client::with_uri_str(&turi).await.expect("client");
+        digests(&c, db).await
+    });
+    assert_eq!(got, m.digests, "state at {} from {name1}", show(m.ts));
     // Before the oldest consistent point: refused, nothing written.
     let (_, err) = restore_to(&repo, &turi, before[0].ts, 2);
     assert!(err.contains("before the consistent point"), "{err}");
