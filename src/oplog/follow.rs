@@ -712,19 +712,9 @@ pub async fn status(uri: &str, repo: &std::path::Path) -> Result<Status, FollowE
     let repo = Repo::open(repo)?;
     let follower = repo.follower_status()?;
     let last = repo.last_sealed()?;
-    let state = match &follower {
-        None => "never run".to_string(),
-        Some(f) => {
-            let overdue = f.next_update_by.as_deref().is_some_and(|by| {
-                bson::DateTime::parse_rfc3339_str(by).is_ok_and(|by| bson::DateTime::now() > by)
-            });
-            if overdue {
-                "not running".into()
-            } else {
-                f.state.clone()
-            }
-        }
-    };
+    let state = follower
+        .as_ref()
+        .map_or_else(|| "never run".to_string(), FollowerStatus::effective_state);
     let mut out = Status {
         repo: repo.root().to_path_buf(),
         state,

@@ -193,7 +193,10 @@ pub fn render_text(l: &RepoListing) -> String {
         let _ = writeln!(
             s,
             "follower: {} (pid {}, updated {}): {}",
-            f.state, f.pid, f.updated_at, f.detail
+            f.effective_state(),
+            f.pid,
+            f.updated_at,
+            f.detail
         );
     }
     s

@@ -241,6 +241,21 @@ pub struct FollowerStatus {
     pub reconnects: u64,
 }
 
+impl FollowerStatus {
+    /// Its state, or `not running` when a running follower let its promised update
+    /// time pass (it was killed, or its machine stopped).
+    pub fn effective_state(&self) -> String {
+        let overdue = self.next_update_by.as_deref().is_some_and(|by| {
+            bson::DateTime::parse_rfc3339_str(by).is_ok_and(|by| bson::DateTime::now() > by)
+        });
+        if overdue {
+            "not running".into()
+        } else {
+            self.state.clone()
+        }
+    }
+}
+
 impl GapRecord {
     /// The gap's `after` as an optime.
     pub fn after_optime(&self) -> Option<OpTime> {
@@ -712,5 +727,43 @@ mod tests {
         .expect("write");
         let (rb, bad) = r.rollbacks().expect("rollbacks");
         assert!(rb.is_empty() && bad.len() == 1, "{bad:?}");
+    }
+
+    #[test]
+    fn a_follower_status_past_its_promise_is_not_running() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Repo::open_or_create(dir.path()).expect("create");
+        assert_eq!(r.follower_status().expect("read"), None);
+        let mut s = FollowerStatus {
+            pid: 1,
+            state: "following".into(),
+            detail: String::new(),
+            uri: String::new(),
+            started_at: String::new(),
+            updated_at: String::new(),
+            next_update_by: Some("2000-01-01T00:00:00Z".into()),
+            last_read: None,
+            last_sealed: None,
+            unsealed_entries: 0,
+            segments: 0,
+            entries: 0,
+            reconnects: 0,
+        };
+        r.write_follower_status(&s).expect("write");
+        let read = r.follower_status().expect("read").expect("a status");
+        assert_eq!(read, s);
+        assert_eq!(read.effective_state(), "not running");
+        s.next_update_by = Some("2999-01-01T00:00:00Z".into());
+        assert_eq!(s.effective_state(), "following");
+        s.state = "stopped".into();
+        s.next_update_by = None;
+        assert_eq!(s.effective_state(), "stopped");
+        // The status is hidden: no reader of the layout sees it.
+        assert!(
+            list_names(dir.path())
+                .expect("ls")
+                .iter()
+                .all(|n| n != FOLLOWER_STATUS)
+        );
     }
 }
