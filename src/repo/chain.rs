@@ -91,10 +91,7 @@ impl Run {
 
 /// A moment that lies in archived entries a replica set rolled back: after the common
 /// point of a recorded rollback, up to the lost entry it names.
-pub fn rolled_back_at<'a>(
-    t: Timestamp,
-    rollbacks: &'a [RollbackRecord],
-) -> Option<&'a RollbackRecord> {
+pub fn rolled_back_at(t: Timestamp, rollbacks: &[RollbackRecord]) -> Option<&RollbackRecord> {
     rollbacks.iter().find(|r| {
         matches!((r.common_optime(), r.archived_optime()), (Some(c), Some(a)) if c.ts < t && t <= a.ts)
     })
