@@ -196,10 +196,15 @@ enum OplogCommand {
     /// the last sealed entry). When the server's oldest entry is newer than the last archived
     /// one, the oplog rolled over while nothing archived it: the gap is recorded, `ls` shows it,
     /// no restore crosses it, and the follower exits with status 1 unless --continue-after-gap.
-    /// Network failures are retried with backoff. Exit status: 0 success, 1 gap or rollback.
+    /// When the set lost archived entries (a rollback), the newest archived entry it still
+    /// holds is found and the rollback recorded the same way (--continue-after-rollback).
+    /// Network failures and server restarts are retried with backoff, and reported.
+    /// --status shows the follower's state and the lag. Exit status: 0 success, 1 gap,
+    /// rollback or another history (with --status: the last run failed).
     #[command(after_long_help = "Examples:
   oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop
-  oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop --once   # from cron")]
+  oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop --once   # from cron
+  oxidump oplog follow --uri mongodb://db1/?replicaSet=rs0 --repo /backups/shop --status")]
     Follow(FollowArgs),
 }
 
@@ -223,6 +228,18 @@ struct FollowArgs {
     /// After recording a gap, go on archiving from the oldest entry the server holds.
     #[arg(long)]
     continue_after_gap: bool,
+    /// After recording a rollback, go on archiving the set's history after the lost
+    /// entries, in a new chain.
+    #[arg(long)]
+    continue_after_rollback: bool,
+    /// Show the follower's state (running or not, reconnecting, failed) and the lag of
+    /// the archive (the server's newest entry against the newest sealed one, in seconds
+    /// and entries); archive nothing.
+    #[arg(long, conflicts_with_all = ["once", "continue_after_gap", "continue_after_rollback"])]
+    status: bool,
+    /// With --status: print JSON.
+    #[arg(long, requires = "status")]
+    json: bool,
     /// No progress messages.
     #[arg(long, short)]
     quiet: bool,
@@ -249,6 +266,20 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 fn follow(a: FollowArgs) -> anyhow::Result<Outcome> {
     use oxidump::oplog::follow::{self, FollowError, FollowEvent, FollowOptions};
+    if a.status {
+        let rt = runtime()?;
+        let st = rt.block_on(follow::status(&a.uri, &a.repo))?;
+        if a.json {
+            out(&(serde_json::to_string_pretty(&st)? + "\n"))?;
+        } else {
+            out(&st.render())?;
+        }
+        return Ok(if st.failed() {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        });
+    }
     let opts = FollowOptions {
         uri: a.uri,
         repo: a.repo,
@@ -256,11 +287,14 @@ fn follow(a: FollowArgs) -> anyhow::Result<Outcome> {
         segment_size: a.segment_size,
         once: a.once,
         continue_after_gap: a.continue_after_gap,
+        continue_after_rollback: a.continue_after_rollback,
         ..FollowOptions::default()
     };
     let quiet = a.quiet;
     let events = move |e: FollowEvent| match e {
         FollowEvent::Gap(why) => eprintln!("oxidump: GAP IN THE OPLOG ARCHIVE: {why}"),
+        FollowEvent::Rollback(why) => eprintln!("oxidump: ROLLBACK RECORDED: {why}"),
+        FollowEvent::Reconnected(what) => eprintln!("oxidump: {what}"),
         FollowEvent::Reconnecting { error, wait } => {
             eprintln!(
                 "oxidump: connection lost ({error}); retrying in {} s",
@@ -293,7 +327,11 @@ fn follow(a: FollowArgs) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
-        Err(e @ (FollowError::Gap { .. } | FollowError::Rollback { .. })) => {
+        Err(
+            e @ (FollowError::Gap { .. }
+            | FollowError::Rollback { .. }
+            | FollowError::Diverged { .. }),
+        ) => {
             eprintln!("oxidump: error: {e}");
             Ok(Outcome::Failed)
         }
@@ -317,7 +355,10 @@ fn repo_restore_inputs(
     let repo = Repo::open(dir)?;
     let bound = oxidump::oplog::replay::parse_bound(until)?;
     let p = plan::plan(&repo, bound, a.snapshot.as_deref())?;
-    if !a.quiet {
+    if a.dry_run {
+        let n = plan::entries_to_replay(&p, bound, a.until_exclusive)?;
+        out_listing(&(plan::render(&p, n) + "\n"))?;
+    } else if !a.quiet {
         eprintln!(
             "base: snapshot {} (consistent at {}), then {} oplog segment(s), {} archived entries to scan; window {}",
             p.snapshot.name,

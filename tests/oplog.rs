@@ -548,7 +548,7 @@ async fn digests(c: &Client, db: &str) -> BTreeMap<String, (u64, String)> {
 /// One step of the workload: every update shape, deletes, DDL, transactions. After
 /// the dump only (`late`), renames and index drops too, which a dump refuses in its
 /// window.
-async fn step(c: &Client, db: &str, i: i64, late: bool) -> mongodb::error::Result<()> {
+pub(crate) async fn step(c: &Client, db: &str, i: i64, late: bool) -> mongodb::error::Result<()> {
     let d = c.database(db);
     let a = d.collection::<Document>("a");
     let b = d.collection::<Document>("b");

@@ -210,61 +210,6 @@ async fn digests(c: &Client, db: &str) -> BTreeMap<String, (u64, String)> {
     out
 }
 
-/// One write of the workload: inserts, updates of several shapes, replacements,
-/// deletes, collections created and dropped, an index built.
-async fn step(c: &Client, db: &str, i: i64) -> mongodb::error::Result<()> {
-    let d = c.database(db);
-    let a = d.collection::<Document>("a");
-    let k = i - i % 8 - 8;
-    match i % 8 {
-        0 => {
-            a.insert_one(doc! {"_id": i, "n": i, "s": "x", "arr": [1, 2], "sub": {"k": 1}})
-                .await?;
-        }
-        1 => {
-            a.update_one(doc! {"_id": k}, doc! {"$set": {"sub.k": i, "zz": 1}})
-                .await?;
-        }
-        2 => {
-            a.update_one(
-                doc! {"_id": k},
-                doc! {"$unset": {"s": ""}, "$inc": {"n": 1}},
-            )
-            .await?;
-        }
-        3 => {
-            a.update_one(doc! {"_id": k}, doc! {"$push": {"arr": i}})
-                .await?;
-        }
-        4 => {
-            a.replace_one(doc! {"_id": k - 8}, doc! {"r": i}).await?;
-        }
-        5 => {
-            a.delete_one(doc! {"_id": k - 16}).await?;
-        }
-        6 => {
-            let name = format!("c{}", i / 8 % 3);
-            if i / 8 % 2 == 0 {
-                d.collection::<Document>(&name)
-                    .insert_one(doc! {"_id": i})
-                    .await?;
-            } else {
-                d.collection::<Document>(&name).drop().await?;
-            }
-        }
-        _ => {
-            if i == 7 {
-                a.create_index(mongodb::IndexModel::builder().keys(doc! {"n": 1}).build())
-                    .await?;
-            } else {
-                a.update_many(doc! {"n": {"$lt": 3}}, doc! {"$set": {"low": true}})
-                    .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone)]
 struct Moment {
     ts: Timestamp,
@@ -281,6 +226,99 @@ fn follow_once(uri: &str, repo: &Path, extra: &[&str], code: i32) -> String {
         code,
     );
     stderr
+}
+
+/// Kills the follower when the test ends, also when it fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Killed {
+    /// Asks it to stop (SIGTERM, as a service manager does) and waits: it seals its
+    /// open segment and exits 0.
+    fn stop(&mut self) {
+        let pid = self.0.id().to_string();
+        run(std::process::Command::new("kill").args(["-TERM", &pid]), 0);
+        let status = self.0.wait().expect("wait for the follower");
+        assert!(status.success(), "the follower stopped with {status}");
+    }
+}
+
+/// A follower that runs until stopped, sealing a segment every second, its messages
+/// in `log`.
+fn spawn_follower(uri: &str, repo: &Path, log: &Path) -> Killed {
+    oxidump()
+        .args([
+            "oplog",
+            "follow",
+            "--segment-span",
+            "1s",
+            "--uri",
+            uri,
+            "--repo",
+        ])
+        .arg(repo)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the follower's log"))
+        .spawn()
+        .map(Killed)
+        .expect("start the follower")
+}
+
+/// `oplog follow --status --json`.
+fn status_json(uri: &str, repo: &Path) -> Value {
+    let (_, stdout, _) = run(
+        oxidump()
+            .args([
+                "oplog", "follow", "--status", "--json", "--uri", uri, "--repo",
+            ])
+            .arg(repo),
+        0,
+    );
+    serde_json::from_str(&stdout).expect("--status --json")
+}
+
+/// Polls `what` every 100 ms until it holds, failing after `secs` seconds with `why`.
+fn wait_until(secs: u64, why: &str, mut what: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !what() {
+        assert!(std::time::Instant::now() < deadline, "{why}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Every sealed segment of `repo`, checked, oldest first.
+fn sealed_segments(repo: &Path) -> Vec<oxidump::oplog::segment::SegmentMeta> {
+    let mut metas = Vec::new();
+    for e in std::fs::read_dir(repo.join("oplog")).expect("oplog/") {
+        let p = e.expect("entry").path();
+        if p.file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with('.')
+        {
+            continue;
+        }
+        let (meta, index) = oxidump::oplog::segment::read_meta(&p).expect("meta");
+        let problems = oxidump::oplog::segment::check_entries(&p, &meta, &index);
+        assert!(problems.is_empty(), "{}: {problems:?}", p.display());
+        metas.push(meta);
+    }
+    metas.sort_by_key(|m| m.first.ts);
+    metas
+}
+
+async fn oplog_count(c: &Client, filter: Document) -> u64 {
+    c.database("local")
+        .collection::<Document>("oplog.rs")
+        .count_documents(filter)
+        .await
+        .expect("count oplog entries")
 }
 
 fn ls_json(repo: &Path, code: i32) -> Value {
@@ -303,6 +341,27 @@ fn restore_to(repo: &Path, uri: &str, until: Timestamp, code: i32) -> (String, S
     (out, err)
 }
 
+/// `restore REPO --dry-run`: its standard output.
+fn dry_run(repo: &Path, uri: &str, until: Timestamp, extra: &[&str]) -> String {
+    let (_, out, _) = run(
+        oxidump()
+            .arg("restore")
+            .arg(repo)
+            .args([
+                "--uri",
+                uri,
+                "--drop",
+                "-q",
+                "--dry-run",
+                "--until",
+                &show(until),
+            ])
+            .args(extra),
+        0,
+    );
+    out
+}
+
 #[test]
 fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     let source = PrivateServer::start(&[]);
@@ -312,6 +371,7 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     let db = "wl";
     let tmp = tempfile::tempdir().expect("tmp");
     let repo = tmp.path().join("repo");
+    let log = tmp.path().join("follow.log");
     block_on(async {
         let seed = c.database("bulk").collection::<Document>("seed");
         for chunk in 0..4i64 {
@@ -327,19 +387,24 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         Ok::<_, mongodb::error::Error>(())
     })
     .expect("seed");
-    follow_once(&suri, &repo, &[], 0);
+    let mut follower = spawn_follower(&suri, &repo, &log);
 
-    // The only writer: one step at a time, each followed by a recorded moment.
+    // The only writer: one step at a time (inserts, updates of every shape, deletes,
+    // DDL, transactions), each followed by a recorded moment. Renames and index drops,
+    // which a dump refuses in its window, only while no snapshot is being taken.
     let moments = Arc::new(Mutex::new(Vec::<Moment>::new()));
     let stop = Arc::new(AtomicBool::new(false));
+    let dumping = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (moments, stop, suri) = (moments.clone(), stop.clone(), suri.clone());
+        let (moments, stop, dumping, suri) =
+            (moments.clone(), stop.clone(), dumping.clone(), suri.clone());
         std::thread::spawn(move || {
             block_on(async move {
                 let c = Client::with_uri_str(&suri).await.expect("client");
                 let mut i = 0i64;
                 while !stop.load(Ordering::SeqCst) {
-                    step(&c, db, i)
+                    let late = !dumping.load(Ordering::SeqCst);
+                    crate::oplog::step(&c, db, i, late)
                         .await
                         .unwrap_or_else(|e| panic!("workload step {i}: {e}"));
                     let m = Moment {
@@ -352,36 +417,36 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
             })
         })
     };
-    let wait_steps = |n: usize| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while moments.lock().expect("lock").len() < n {
-            assert!(std::time::Instant::now() < deadline, "the workload stalls");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+    let steps = || moments.lock().expect("lock").len();
+    let wait_steps = |n: usize| wait_until(120, "the workload stalls", || steps() >= n);
+    let snapshot = || {
+        dumping.store(true, Ordering::SeqCst);
+        // The step under way when the flag was set may be a rename: let it finish.
+        wait_steps(steps() + 1);
+        run(
+            oxidump()
+                .args(["dump", "--uri", &suri, "-q", "--repo"])
+                .arg(&repo),
+            0,
+        );
+        dumping.store(false, Ordering::SeqCst);
     };
-    wait_steps(10);
-    run(
-        oxidump()
-            .args(["dump", "--uri", &suri, "-q", "--repo"])
-            .arg(&repo),
-        0,
-    );
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
-    follow_once(&suri, &repo, &[], 0);
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
+    wait_steps(14);
+    snapshot();
+    wait_steps(steps() + 24);
+    // The follower is killed in the middle of the run, and started again later.
+    follower.0.kill().expect("kill the follower");
+    follower.0.wait().expect("wait");
+    wait_steps(steps() + 12);
+    let mut follower = spawn_follower(&suri, &repo, &log);
+    wait_steps(steps() + 12);
+    // Snapshot names are their start's second.
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    run(
-        oxidump()
-            .args(["dump", "--uri", &suri, "-q", "--repo"])
-            .arg(&repo),
-        0,
-    );
-    let done = moments.lock().expect("lock").len();
-    wait_steps(done + 20);
+    snapshot();
+    wait_steps(steps() + 24);
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the workload panicked");
+    follower.stop();
     follow_once(&suri, &repo, &[], 0);
 
     let l = ls_json(&repo, 0);
@@ -400,6 +465,14 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     );
     let (code, codes) = verify_codes(&repo);
     assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+    let metas = sealed_segments(&repo);
+    let archived: u64 = metas.iter().map(|m| m.count).sum();
+    let first = metas.first().expect("segments").first.ts;
+    let on_server = block_on(oplog_count(&c, doc! {"ts": {"$gte": first}}));
+    assert_eq!(
+        archived, on_server,
+        "every entry archived once, across the kill"
+    );
 
     let moments = moments.lock().expect("lock").clone();
     let before: Vec<&Moment> = moments.iter().filter(|m| m.ts < e1).collect();
@@ -415,6 +488,50 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         between.len(),
         after.len()
     );
+
+    // The plan, printed without writing: base, segments, entries to replay.
+    let (name1, name2) = (
+        snaps[0]["name"].as_str().expect("name"),
+        snaps[1]["name"].as_str().expect("name"),
+    );
+    let replayed = |from: Timestamp, to: Timestamp| {
+        block_on(oplog_count(&c, doc! {"ts": {"$gt": from, "$lte": to}}))
+    };
+    let mid = between[between.len() / 2].ts;
+    let plan = dry_run(&repo, &turi, mid, &[]);
+    assert!(plan.contains(&format!("base snapshot {name1} ")), "{plan}");
+    assert!(
+        plan.contains(&format!(
+            "archived entries to replay after the snapshot: {} ",
+            replayed(e1, mid)
+        )),
+        "{plan}"
+    );
+    assert!(plan.contains("oplog segments: "), "{plan}");
+    let late = after[after.len() / 2].ts;
+    let plan = dry_run(&repo, &turi, late, &[]);
+    assert!(plan.contains(&format!("base snapshot {name2} ")), "{plan}");
+    let forced = dry_run(&repo, &turi, late, &["--snapshot", name1]);
+    assert!(
+        forced.contains(&format!("base snapshot {name1} ")),
+        "{forced}"
+    );
+    assert!(
+        forced.contains(&format!(
+            "archived entries to replay after the snapshot: {} ",
+            replayed(e1, late)
+        )),
+        "{forced}"
+    );
+    let written = block_on(async {
+        let t = Client::with_uri_str(&turi).await.expect("client");
+        t.list_database_names().await.expect("databases")
+    });
+    assert!(
+        !written.iter().any(|d| d == db),
+        "a dry run writes nothing: {written:?}"
+    );
+
     let picks = [
         between[0],
         between[between.len() / 2],
@@ -423,7 +540,19 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         after[after.len() / 2],
         after[after.len() - 1],
     ];
+    // Each restore goes to an empty database: --drop replaces only the collections
+    // restored, and a collection an earlier moment had would be left over.
+    let clear = || {
+        block_on(async {
+            let t = Client::with_uri_str(&turi).await.expect("client");
+            t.database(db)
+                .drop()
+                .await
+                .expect("drop the target database");
+        })
+    };
     for m in picks {
+        clear();
         let (_, err) = restore_to(&repo, &turi, m.ts, 0);
         let got = block_on(async {
             let c = Client::with_uri_str(&turi).await.expect("client");
@@ -431,6 +560,27 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         });
         assert_eq!(got, m.digests, "state at {} ({err})", show(m.ts));
     }
+    // The older snapshot, forced, reaches a moment after the newer one too.
+    let m = after[after.len() / 2];
+    clear();
+    run(
+        oxidump().arg("restore").arg(&repo).args([
+            "--uri",
+            &turi,
+            "--drop",
+            "-q",
+            "--snapshot",
+            name1,
+            "--until",
+            &show(m.ts),
+        ]),
+        0,
+    );
+    let got = block_on(async {
+        let c = Client::with_uri_str(&turi).await.expect("client");
+        digests(&c, db).await
+    });
+    assert_eq!(got, m.digests, "state at {} from {name1}", show(m.ts));
     // Before the oldest consistent point: refused, nothing written.
     let (_, err) = restore_to(&repo, &turi, before[0].ts, 2);
     assert!(err.contains("before the consistent point"), "{err}");
@@ -576,14 +726,6 @@ fn a_follower_killed_and_restarted_loses_nothing() {
             })
             .unwrap_or(0)
     };
-    /// Kills the follower when the test ends, also when it fails.
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let mut child = oxidump()
         .args([
             "oplog",
@@ -632,21 +774,7 @@ fn a_follower_killed_and_restarted_loses_nothing() {
     let l = ls_json(&repo, 0);
     assert!(l["gaps"].as_array().expect("gaps").is_empty(), "{l}");
     // Every insert of the source is archived exactly once, in one unbroken chain.
-    let mut ids = Vec::new();
-    for e in std::fs::read_dir(repo.join("oplog")).expect("oplog/") {
-        let p = e.expect("entry").path();
-        if p.file_name()
-            .expect("name")
-            .to_string_lossy()
-            .starts_with('.')
-        {
-            continue;
-        }
-        let (meta, index) = oxidump::oplog::segment::read_meta(&p).expect("meta");
-        assert!(oxidump::oplog::segment::check_entries(&p, &meta, &index).is_empty());
-        ids.push(meta);
-    }
-    ids.sort_by_key(|m| m.first.ts);
+    let ids = sealed_segments(&repo);
     for w in ids.windows(2) {
         assert_eq!(w[1].prev, Some(w[0].last), "linked segments");
     }
@@ -659,4 +787,216 @@ fn a_follower_killed_and_restarted_loses_nothing() {
             .expect("count")
     });
     assert_eq!(archived, on_server, "every entry archived once");
+}
+
+#[test]
+fn a_follower_survives_a_server_restart_and_reports_it() {
+    let mut source = PrivateServer::start(&[]);
+    // The status command gives up on a stopped server quickly.
+    let suri = source.uri();
+    let status_uri = format!("{suri}&serverSelectionTimeoutMS=1000");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let log = tmp.path().join("follow.log");
+    let insert = |from: i64, n: i64| {
+        block_on(async {
+            let c = Client::with_uri_str(&suri).await?;
+            let coll = c.database("r").collection::<Document>("c");
+            for i in from..from + n {
+                coll.insert_one(doc! {"_id": i, "pad": "z".repeat(100)})
+                    .await?;
+            }
+            Ok::<_, mongodb::error::Error>(())
+        })
+        .expect("insert");
+    };
+    insert(0, 10);
+    follow_once(&suri, &repo, &[], 0);
+    let st = status_json(&status_uri, &repo);
+    assert_eq!(st["state"], "stopped", "{st}");
+    assert_eq!(st["lag_entries"], 0, "{st}");
+    insert(10, 30);
+    let st = status_json(&status_uri, &repo);
+    let sealed =
+        oxidump::repo::parse_ts(st["last_sealed"].as_str().expect("last_sealed")).expect("S:I");
+    let behind = block_on(async {
+        let c = Client::with_uri_str(&suri).await.expect("client");
+        oplog_count(&c, doc! {"ts": {"$gt": sealed}}).await
+    });
+    assert_eq!(st["lag_entries"], behind, "{st}");
+    assert_eq!(behind, 30, "one oplog entry per insert");
+    assert!(st["lag_seconds"].as_u64().is_some(), "{st}");
+
+    let mut follower = spawn_follower(&suri, &repo, &log);
+    let pid = follower.0.id();
+    let caught_up = |st: &Value| st["state"] == "following" && st["lag_entries"] == 0;
+    wait_until(60, "the follower never caught up", || {
+        caught_up(&status_json(&status_uri, &repo))
+    });
+    assert_eq!(status_json(&status_uri, &repo)["follower"]["pid"], pid);
+
+    // The server goes away: the follower says it is reconnecting.
+    source.kill();
+    wait_until(60, "the follower never reported the lost server", || {
+        status_json(&status_uri, &repo)["state"] == "reconnecting"
+    });
+    let st = status_json(&status_uri, &repo);
+    assert!(st["server_error"].is_string(), "{st}");
+    // It comes back on the same address, with what it held; writes go on.
+    source.restart_on_same_port();
+    insert(40, 30);
+    wait_until(
+        120,
+        "the follower never caught up after the restart",
+        || caught_up(&status_json(&status_uri, &repo)),
+    );
+    follower.stop();
+    let st = status_json(&status_uri, &repo);
+    assert_eq!(st["state"], "stopped", "{st}");
+    assert!(st["follower"]["reconnects"].as_u64() >= Some(1), "{st}");
+    let text = std::fs::read_to_string(&log).expect("the follower's log");
+    assert!(text.contains("connection lost"), "{text}");
+    assert!(text.contains("connected again"), "{text}");
+
+    // One unbroken chain holding every entry of the server once.
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.len()), (0, 0), "{codes:?}");
+    let metas = sealed_segments(&repo);
+    for w in metas.windows(2) {
+        assert_eq!(w[1].prev, Some(w[0].last), "linked segments");
+    }
+    let archived: u64 = metas.iter().map(|m| m.count).sum();
+    let on_server = block_on(async {
+        let c = Client::with_uri_str(&suri).await.expect("client");
+        oplog_count(&c, doc! {}).await
+    });
+    assert_eq!(archived, on_server, "every entry archived once");
+}
+
+#[test]
+fn a_rollback_of_archived_entries_is_recorded_shown_and_never_crossed() {
+    let mut set = PrivateServer::start(&[]);
+    let target = PrivateServer::start(&[]);
+    let turi = target.uri();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let repo = tmp.path().join("repo");
+    let insert = |uri: &str, from: i64, n: i64| {
+        block_on(async {
+            let c = Client::with_uri_str(uri).await?;
+            let coll = c.database("rb").collection::<Document>("c");
+            for i in from..from + n {
+                coll.insert_one(doc! {"_id": i}).await?;
+            }
+            Ok::<_, mongodb::error::Error>(())
+        })
+        .expect("insert");
+    };
+    let state = |uri: &str| {
+        block_on(async {
+            let c = Client::with_uri_str(uri).await.expect("client");
+            (newest_ts(&c).await, digests(&c, "rb").await)
+        })
+    };
+    insert(&set.uri(), 0, 10);
+    run(
+        oxidump()
+            .args(["dump", "--uri", &set.uri(), "-q", "--repo"])
+            .arg(&repo),
+        0,
+    );
+    insert(&set.uri(), 10, 5);
+    follow_once(&set.uri(), &repo, &[], 0);
+    let (shared_end, shared_state) = state(&set.uri());
+    // The primary goes on alone and its writes are archived; the set then carries on
+    // from what the other member held (the history up to `shared_end`) and loses them.
+    let rest = set.fork();
+    insert(&set.uri(), 100, 10);
+    follow_once(&set.uri(), &repo, &[], 0);
+    let (lost_end, _) = state(&set.uri());
+    drop(set);
+    let set = rest;
+    let suri = set.uri();
+    wait_until(10, "the clock never passed the lost entries", || {
+        bson::DateTime::now().timestamp_millis() / 1000 > i64::from(lost_end.time)
+    });
+    insert(&suri, 200, 5);
+
+    let err = follow_once(&suri, &repo, &[], 1);
+    assert!(err.contains("ROLLBACK"), "{err}");
+    assert!(err.contains("--continue-after-rollback"), "{err}");
+    let records: Vec<_> = std::fs::read_dir(repo.join("rollbacks"))
+        .expect("rollbacks/")
+        .collect();
+    assert_eq!(records.len(), 1);
+    let l = ls_json(&repo, 0);
+    let rb = &l["rollbacks"][0];
+    assert_eq!(rb["archived"]["ts"], show(lost_end), "{l}");
+    let common =
+        oxidump::repo::parse_ts(rb["common"]["ts"].as_str().expect("common")).expect("S:I");
+    assert!(
+        common >= shared_end && common < lost_end,
+        "the common point {} is the newest shared entry {} (or a later one both wrote alike)",
+        show(common),
+        show(shared_end)
+    );
+    assert!(rb["lost"].as_u64() >= Some(10), "{l}");
+    assert_eq!(
+        l["windows"][0]["to"],
+        show(common),
+        "the window stops at the common point: {l}"
+    );
+    let (_, text, _) = run(oxidump().arg("ls").arg(&repo), 0);
+    assert!(text.contains("ROLLBACK after"), "{text}");
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.clone()), (0, vec!["rollback".to_string()]));
+    // Running again without the flag fails again, and records nothing new.
+    follow_once(&suri, &repo, &[], 1);
+    assert_eq!(
+        std::fs::read_dir(repo.join("rollbacks"))
+            .expect("rollbacks/")
+            .count(),
+        1
+    );
+
+    // Up to the common point, restores reproduce the state; after it, they refuse.
+    restore_to(&repo, &turi, common, 0);
+    let got = block_on(async {
+        let c = Client::with_uri_str(&turi).await.expect("client");
+        digests(&c, "rb").await
+    });
+    assert_eq!(got, shared_state, "state at the common point");
+    let (_, err) = restore_to(&repo, &turi, lost_end, 2);
+    assert!(err.contains("rolled back"), "{err}");
+    assert!(err.contains("reachable"), "{err}");
+
+    // Told to go on, it archives the set's new history in a new chain.
+    follow_once(&suri, &repo, &["--continue-after-rollback"], 0);
+    insert(&suri, 205, 5);
+    follow_once(&suri, &repo, &[], 0);
+    run(
+        oxidump()
+            .args(["dump", "--uri", &suri, "-q", "--repo"])
+            .arg(&repo),
+        0,
+    );
+    insert(&suri, 210, 5);
+    follow_once(&suri, &repo, &[], 0);
+    let l = ls_json(&repo, 0);
+    let g = l["gaps"].as_array().expect("gaps");
+    assert_eq!(g.len(), 1, "{l}");
+    assert_eq!(g[0]["kind"], "rollback");
+    assert_eq!(g[0]["after"], show(common));
+    let (code, codes) = verify_codes(&repo);
+    assert_eq!((code, codes.clone()), (0, vec!["rollback".to_string()]));
+    let (now, now_state) = state(&suri);
+    restore_to(&repo, &turi, now, 0);
+    let got = block_on(async {
+        let c = Client::with_uri_str(&turi).await.expect("client");
+        digests(&c, "rb").await
+    });
+    assert_eq!(got, now_state, "state of the new history");
+    assert_eq!(
+        got["c"].0, 30,
+        "the shared 15 documents and the new history's 15"
+    );
 }

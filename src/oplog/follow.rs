@@ -14,13 +14,18 @@
 //!   entries span `segment_span`, hold `segment_size` raw bytes, or have waited
 //!   `segment_span` since its first entry arrived. A kill loses only the open segment,
 //!   which the next run reads again from the server.
-//! - A network failure is reported and retried with exponential backoff; the open
-//!   segment is kept and continued after the reconnection checks above.
+//! - A network failure is reported and retried with exponential backoff (reset once a
+//!   connection works again); the open segment is kept and continued after the
+//!   reconnection checks above, so nothing is lost or archived twice.
+//! - While it runs, it replaces the repository's hidden status file every
+//!   [`STATUS_EVERY`] ([`status`] reads it, with the server's newest entry, for the lag).
 //! - With `once`, it archives up to the newest entry at its start, seals and returns.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::pin;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bson::{Document, RawDocumentBuf, Timestamp, doc};
@@ -30,11 +35,11 @@ use mongodb::options::CursorType;
 use serde::Serialize;
 
 use super::entry::show_ts;
-use super::segment::{OpTime, SegmentError, SegmentWriter};
+use super::segment::{self, OpTime, SegmentError, SegmentWriter};
 use crate::catalog::{OPLOG_COLLECTION, OPLOG_DB, SourceInfo};
 use crate::connect::{self, ConnectError};
 use crate::oxd::writer::WriterOptions;
-use crate::repo::{Repo, RepoError};
+use crate::repo::{FollowerStatus, Repo, RepoError};
 
 /// Default span of a segment.
 pub const DEFAULT_SPAN: Duration = Duration::from_secs(600);
@@ -44,6 +49,10 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
 pub const IDLE_REOPEN: Duration = Duration::from_secs(1);
 /// Longest wait between two reconnection attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a running follower replaces its status file.
+pub const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How late a running follower's status may be before it is taken for stopped.
+pub const STATUS_GRACE: Duration = Duration::from_secs(10);
 
 /// Options of the follower.
 #[derive(Debug, Clone)]
@@ -60,6 +69,9 @@ pub struct FollowOptions {
     pub once: bool,
     /// After recording a gap, continue archiving from the oldest entry the server holds.
     pub continue_after_gap: bool,
+    /// After recording a rollback, continue archiving after the lost entries, in a new
+    /// chain.
+    pub continue_after_rollback: bool,
     /// How segments are written.
     pub writer: WriterOptions,
 }
@@ -73,6 +85,7 @@ impl Default for FollowOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             once: false,
             continue_after_gap: false,
+            continue_after_rollback: false,
             writer: WriterOptions::default(),
         }
     }
@@ -94,6 +107,10 @@ pub enum FollowEvent {
     },
     /// The oplog rolled over while nothing archived it.
     Gap(String),
+    /// The replica set lost archived entries.
+    Rollback(String),
+    /// Connected again after a failure.
+    Reconnected(String),
     /// The connection failed; the follower waits before trying again.
     Reconnecting {
         /// What failed.
@@ -116,6 +133,8 @@ pub struct FollowReport {
     pub last: Option<String>,
     /// Gaps recorded.
     pub gaps: Vec<String>,
+    /// Rollbacks recorded.
+    pub rollbacks: Vec<String>,
     /// Reconnections.
     pub reconnects: u64,
 }
@@ -155,13 +174,29 @@ pub enum FollowError {
     },
     /// The set lost entries that were archived.
     #[error(
-        "the server no longer holds the last archived entry {archived} ({found}) although it holds older entries: the replica set rolled back entries that were archived. Nothing more is archived; move the repository's segments after the rollback point aside and run again"
+        "ROLLBACK: the server no longer holds the last archived entry {archived} ({found}): the replica set rolled back the {lost} archived entries after {common}. The rollback is recorded in the repository; no restore reaches a moment among the lost entries. Run again with --continue-after-rollback to archive the set's new history after {archived_ts}, in a new chain"
     )]
     Rollback {
         /// The archived entry.
         archived: String,
+        /// Its timestamp.
+        archived_ts: String,
         /// What the server holds there.
         found: String,
+        /// The newest archived entry the server still holds.
+        common: String,
+        /// Archived entries after it.
+        lost: u64,
+    },
+    /// The server shares no archived entry it could hold.
+    #[error(
+        "the server holds none of the archived entries from {oldest} up to the last one, {archived}: it follows another history (another replica set, or one rebuilt from a backup). Nothing was recorded or archived; follow it into another repository"
+    )]
+    Diverged {
+        /// The last archived entry.
+        archived: String,
+        /// The server's oldest entry.
+        oldest: String,
     },
 }
 
@@ -206,6 +241,8 @@ enum Start {
     After(OpTime),
     /// From this entry on (a new chain).
     From(Timestamp),
+    /// After this timestamp, in a new chain (after a rollback).
+    NewChainAfter(Timestamp),
 }
 
 /// Checks that the server still holds `last` and decides where to read from.
@@ -230,24 +267,22 @@ async fn resume_point(
         .projection(doc! {"ts": 1, "t": 1})
         .await
         .map_err(driver("looking up the last archived entry"))?;
-    if let Some(d) = at {
-        let t = d.get_i64("t").ok();
-        if t == l.t {
-            return Ok(Start::After(l));
-        }
-        return Err(FollowError::Rollback {
-            archived: l.show(),
-            found: format!(
+    let found = match at {
+        Some(d) => {
+            let t = d.get_i64("t").ok();
+            if t == l.t {
+                return Ok(Start::After(l));
+            }
+            format!(
                 "its timestamp is held with term {}",
                 t.map_or("none".into(), |t| t.to_string())
-            ),
-        });
-    }
-    if oldest <= l.ts {
-        return Err(FollowError::Rollback {
-            archived: l.show(),
-            found: format!("the oldest entry held is {}", show_ts(oldest)),
-        });
+            )
+        }
+        None if oldest <= l.ts => format!("the oldest entry held is {}", show_ts(oldest)),
+        None => String::new(),
+    };
+    if !found.is_empty() {
+        return rollback(client, repo, l, oldest, found, opts, report, events).await;
     }
     let reason = format!(
         "the oldest entry the server held ({}) was newer than the last archived entry ({})",
@@ -263,6 +298,89 @@ async fn resume_point(
         Err(FollowError::Gap {
             after: l.show(),
             oldest: show_ts(oldest),
+        })
+    }
+}
+
+/// The newest archived entry the server still holds (same `ts` and term), and how
+/// many archived entries come after it. Segments are read from the newest back, down
+/// to the first that starts before the server's oldest entry.
+async fn common_point(
+    client: &Client,
+    repo: &Repo,
+    oldest: Timestamp,
+) -> Result<Option<(OpTime, u64)>, FollowError> {
+    let mut lost = 0u64;
+    for s in repo.segments()?.iter().rev() {
+        let Ok(meta) = &s.meta else { continue };
+        let ops = segment::read_optimes(&s.path)?;
+        let mut held = HashSet::new();
+        let mut cursor = client
+            .database(OPLOG_DB)
+            .collection::<Document>(OPLOG_COLLECTION)
+            .find(doc! {"ts": {"$gte": meta.first.ts, "$lte": meta.last.ts}})
+            .projection(doc! {"ts": 1, "t": 1, "_id": 0})
+            .await
+            .map_err(driver(
+                "reading the server's entries of an archived segment",
+            ))?;
+        while let Some(d) = cursor.try_next().await.map_err(driver(
+            "reading the server's entries of an archived segment",
+        ))? {
+            if let Ok(ts) = d.get_timestamp("ts") {
+                held.insert((ts.time, ts.increment, d.get_i64("t").ok()));
+            }
+        }
+        for o in ops.iter().rev() {
+            if held.contains(&(o.ts.time, o.ts.increment, o.t)) {
+                return Ok(Some((*o, lost)));
+            }
+            lost += 1;
+        }
+        if meta.first.ts < oldest {
+            break;
+        }
+    }
+    Ok(None)
+}
+
+/// The set lost the archived entry `l`: finds what it still holds, records the
+/// rollback, and goes on after `l` in a new chain when told to.
+#[allow(clippy::too_many_arguments)]
+async fn rollback(
+    client: &Client,
+    repo: &Repo,
+    l: OpTime,
+    oldest: Timestamp,
+    found: String,
+    opts: &FollowOptions,
+    report: &mut FollowReport,
+    events: &(dyn Fn(FollowEvent) + Send + Sync),
+) -> Result<Start, FollowError> {
+    let Some((common, lost)) = common_point(client, repo, oldest).await? else {
+        return Err(FollowError::Diverged {
+            archived: l.show(),
+            oldest: show_ts(oldest),
+        });
+    };
+    let reason = format!(
+        "the server no longer holds the archived entry {} ({found}); the newest archived entry it holds is {}, after which {lost} archived entries were lost",
+        l.show(),
+        common.show()
+    );
+    if repo.record_rollback(l, common, lost, oldest, &reason)? {
+        report.rollbacks.push(reason.clone());
+        events(FollowEvent::Rollback(reason));
+    }
+    if opts.continue_after_rollback {
+        Ok(Start::NewChainAfter(l.ts))
+    } else {
+        Err(FollowError::Rollback {
+            archived: l.show(),
+            archived_ts: show_ts(l.ts),
+            found,
+            common: common.show(),
+            lost,
         })
     }
 }
@@ -283,6 +401,7 @@ struct State<'a> {
     /// Whether the next segment starts a chain (after a gap, or the first ever).
     chain_start: bool,
     report: FollowReport,
+    status: Arc<Mutex<FollowerStatus>>,
 }
 
 impl State<'_> {
@@ -306,6 +425,11 @@ impl State<'_> {
         let open = self.open.as_mut().expect("opened above");
         open.w.push(entry)?;
         self.last = open.w.last();
+        let unsealed = open.w.count();
+        if let Ok(mut s) = self.status.lock() {
+            s.last_read = self.last.map(|l| show_ts(l.ts));
+            s.unsealed_entries = unsealed;
+        }
         let span = self.opts.segment_span.as_secs();
         let full = open.w.raw_bytes() >= self.opts.segment_size
             || match (open.w.first(), open.w.last()) {
@@ -329,6 +453,12 @@ impl State<'_> {
             self.report.entries += meta.count;
             self.report.bytes += bytes;
             self.report.last = Some(meta.last.show());
+            if let Ok(mut s) = self.status.lock() {
+                s.last_sealed = Some(show_ts(meta.last.ts));
+                s.unsealed_entries = 0;
+                s.segments = self.report.segments;
+                s.entries = self.report.entries;
+            }
             events(FollowEvent::Sealed {
                 path,
                 entries: meta.count,
@@ -336,6 +466,15 @@ impl State<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Sets the state shown by the status file.
+    fn set_state(&self, state: &str, detail: String) {
+        if let Ok(mut s) = self.status.lock() {
+            s.state = state.into();
+            s.detail = detail;
+            s.reconnects = self.report.reconnects;
+        }
     }
 
     fn idle_seal_due(&self) -> bool {
@@ -369,29 +508,77 @@ pub async fn run(
     let repo = Repo::open_or_create(&opts.repo)?;
     remove_stale_segments(&repo);
     let last_sealed = repo.last_sealed()?;
+    let started = bson::DateTime::now();
+    let status = Arc::new(Mutex::new(FollowerStatus {
+        pid: std::process::id(),
+        state: "following".into(),
+        detail: "connecting".into(),
+        uri: connect::redact_uri(&opts.uri),
+        started_at: rfc3339(started),
+        updated_at: String::new(),
+        next_update_by: None,
+        last_read: last_sealed.map(|l| show_ts(l.ts)),
+        last_sealed: last_sealed.map(|l| show_ts(l.ts)),
+        unsealed_entries: 0,
+        segments: 0,
+        entries: 0,
+        reconnects: 0,
+    }));
+    let heartbeat = {
+        let (repo, status) = (repo.clone(), status.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STATUS_EVERY);
+            loop {
+                tick.tick().await;
+                let snapshot = status.lock().map(|s| s.clone());
+                if let Ok(s) = snapshot {
+                    // A status that cannot be written is not worth stopping the archive for.
+                    let _ = write_status(&repo, s, true);
+                }
+            }
+        })
+    };
     let mut st = State {
         repo: &repo,
         opts: &opts,
         source: SourceInfo {
             tool: Some(crate::oxd::manifest::writer_name()),
             uri: Some(connect::redact_uri(&opts.uri)),
-            created_at: Some(bson::DateTime::now()),
+            created_at: Some(started),
             ..SourceInfo::default()
         },
         open: None,
         last: last_sealed,
         chain_start: last_sealed.is_none(),
         report: FollowReport::default(),
+        status: status.clone(),
     };
     let mut shutdown = pin!(shutdown);
     let mut backoff = Duration::from_secs(1);
     let mut target: Option<Timestamp> = None;
+    let mut failing: Option<String> = None;
     let result = loop {
-        let attempt = follow_once(&mut st, &mut target, events, shutdown.as_mut()).await;
+        let attempt = follow_once(
+            &mut st,
+            &mut target,
+            &mut failing,
+            events,
+            shutdown.as_mut(),
+        )
+        .await;
         match attempt {
             Ok(()) => break Ok(()),
             Err(e) if is_network(&e) => {
+                if failing.is_none() {
+                    // The first failure after a working connection: retry soon.
+                    backoff = Duration::from_secs(1);
+                }
                 st.report.reconnects += 1;
+                failing = Some(e.to_string());
+                st.set_state(
+                    "reconnecting",
+                    format!("{e}; retrying in {} s", backoff.as_secs()),
+                );
                 events(FollowEvent::Reconnecting {
                     error: e.to_string(),
                     wait: backoff,
@@ -407,41 +594,210 @@ pub async fn run(
     };
     // What was read is kept, whatever stopped the run (a gap or a rollback seals the
     // entries read before it; nothing after them was pushed).
-    st.seal(events)?;
+    let sealed = st.seal(events);
+    heartbeat.abort();
+    let _ = heartbeat.await;
+    let (state, detail) = match (&result, &sealed) {
+        (Ok(()), Ok(())) => ("stopped", "the run ended".to_string()),
+        (Err(e), _) => ("failed", e.to_string()),
+        (_, Err(e)) => ("failed", e.to_string()),
+    };
+    st.set_state(state, detail);
+    if let Ok(s) = status.lock().map(|s| s.clone()) {
+        let _ = write_status(&repo, s, false);
+    }
+    sealed?;
     result.map(|()| st.report)
+}
+
+fn rfc3339(t: bson::DateTime) -> String {
+    t.try_to_rfc3339_string().unwrap_or_default()
+}
+
+/// Writes the status, stamped now; a running follower promises the next one within
+/// [`STATUS_GRACE`].
+fn write_status(repo: &Repo, mut s: FollowerStatus, running: bool) -> Result<(), RepoError> {
+    let now = bson::DateTime::now();
+    s.updated_at = rfc3339(now);
+    s.next_update_by = running.then(|| {
+        rfc3339(bson::DateTime::from_millis(
+            now.timestamp_millis() + STATUS_GRACE.as_millis() as i64,
+        ))
+    });
+    repo.write_follower_status(&s)
+}
+
+/// What `oplog follow --status` shows: the follower's state and how far the archive is
+/// behind the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The repository.
+    pub repo: PathBuf,
+    /// `following`, `reconnecting`, `stopped`, `failed`, `not running` (a running
+    /// state whose follower stopped writing it) or `never run`.
+    pub state: String,
+    /// What the follower last said, if it ever ran here.
+    pub follower: Option<FollowerStatus>,
+    /// The newest sealed entry of the repository (`S:I`).
+    pub last_sealed: Option<String>,
+    /// The newest entry the server holds (`S:I`), when it could be asked.
+    pub server_newest: Option<String>,
+    /// Seconds between the server's newest entry and the newest sealed entry.
+    pub lag_seconds: Option<u32>,
+    /// Entries the server holds after the newest sealed entry.
+    pub lag_entries: Option<u64>,
+    /// Why the server could not be asked.
+    pub server_error: Option<String>,
+}
+
+impl Status {
+    /// Whether the follower's last run failed (a gap, a rollback, another error).
+    pub fn failed(&self) -> bool {
+        self.state == "failed"
+    }
+
+    /// For people.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "repository {}", self.repo.display());
+        match &self.follower {
+            Some(f) => {
+                let _ = writeln!(
+                    s,
+                    "follower: {} (pid {}, started {}, updated {}): {}",
+                    self.state, f.pid, f.started_at, f.updated_at, f.detail
+                );
+                let _ = writeln!(
+                    s,
+                    "  this run: {} segments, {} entries sealed, {} read and not sealed yet, {} reconnections; newest read {}",
+                    f.segments,
+                    f.entries,
+                    f.unsealed_entries,
+                    f.reconnects,
+                    f.last_read.as_deref().unwrap_or("-")
+                );
+            }
+            None => {
+                let _ = writeln!(s, "follower: {}", self.state);
+            }
+        }
+        let _ = writeln!(
+            s,
+            "newest sealed entry: {}",
+            self.last_sealed.as_deref().unwrap_or("-")
+        );
+        match (&self.server_newest, &self.server_error) {
+            (Some(n), _) => {
+                let _ = writeln!(
+                    s,
+                    "server's newest entry: {n}; lag: {} s, {} entries",
+                    self.lag_seconds.map_or("-".into(), |l| l.to_string()),
+                    self.lag_entries.map_or("-".into(), |l| l.to_string())
+                );
+            }
+            (None, Some(e)) => {
+                let _ = writeln!(s, "server: {e}");
+            }
+            (None, None) => {}
+        }
+        s
+    }
+}
+
+/// Reads the follower's status in `repo` and measures the lag against `uri`'s oplog:
+/// the server's newest entry against the newest sealed one, in seconds and entries.
+/// A server that cannot be asked is reported, not an error.
+pub async fn status(uri: &str, repo: &std::path::Path) -> Result<Status, FollowError> {
+    let repo = Repo::open(repo)?;
+    let follower = repo.follower_status()?;
+    let last = repo.last_sealed()?;
+    let state = follower
+        .as_ref()
+        .map_or_else(|| "never run".to_string(), FollowerStatus::effective_state);
+    let mut out = Status {
+        repo: repo.root().to_path_buf(),
+        state,
+        follower,
+        last_sealed: last.map(|l| show_ts(l.ts)),
+        server_newest: None,
+        lag_seconds: None,
+        lag_entries: None,
+        server_error: None,
+    };
+    let asked = async {
+        let client = connect::connect(uri, 1, None).await?;
+        let newest = super::capture::newest(&client)
+            .await
+            .map_err(|e| FollowError::NoOplog(e.to_string()))?;
+        let filter = match last {
+            Some(l) => doc! {"ts": {"$gt": l.ts}},
+            None => doc! {},
+        };
+        let behind = client
+            .database(OPLOG_DB)
+            .collection::<Document>(OPLOG_COLLECTION)
+            .count_documents(filter)
+            .await
+            .map_err(driver("counting the entries after the newest sealed one"))?;
+        connect::close(client).await;
+        Ok::<_, FollowError>((newest, behind))
+    };
+    match asked.await {
+        Ok((newest, behind)) => {
+            out.server_newest = Some(show_ts(newest));
+            out.lag_seconds = last.map(|l| newest.time.saturating_sub(l.ts.time));
+            out.lag_entries = Some(behind);
+        }
+        Err(e) => out.server_error = Some(e.to_string()),
+    }
+    Ok(out)
 }
 
 /// One connection's worth of following: connects, checks where to go on from, reads.
 async fn follow_once(
     st: &mut State<'_>,
     target: &mut Option<Timestamp>,
+    failing: &mut Option<String>,
     events: &(dyn Fn(FollowEvent) + Send + Sync),
     mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
 ) -> Result<(), FollowError> {
-    let client = connect::connect(&st.opts.uri, 2, None).await?;
+    // What was read before a connection failed is sealed first: the checks below then
+    // look at archived entries only, and a rollback's record names a sealed one.
+    st.seal(events)?;
+    let client = tokio::select! {
+        c = connect::connect(&st.opts.uri, 2, None) => c?,
+        _ = shutdown.as_mut() => return Ok(()),
+    };
     if st.source.server_version.is_none()
         && let Ok(info) = connect::server_info(&client).await
     {
         st.source.server_version = Some(info.version.clone());
     }
-    // Entries pushed to the open segment are checked like sealed ones: a gap or a
-    // rollback seals what was read first.
     let start = {
         let last = st.last;
         let mut report = std::mem::take(&mut st.report);
         let r = resume_point(&client, st.repo, last, st.opts, &mut report, events).await;
         st.report = report;
-        match r {
-            Ok(s) => s,
-            Err(e) => {
-                if matches!(e, FollowError::Gap { .. }) {
-                    st.seal(events)?;
-                }
-                return Err(e);
-            }
-        }
+        r?
     };
-    if let Start::From(t) = start {
+    if let Some(was) = failing.take() {
+        events(FollowEvent::Reconnected(format!(
+            "connected again to {} after {} failed attempt(s) (last: {was})",
+            connect::redact_uri(&st.opts.uri),
+            st.report.reconnects
+        )));
+    }
+    st.set_state("following", "reading the oplog".into());
+    if let Start::NewChainAfter(t) = start {
+        // `last` stays the lost entry: a reconnection before the new chain's first
+        // segment finds the rollback again and goes on after it again.
+        st.chain_start = true;
+        events(FollowEvent::Resumed(format!(
+            "archiving the set's history after {} in a new chain (after the rollback)",
+            show_ts(t)
+        )));
+    } else if let Start::From(t) = start {
         if st.last.is_some() {
             // A gap was recorded: what is open ends the old chain.
             st.seal(events)?;
@@ -469,6 +825,7 @@ async fn follow_once(
         let mut filter = match from {
             Start::After(l) => doc! {"ts": {"$gt": l.ts}},
             Start::From(t) => doc! {"ts": {"$gte": t}},
+            Start::NewChainAfter(t) => doc! {"ts": {"$gt": t}},
         };
         if let Some(t) = *target {
             if st.last.is_some_and(|l| l.ts >= t) {

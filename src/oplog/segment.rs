@@ -416,45 +416,32 @@ pub fn check_entries(path: &Path, meta: &SegmentMeta, index: &Index) -> Vec<Stri
     if index.footer.namespaces[ns].flags != 0 {
         problems.push("its oplog namespace is marked PARTIAL".into());
     }
-    let mut src = NsSource::new(path, index, ns);
     let mut count = 0u64;
     let mut prev: Option<OpTime> = meta.prev;
     let mut first = None;
     let mut last = None;
-    loop {
-        match src.next_chunk() {
-            Ok(Some(Chunk::Docs { data, .. })) => {
-                for d in crate::docs::DocIter::new(&data) {
-                    let Ok(d) = d else {
-                        problems.push("a document does not frame".into());
-                        return problems;
-                    };
-                    let Some(op) = RawDocument::from_bytes(d).ok().and_then(OpTime::of) else {
-                        problems.push(format!("entry {count} has no `ts`"));
-                        return problems;
-                    };
-                    if let Some(p) = prev
-                        && op.ts <= p.ts
-                    {
-                        problems.push(format!(
-                            "entry {} is not after the one before it ({})",
-                            op.show(),
-                            p.show()
-                        ));
-                    }
-                    first.get_or_insert(op);
-                    last = Some(op);
-                    prev = Some(op);
-                    count += 1;
-                }
-            }
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(e) => {
-                problems.push(e.to_string());
-                return problems;
-            }
+    let visited = visit_optimes(path, index, ns, &mut |op| {
+        let Some(op) = op else {
+            return Err(format!("entry {count} has no `ts`"));
+        };
+        if let Some(p) = prev
+            && op.ts <= p.ts
+        {
+            problems.push(format!(
+                "entry {} is not after the one before it ({})",
+                op.show(),
+                p.show()
+            ));
         }
+        first.get_or_insert(op);
+        last = Some(op);
+        prev = Some(op);
+        count += 1;
+        Ok(())
+    });
+    if let Err(why) = visited {
+        problems.push(why);
+        return problems;
     }
     if count != meta.count {
         problems.push(format!("it holds {count} entries but says {}", meta.count));
@@ -474,6 +461,47 @@ pub fn check_entries(path: &Path, meta: &SegmentMeta, index: &Index) -> Vec<Stri
         ));
     }
     problems
+}
+
+/// Calls `f` with the optime of every entry of namespace `ns`, in order (`None` for an
+/// entry without a `ts`); stops at the first error, of the archive or of `f`.
+fn visit_optimes(
+    path: &Path,
+    index: &Index,
+    ns: usize,
+    f: &mut dyn FnMut(Option<OpTime>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut src = NsSource::new(path, index, ns);
+    loop {
+        match src.next_chunk() {
+            Ok(Some(Chunk::Docs { data, .. })) => {
+                for d in crate::docs::DocIter::new(&data) {
+                    let d = d.map_err(|_| "a document does not frame".to_string())?;
+                    f(RawDocument::from_bytes(d).ok().and_then(OpTime::of))?;
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// The optimes of every entry of a stored segment, in order (its entries are read,
+/// not decoded).
+pub fn read_optimes(path: &Path) -> Result<Vec<OpTime>, SegmentError> {
+    let invalid = |why: String| SegmentError::Invalid {
+        path: path.to_path_buf(),
+        why,
+    };
+    let (meta, index) = read_meta(path)?;
+    let mut out = Vec::with_capacity(usize::try_from(meta.count).unwrap_or(0));
+    visit_optimes(path, &index, 0, &mut |op| {
+        out.push(op.ok_or_else(|| format!("entry {} has no `ts`", out.len()))?);
+        Ok(())
+    })
+    .map_err(invalid)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -528,6 +556,8 @@ mod tests {
         assert_eq!(read.prev, Some(prev));
         assert_eq!(read.count, 20);
         assert!(check_entries(&path, &read, &index).is_empty());
+        let ops = read_optimes(&path).expect("optimes");
+        assert_eq!((ops.len(), ops[0], ops[19]), (20, meta.first, meta.last));
         // Only the sealed object is left in the directory.
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("ls")

@@ -4,7 +4,7 @@
 use bson::Timestamp;
 use serde::Serialize;
 
-use super::{GapRecord, SegmentInfo, SnapshotInfo, ser_ts};
+use super::{GapRecord, RollbackRecord, SegmentInfo, SnapshotInfo, ser_ts};
 use crate::oplog::entry::show_ts;
 use crate::oplog::segment::{OpTime, SegmentMeta};
 
@@ -22,6 +22,9 @@ pub enum BreakKind {
     Broken,
     /// The later one follows another history of the same timestamp (a rollback).
     Diverged,
+    /// A rollback recorded by the archiver: the entries of the earlier run after its
+    /// common point were lost by the replica set; the later one starts a new chain.
+    Rollback,
 }
 
 impl BreakKind {
@@ -33,7 +36,13 @@ impl BreakKind {
             BreakKind::Order => "chain-order",
             BreakKind::Broken => "chain-broken",
             BreakKind::Diverged => "chain-diverged",
+            BreakKind::Rollback => "rollback",
         }
+    }
+
+    /// Whether the break was recorded by the archiver (not damage of the repository).
+    pub fn is_recorded(self) -> bool {
+        matches!(self, BreakKind::RecordedGap | BreakKind::Rollback)
     }
 }
 
@@ -66,8 +75,11 @@ pub struct Run {
     pub prev: Option<Timestamp>,
     /// The first entry of the first segment.
     pub first: Timestamp,
-    /// The last entry of the last segment.
+    /// The newest entry a restore may reach: the last entry of the last segment, or,
+    /// when a rollback was recorded after the run, its common point.
     pub last: Timestamp,
+    /// The last entry of the last segment, when a recorded rollback cut the run short.
+    pub rolled_back: Option<Timestamp>,
 }
 
 impl Run {
@@ -75,6 +87,14 @@ impl Run {
     pub fn covers_after(&self, t: Timestamp) -> bool {
         (self.prev.is_some_and(|p| p <= t) || self.first <= t) && t <= self.last
     }
+}
+
+/// A moment that lies in archived entries a replica set rolled back: after the common
+/// point of a recorded rollback, up to the lost entry it names.
+pub fn rolled_back_at(t: Timestamp, rollbacks: &[RollbackRecord]) -> Option<&RollbackRecord> {
+    rollbacks.iter().find(|r| {
+        matches!((r.common_optime(), r.archived_optime()), (Some(c), Some(a)) if c.ts < t && t <= a.ts)
+    })
 }
 
 /// The readable segments in chain order, their runs and the breaks between them.
@@ -90,7 +110,12 @@ pub struct Chain {
     pub breaks: Vec<Break>,
 }
 
-fn link(a: &SegmentMeta, b: &SegmentMeta, gaps: &[GapRecord]) -> Option<(BreakKind, String)> {
+fn link(
+    a: &SegmentMeta,
+    b: &SegmentMeta,
+    gaps: &[GapRecord],
+    rollbacks: &[RollbackRecord],
+) -> Option<(BreakKind, String)> {
     if b.first.ts <= a.last.ts {
         return Some((
             BreakKind::Order,
@@ -130,7 +155,21 @@ fn link(a: &SegmentMeta, b: &SegmentMeta, gaps: &[GapRecord]) -> Option<(BreakKi
             ),
         )),
         None => {
-            if gaps.iter().any(|g| g.after_optime() == Some(a.last)) {
+            if let Some(r) = rollbacks
+                .iter()
+                .find(|r| r.archived_optime() == Some(a.last))
+            {
+                Some((
+                    BreakKind::Rollback,
+                    format!(
+                        "the replica set rolled back the {} archived entries after {} up to {}; archiving went on in a new chain at {}",
+                        r.lost,
+                        r.common.ts,
+                        show_ts(a.last.ts),
+                        show_ts(b.first.ts)
+                    ),
+                ))
+            } else if gaps.iter().any(|g| g.after_optime() == Some(a.last)) {
                 Some((
                     BreakKind::RecordedGap,
                     format!(
@@ -150,8 +189,13 @@ fn link(a: &SegmentMeta, b: &SegmentMeta, gaps: &[GapRecord]) -> Option<(BreakKi
     }
 }
 
-/// Orders the segments and finds their runs and breaks.
-pub fn analyse(segments: Vec<SegmentInfo>, gaps: &[GapRecord]) -> Chain {
+/// Orders the segments and finds their runs and breaks. A run whose last entry a
+/// recorded rollback names ends, for a restore, at the rollback's common point.
+pub fn analyse(
+    segments: Vec<SegmentInfo>,
+    gaps: &[GapRecord],
+    rollbacks: &[RollbackRecord],
+) -> Chain {
     let mut chain = Chain::default();
     for s in segments {
         match &s.meta {
@@ -179,12 +223,19 @@ pub fn analyse(segments: Vec<SegmentInfo>, gaps: &[GapRecord]) -> Chain {
         let m = chain.segments[i].1;
         let joined = i > 0 && {
             let (prev_info, prev) = &chain.segments[i - 1];
-            match link(prev, &m, gaps) {
+            match link(prev, &m, gaps, rollbacks) {
                 None => true,
                 Some((kind, detail)) => {
+                    let cut = rollbacks
+                        .iter()
+                        .find(|r| r.archived_optime() == Some(prev.last))
+                        .and_then(RollbackRecord::common_optime);
                     chain.breaks.push(Break {
                         kind,
-                        after: prev.last.ts,
+                        after: match (kind, cut) {
+                            (BreakKind::Rollback, Some(c)) => c.ts,
+                            _ => prev.last.ts,
+                        },
                         before: m.first.ts,
                         after_segment: prev_info.name.clone(),
                         before_segment: chain.segments[i].0.name.clone(),
@@ -204,7 +255,22 @@ pub fn analyse(segments: Vec<SegmentInfo>, gaps: &[GapRecord]) -> Chain {
                 prev: m.prev.map(|p| p.ts),
                 first: m.first.ts,
                 last: m.last.ts,
+                rolled_back: None,
             });
+        }
+    }
+    for run in &mut chain.runs {
+        let Some(&k) = run.segments.last() else {
+            continue;
+        };
+        let end = chain.segments[k].1.last;
+        if let Some(c) = rollbacks
+            .iter()
+            .find(|r| r.archived_optime() == Some(end))
+            .and_then(RollbackRecord::common_optime)
+        {
+            run.rolled_back = Some(end.ts);
+            run.last = c.ts;
         }
     }
     chain
@@ -264,6 +330,11 @@ pub fn newest(chain: &Chain) -> Option<OpTime> {
     chain.segments.last().map(|(_, m)| m.last)
 }
 
+/// The newest moment a restore may reach from any run.
+pub fn newest_reachable(chain: &Chain) -> Option<Timestamp> {
+    chain.runs.iter().map(|r| r.last).max()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +384,7 @@ mod tests {
         let c = analyse(
             vec![seg(1, 5, None), seg(6, 9, Some(5)), seg(10, 20, Some(9))],
             &[],
+            &[],
         );
         assert!(c.breaks.is_empty());
         assert_eq!(c.runs.len(), 1);
@@ -323,12 +395,12 @@ mod tests {
 
     #[test]
     fn every_break_is_named() {
-        let missing = analyse(vec![seg(1, 5, None), seg(10, 20, Some(9))], &[]);
+        let missing = analyse(vec![seg(1, 5, None), seg(10, 20, Some(9))], &[], &[]);
         assert_eq!(missing.breaks[0].kind, BreakKind::Missing);
         assert_eq!(missing.runs.len(), 2);
-        let order = analyse(vec![seg(1, 5, None), seg(4, 20, Some(3))], &[]);
+        let order = analyse(vec![seg(1, 5, None), seg(4, 20, Some(3))], &[], &[]);
         assert_eq!(order.breaks[0].kind, BreakKind::Order);
-        let broken = analyse(vec![seg(1, 5, None), seg(10, 20, None)], &[]);
+        let broken = analyse(vec![seg(1, 5, None), seg(10, 20, None)], &[], &[]);
         assert_eq!(broken.breaks[0].kind, BreakKind::Broken);
         let gap = GapRecord {
             after: super::super::GapOpTime {
@@ -339,7 +411,7 @@ mod tests {
             detected_at: String::new(),
             reason: String::new(),
         };
-        let recorded = analyse(vec![seg(1, 5, None), seg(10, 20, None)], &[gap]);
+        let recorded = analyse(vec![seg(1, 5, None), seg(10, 20, None)], &[gap], &[]);
         assert_eq!(recorded.breaks[0].kind, BreakKind::RecordedGap);
         let w = windows(&[snap(3), snap(12)], &recorded);
         assert_eq!(w[0].to, ts(5), "a window stops at a gap");
@@ -351,15 +423,54 @@ mod tests {
                 t: Some(2),
             });
         }
-        let d = analyse(vec![seg(1, 5, None), diverged], &[]);
+        let d = analyse(vec![seg(1, 5, None), diverged], &[], &[]);
         assert_eq!(d.breaks[0].kind, BreakKind::Diverged);
+    }
+
+    #[test]
+    fn a_recorded_rollback_cuts_the_run_at_its_common_point() {
+        let rb = RollbackRecord {
+            archived: super::super::GapOpTime::of(op(9)),
+            common: super::super::GapOpTime::of(op(7)),
+            lost: 2,
+            server_oldest: "1:1".into(),
+            detected_at: String::new(),
+            reason: String::new(),
+        };
+        let rbs = [rb];
+        let c = analyse(
+            vec![seg(1, 5, None), seg(6, 9, Some(5)), seg(12, 20, None)],
+            &[],
+            &rbs,
+        );
+        assert_eq!(c.breaks.len(), 1);
+        assert_eq!(c.breaks[0].kind, BreakKind::Rollback);
+        assert!(c.breaks[0].kind.is_recorded());
+        assert_eq!((c.breaks[0].after, c.breaks[0].before), (ts(7), ts(12)));
+        assert_eq!(c.runs[0].last, ts(7));
+        assert_eq!(c.runs[0].rolled_back, Some(ts(9)));
+        let w = windows(&[snap(3), snap(8), snap(14)], &c);
+        assert_eq!(w[0].to, ts(7), "a window stops at the common point");
+        assert_eq!(
+            w[1].to,
+            ts(8),
+            "a snapshot of the lost history reaches only itself"
+        );
+        assert_eq!(w[2].to, ts(20));
+        assert!(rolled_back_at(ts(8), &rbs).is_some());
+        assert!(rolled_back_at(ts(7), &rbs).is_none());
+        assert!(rolled_back_at(ts(10), &rbs).is_none());
+        // Without a later segment the run is cut all the same.
+        let c = analyse(vec![seg(1, 5, None), seg(6, 9, Some(5))], &[], &rbs);
+        assert!(c.breaks.is_empty());
+        assert_eq!(newest_reachable(&c), Some(ts(7)));
     }
 
     #[test]
     fn a_name_that_lies_is_damage() {
         let mut s = seg(6, 9, Some(5));
         s.named = Some((ts(6), ts(8)));
-        let c = analyse(vec![seg(1, 5, None), s], &[]);
+        let c = analyse(vec![seg(1, 5, None), s], &[], &[]);
         assert_eq!(c.damaged.len(), 1);
         assert_eq!(c.segments.len(), 1);
     }

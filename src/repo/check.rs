@@ -55,6 +55,10 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions) -> Result<Report, RepoError> {
     for (path, why) in bad_gaps {
         report.push(Finding::error("gap-object", why).file(path));
     }
+    let (rollbacks, bad_rollbacks) = repo.rollbacks()?;
+    for (path, why) in bad_rollbacks {
+        report.push(Finding::error("rollback-object", why).file(path));
+    }
     let segments = repo.segments()?;
     let mut checked = Vec::new();
     for mut s in segments {
@@ -90,7 +94,7 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions) -> Result<Report, RepoError> {
         }
         checked.push(s);
     }
-    let chain = chain::analyse(checked, &gaps);
+    let chain = chain::analyse(checked, &gaps, &rollbacks);
     for (s, why) in &chain.damaged {
         if let Ok(m) = &s.meta
             && s.named != Some((m.first.ts, m.last.ts))
@@ -104,7 +108,7 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions) -> Result<Report, RepoError> {
             b.after_segment, b.before_segment, b.detail
         );
         let path = repo.oplog_dir().join(&b.before_segment);
-        report.push(if b.kind == BreakKind::RecordedGap {
+        report.push(if b.kind.is_recorded() {
             Finding::warning(b.kind.code(), msg).file(path)
         } else {
             Finding::error(b.kind.code(), msg).file(path)
@@ -122,6 +126,62 @@ pub fn verify(repo: &Repo, opts: &VerifyOptions) -> Result<Report, RepoError> {
                     ),
                 )
                 .file(repo.root().join(super::GAPS)),
+            );
+        }
+    }
+    for r in &rollbacks {
+        // Records that parse (the others were reported above) have both optimes.
+        let (Some(a), common) = (r.archived_optime(), r.common_optime()) else {
+            continue;
+        };
+        let archived = Some(a);
+        let held = |o: Option<crate::oplog::segment::OpTime>| {
+            o.is_some_and(|o| {
+                chain
+                    .segments
+                    .iter()
+                    .any(|(_, m)| m.first.ts <= o.ts && o.ts <= m.last.ts)
+            })
+        };
+        let path = repo
+            .root()
+            .join(super::ROLLBACKS)
+            .join(format!("{}.json", segment::ts_name(a.ts)));
+        if !chain.segments.iter().any(|(_, m)| Some(m.last) == archived) {
+            report.push(
+                Finding::warning(
+                    "rollback-object",
+                    format!(
+                        "the rollback up to {} names no archived segment end (its segment is gone)",
+                        r.archived.ts
+                    ),
+                )
+                .file(&path),
+            );
+        } else if !chain
+            .breaks
+            .iter()
+            .any(|b| b.kind == BreakKind::Rollback && Some(b.after) == common.map(|c| c.ts))
+        {
+            // (A rollback followed by a new chain is reported as that break, above.)
+            report.push(
+                Finding::warning(
+                    "rollback",
+                    format!(
+                        "the replica set rolled back the {} archived entries after {} up to {}: no restore reaches a moment among them",
+                        r.lost, r.common.ts, r.archived.ts
+                    ),
+                )
+                .file(&path),
+            );
+        }
+        if !held(common) {
+            report.push(
+                Finding::warning(
+                    "rollback-object",
+                    format!("its common point {} is in no archived segment", r.common.ts),
+                )
+                .file(&path),
             );
         }
     }

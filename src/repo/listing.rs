@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::chain::{self, Break, Window};
-use super::{Repo, RepoError, SnapshotInfo};
+use super::{FollowerStatus, Repo, RepoError, RollbackRecord, SnapshotInfo};
 use crate::oplog::entry::show_ts;
 
 /// The oplog archive in one line.
@@ -39,27 +39,32 @@ pub struct RepoListing {
     pub oplog: OplogArchive,
     /// Each snapshot's window.
     pub windows: Vec<Window>,
-    /// Every break of the chain (recorded gaps and damage).
+    /// Every break of the chain (recorded gaps and rollbacks, and damage).
     pub gaps: Vec<Break>,
+    /// Every recorded rollback: archived entries the replica set lost.
+    pub rollbacks: Vec<RollbackRecord>,
+    /// Objects under `gaps/` or `rollbacks/` that cannot be read, with the reason.
+    pub unreadable_records: Vec<(String, String)>,
+    /// What the follower last said about itself, if one ever ran here.
+    pub follower: Option<FollowerStatus>,
 }
 
 impl RepoListing {
     /// Whether the listing shows nothing wrong (recorded gaps are not damage).
     pub fn is_clean(&self) -> bool {
         self.unreadable_snapshots.is_empty()
+            && self.unreadable_records.is_empty()
             && self.oplog.damaged.is_empty()
-            && self
-                .gaps
-                .iter()
-                .all(|g| g.kind == chain::BreakKind::RecordedGap)
+            && self.gaps.iter().all(|g| g.kind.is_recorded())
     }
 }
 
 /// Lists a repository (footers and segment summaries only; no data is read).
 pub fn list(repo: &Repo) -> Result<RepoListing, RepoError> {
     let (snapshots, bad) = repo.snapshots()?;
-    let (gaps, _) = repo.gaps()?;
-    let chain = chain::analyse(repo.segments()?, &gaps);
+    let (gaps, bad_gaps) = repo.gaps()?;
+    let (rollbacks, bad_rollbacks) = repo.rollbacks()?;
+    let chain = chain::analyse(repo.segments()?, &gaps, &rollbacks);
     let windows = chain::windows(&snapshots, &chain);
     let newest = chain::newest(&chain);
     let oplog = OplogArchive {
@@ -86,6 +91,14 @@ pub fn list(repo: &Repo) -> Result<RepoListing, RepoError> {
         oplog,
         windows,
         gaps: chain.breaks,
+        rollbacks,
+        unreadable_records: bad_gaps
+            .into_iter()
+            .chain(bad_rollbacks)
+            .map(|(p, why)| (p.display().to_string(), why))
+            .collect(),
+        // A status that cannot be read is not worth failing a listing for.
+        follower: repo.follower_status().ok().flatten(),
     })
 }
 
@@ -162,6 +175,29 @@ pub fn render_text(l: &RepoListing) -> String {
                 g.detail
             );
         }
+    }
+    if !l.rollbacks.is_empty() {
+        let _ = writeln!(s, "rollbacks: {}", l.rollbacks.len());
+    }
+    for r in &l.rollbacks {
+        let _ = writeln!(
+            s,
+            "  ROLLBACK after {} up to {}: the replica set lost {} archived entries (found {}); no restore reaches a moment after {} along them",
+            r.common.ts, r.archived.ts, r.lost, r.detected_at, r.common.ts
+        );
+    }
+    for (p, why) in &l.unreadable_records {
+        let _ = writeln!(s, "  UNREADABLE {p}: {why}");
+    }
+    if let Some(f) = &l.follower {
+        let _ = writeln!(
+            s,
+            "follower: {} (pid {}, updated {}): {}",
+            f.effective_state(),
+            f.pid,
+            f.updated_at,
+            f.detail
+        );
     }
     s
 }

@@ -2,7 +2,8 @@
 //! continuous archive of the oplog in segments, as immutable objects under one
 //! directory.
 //!
-//! - this module: the layout (names, the marker) and reading what is stored;
+//! - this module: the layout (names, the marker), reading what is stored, and the
+//!   records the follower puts (gaps, rollbacks, its status);
 //! - [`chain`]: the chain of segments, its gaps, and the windows a restore can reach;
 //! - [`check`]: `verify` of a whole repository;
 //! - [`listing`]: `ls` of a repository;
@@ -36,6 +37,10 @@ pub const SNAPSHOTS: &str = "snapshots";
 pub const OPLOG: &str = "oplog";
 /// Prefix of recorded gaps.
 pub const GAPS: &str = "gaps";
+/// Prefix of recorded rollbacks.
+pub const ROLLBACKS: &str = "rollbacks";
+/// The follower's status file (hidden: not an object of the layout).
+pub const FOLLOWER_STATUS: &str = ".follower-status.json";
 
 /// Error of the repository layer.
 #[derive(Debug, thiserror::Error)]
@@ -154,13 +159,107 @@ pub struct GapOpTime {
     pub t: Option<i64>,
 }
 
+/// A recorded rollback (`rollbacks/<ARCHIVED>.json`): the replica set lost entries that
+/// were archived.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RollbackRecord {
+    /// The newest archived entry, which the set no longer holds.
+    pub archived: GapOpTime,
+    /// The newest archived entry the set still holds: the last restorable moment of the
+    /// chain that ends at `archived`.
+    pub common: GapOpTime,
+    /// Archived entries after `common` (the ones the set lost).
+    pub lost: u64,
+    /// The oldest entry the server held when the rollback was found (`S:I`).
+    pub server_oldest: String,
+    /// When it was found (RFC 3339).
+    pub detected_at: String,
+    /// What was found.
+    pub reason: String,
+}
+
+impl RollbackRecord {
+    /// The newest archived (lost) entry.
+    pub fn archived_optime(&self) -> Option<OpTime> {
+        self.archived.optime()
+    }
+
+    /// The newest archived entry the set still holds.
+    pub fn common_optime(&self) -> Option<OpTime> {
+        self.common.optime()
+    }
+}
+
+impl GapOpTime {
+    /// Of an optime.
+    pub fn of(o: OpTime) -> GapOpTime {
+        GapOpTime {
+            ts: show_ts(o.ts),
+            t: o.t,
+        }
+    }
+
+    /// As an optime (`None` when `ts` is not `S:I`).
+    pub fn optime(&self) -> Option<OpTime> {
+        Some(OpTime {
+            ts: parse_ts(&self.ts)?,
+            t: self.t,
+        })
+    }
+}
+
+/// What the follower of a repository is doing, as it last said (the hidden file
+/// [`FOLLOWER_STATUS`], replaced as it goes; not an object of the layout).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FollowerStatus {
+    /// Its process id.
+    pub pid: u32,
+    /// `following`, `reconnecting`, `stopped` or `failed`.
+    pub state: String,
+    /// What it is doing or why it stopped, for people.
+    pub detail: String,
+    /// The server followed (credentials removed).
+    pub uri: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it wrote this (RFC 3339).
+    pub updated_at: String,
+    /// While running: it writes again before this time (RFC 3339); a status older than
+    /// that belongs to a follower that is no longer running.
+    pub next_update_by: Option<String>,
+    /// The newest entry read from the server (sealed or not), `S:I`.
+    pub last_read: Option<String>,
+    /// The newest sealed entry, `S:I`.
+    pub last_sealed: Option<String>,
+    /// Entries read but not sealed yet.
+    pub unsealed_entries: u64,
+    /// Segments sealed by this run.
+    pub segments: u64,
+    /// Entries sealed by this run.
+    pub entries: u64,
+    /// Reconnections of this run.
+    pub reconnects: u64,
+}
+
+impl FollowerStatus {
+    /// Its state, or `not running` when a running follower let its promised update
+    /// time pass (it was killed, or its machine stopped).
+    pub fn effective_state(&self) -> String {
+        let overdue = self.next_update_by.as_deref().is_some_and(|by| {
+            bson::DateTime::parse_rfc3339_str(by).is_ok_and(|by| bson::DateTime::now() > by)
+        });
+        if overdue {
+            "not running".into()
+        } else {
+            self.state.clone()
+        }
+    }
+}
+
 impl GapRecord {
     /// The gap's `after` as an optime.
     pub fn after_optime(&self) -> Option<OpTime> {
-        Some(OpTime {
-            ts: parse_ts(&self.after.ts)?,
-            t: self.after.t,
-        })
+        self.after.optime()
     }
 }
 
@@ -368,16 +467,104 @@ impl Repo {
             return Ok(false);
         }
         let g = GapRecord {
-            after: GapOpTime {
-                ts: show_ts(after.ts),
-                t: after.t,
-            },
+            after: GapOpTime::of(after),
             before: show_ts(before),
             detected_at: rfc3339_now(),
             reason: reason.into(),
         };
         put_json(&dir, &name, &g)?;
         Ok(true)
+    }
+
+    /// Every recorded rollback; unreadable rollback objects are returned beside.
+    pub fn rollbacks(&self) -> Result<(Vec<RollbackRecord>, Vec<Unreadable>), RepoError> {
+        let dir = self.root.join(ROLLBACKS);
+        let mut ok = Vec::new();
+        let mut bad = Vec::new();
+        for name in list_names(&dir)? {
+            let path = dir.join(&name);
+            let parsed = std::fs::read_to_string(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str::<RollbackRecord>(&t).map_err(|e| e.to_string()))
+                .and_then(|r| {
+                    let archived = r
+                        .archived_optime()
+                        .ok_or_else(|| format!("`archived.ts` {:?} is not S:I", r.archived.ts))?;
+                    let common = r
+                        .common_optime()
+                        .ok_or_else(|| format!("`common.ts` {:?} is not S:I", r.common.ts))?;
+                    if common.ts >= archived.ts {
+                        return Err(format!(
+                            "`common` {} is not before `archived` {}",
+                            r.common.ts, r.archived.ts
+                        ));
+                    }
+                    let expect = format!("{}.json", segment::ts_name(archived.ts));
+                    if name != expect {
+                        return Err(format!("its name should be {expect}"));
+                    }
+                    Ok(r)
+                });
+            match parsed {
+                Ok(r) => ok.push(r),
+                Err(why) => bad.push((path, why)),
+            }
+        }
+        Ok((ok, bad))
+    }
+
+    /// Records a rollback of the archived entries after `common` up to `archived` (once:
+    /// an existing record is kept). Returns whether it was written now.
+    pub fn record_rollback(
+        &self,
+        archived: OpTime,
+        common: OpTime,
+        lost: u64,
+        server_oldest: Timestamp,
+        reason: &str,
+    ) -> Result<bool, RepoError> {
+        let dir = self.root.join(ROLLBACKS);
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let name = format!("{}.json", segment::ts_name(archived.ts));
+        if dir.join(&name).exists() {
+            return Ok(false);
+        }
+        let r = RollbackRecord {
+            archived: GapOpTime::of(archived),
+            common: GapOpTime::of(common),
+            lost,
+            server_oldest: show_ts(server_oldest),
+            detected_at: rfc3339_now(),
+            reason: reason.into(),
+        };
+        put_json(&dir, &name, &r)?;
+        Ok(true)
+    }
+
+    /// Replaces the follower's status file.
+    pub fn write_follower_status(&self, s: &FollowerStatus) -> Result<(), RepoError> {
+        use std::io::Write;
+        let dest = self.root.join(FOLLOWER_STATUS);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".put-")
+            .tempfile_in(&self.root)
+            .map_err(io_err(&self.root))?;
+        let text = serde_json::to_string_pretty(s).expect("a status serializes") + "\n";
+        tmp.write_all(text.as_bytes()).map_err(io_err(&dest))?;
+        tmp.persist(&dest).map_err(|e| io_err(&dest)(e.error))?;
+        Ok(())
+    }
+
+    /// The follower's status file, if a follower ever ran here.
+    pub fn follower_status(&self) -> Result<Option<FollowerStatus>, RepoError> {
+        let path = self.root.join(FOLLOWER_STATUS);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| io_err(&path)(std::io::Error::other(e))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path)(e)),
+        }
     }
 
     /// The last entry of the newest readable segment: where archiving resumes.
@@ -502,5 +689,81 @@ mod tests {
         assert_eq!(gaps.len(), 1);
         assert_eq!(gaps[0].after_optime(), Some(after));
         assert_eq!(gaps[0].before, "20:1");
+    }
+
+    #[test]
+    fn a_rollback_is_recorded_once_and_checked() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Repo::open_or_create(dir.path()).expect("create");
+        let op = |time, increment| OpTime {
+            ts: Timestamp { time, increment },
+            t: Some(3),
+        };
+        let oldest = Timestamp {
+            time: 1,
+            increment: 1,
+        };
+        assert!(
+            r.record_rollback(op(10, 5), op(10, 2), 3, oldest, "lost")
+                .expect("record")
+        );
+        assert!(
+            !r.record_rollback(op(10, 5), op(10, 1), 4, oldest, "again")
+                .expect("record")
+        );
+        let (rb, bad) = r.rollbacks().expect("rollbacks");
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(rb.len(), 1);
+        assert_eq!(rb[0].common_optime(), Some(op(10, 2)));
+        assert_eq!(rb[0].lost, 3);
+        // A record whose common point is not before the archived entry is refused.
+        let mut wrong = rb[0].clone();
+        wrong.common = GapOpTime::of(op(11, 1));
+        let name = format!("{}.json", segment::ts_name(op(10, 5).ts));
+        std::fs::write(
+            dir.path().join(ROLLBACKS).join(&name),
+            serde_json::to_string(&wrong).expect("json"),
+        )
+        .expect("write");
+        let (rb, bad) = r.rollbacks().expect("rollbacks");
+        assert!(rb.is_empty() && bad.len() == 1, "{bad:?}");
+    }
+
+    #[test]
+    fn a_follower_status_past_its_promise_is_not_running() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let r = Repo::open_or_create(dir.path()).expect("create");
+        assert_eq!(r.follower_status().expect("read"), None);
+        let mut s = FollowerStatus {
+            pid: 1,
+            state: "following".into(),
+            detail: String::new(),
+            uri: String::new(),
+            started_at: String::new(),
+            updated_at: String::new(),
+            next_update_by: Some("2000-01-01T00:00:00Z".into()),
+            last_read: None,
+            last_sealed: None,
+            unsealed_entries: 0,
+            segments: 0,
+            entries: 0,
+            reconnects: 0,
+        };
+        r.write_follower_status(&s).expect("write");
+        let read = r.follower_status().expect("read").expect("a status");
+        assert_eq!(read, s);
+        assert_eq!(read.effective_state(), "not running");
+        s.next_update_by = Some("2999-01-01T00:00:00Z".into());
+        assert_eq!(s.effective_state(), "following");
+        s.state = "stopped".into();
+        s.next_update_by = None;
+        assert_eq!(s.effective_state(), "stopped");
+        // The status is hidden: no reader of the layout sees it.
+        assert!(
+            list_names(dir.path())
+                .expect("ls")
+                .iter()
+                .all(|n| n != FOLLOWER_STATUS)
+        );
     }
 }

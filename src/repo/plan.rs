@@ -9,7 +9,7 @@ use bson::Timestamp;
 use serde::Serialize;
 
 use super::chain::{self, Chain, Window};
-use super::{Repo, RepoError, SnapshotInfo};
+use super::{Repo, RepoError, RollbackRecord, SnapshotInfo};
 use crate::oplog::entry::show_ts;
 use crate::oplog::replay::Bound;
 
@@ -51,14 +51,16 @@ fn reachable(windows: &[Window]) -> String {
 pub fn plan(repo: &Repo, until: Bound, snapshot: Option<&str>) -> Result<Plan, RepoError> {
     let (snapshots, _) = repo.snapshots()?;
     let (gaps, _) = repo.gaps()?;
-    let chain = chain::analyse(repo.segments()?, &gaps);
-    plan_in(&snapshots, &chain, until, snapshot)
+    let (rollbacks, _) = repo.rollbacks()?;
+    let chain = chain::analyse(repo.segments()?, &gaps, &rollbacks);
+    plan_in(&snapshots, &chain, &rollbacks, until, snapshot)
 }
 
 /// [`plan`] over what was read.
 pub fn plan_in(
     snapshots: &[SnapshotInfo],
     chain: &Chain,
+    rollbacks: &[RollbackRecord],
     until: Bound,
     snapshot: Option<&str>,
 ) -> Result<Plan, RepoError> {
@@ -90,6 +92,11 @@ pub fn plan_in(
             let Some(i) = (0..snapshots.len()).rev().find(|&i| windows[i].contains(t)) else {
                 let why = if snapshots.iter().all(|s| t < s.consistent) {
                     "it is before the consistent point of every snapshot".to_string()
+                } else if let Some(r) = chain::rolled_back_at(t, rollbacks) {
+                    format!(
+                        "it lies in archived entries the replica set rolled back (after {} up to {}, recorded {}): the archive holds a history the set lost",
+                        r.common.ts, r.archived.ts, r.detected_at
+                    )
                 } else if chain::newest(chain).is_none_or(|n| t > n.ts)
                     && windows.iter().all(|w| t > w.to)
                 {
@@ -149,6 +156,64 @@ pub fn plan_in(
     })
 }
 
+/// How many archived entries a restore along `p` replays after its snapshot: those of
+/// its segments after the snapshot's consistent point, up to `until` (before it when
+/// `exclusive`; a wall-clock time counts by the second of each entry's timestamp).
+/// Reads the entries of the first and last segments only.
+pub fn entries_to_replay(p: &Plan, until: Bound, exclusive: bool) -> Result<u64, RepoError> {
+    let keep = |ts: Timestamp| {
+        ts > p.snapshot.consistent
+            && match until {
+                Bound::Ts(t) if exclusive => ts < t,
+                Bound::Ts(t) => ts <= t,
+                Bound::Wall(w) => i64::from(ts.time) * 1000 <= w.timestamp_millis(),
+            }
+    };
+    let mut n = 0;
+    let last = p.segments.len().saturating_sub(1);
+    for (i, path) in p.segments.iter().enumerate() {
+        let (meta, _) = crate::oplog::segment::read_meta(path)?;
+        if (i == 0 || i == last) && !(keep(meta.first.ts) && keep(meta.last.ts)) {
+            n += crate::oplog::segment::read_optimes(path)?
+                .into_iter()
+                .filter(|o| keep(o.ts))
+                .count() as u64;
+        } else {
+            n += meta.count;
+        }
+    }
+    Ok(n)
+}
+
+/// The plan of a restore from a repository, for people: the base, each segment and
+/// the entries replayed.
+pub fn render(p: &Plan, replay_entries: u64) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "repository plan: base snapshot {} (consistent at {}, {} documents), window {}",
+        p.snapshot.name,
+        show_ts(p.snapshot.consistent),
+        p.snapshot.documents,
+        p.window.show()
+    );
+    let _ = writeln!(s, "  oplog segments: {}", p.segments.len());
+    for path in &p.segments {
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let _ = writeln!(s, "    {name}");
+    }
+    let _ = writeln!(
+        s,
+        "  archived entries to replay after the snapshot: {replay_entries} (of {} in those segments)",
+        p.segment_entries
+    );
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,24 +262,25 @@ mod tests {
                 seg(21, 30, Some(20)),
             ],
             &[],
+            &[],
         );
         let snaps = [snap("a", 5), snap("b", 15)];
-        let p = plan_in(&snaps, &chain, Bound::Ts(ts(25)), None).expect("plan");
+        let p = plan_in(&snaps, &chain, &[], Bound::Ts(ts(25)), None).expect("plan");
         assert_eq!(p.snapshot.name, "b");
         assert_eq!(
             p.segments,
             vec![PathBuf::from("seg11"), PathBuf::from("seg21")]
         );
-        let p = plan_in(&snaps, &chain, Bound::Ts(ts(12)), None).expect("plan");
+        let p = plan_in(&snaps, &chain, &[], Bound::Ts(ts(12)), None).expect("plan");
         assert_eq!(p.snapshot.name, "a");
         assert_eq!(
             p.segments,
             vec![PathBuf::from("seg1"), PathBuf::from("seg11")]
         );
-        let p = plan_in(&snaps, &chain, Bound::Ts(ts(25)), Some("a")).expect("forced");
+        let p = plan_in(&snaps, &chain, &[], Bound::Ts(ts(25)), Some("a")).expect("forced");
         assert_eq!(p.segments.len(), 3);
         // The consistent point itself needs no segment.
-        let p = plan_in(&snaps, &chain, Bound::Ts(ts(15)), None).expect("plan");
+        let p = plan_in(&snaps, &chain, &[], Bound::Ts(ts(15)), None).expect("plan");
         assert!(p.segments.is_empty());
     }
 
@@ -229,26 +295,57 @@ mod tests {
             detected_at: String::new(),
             reason: String::new(),
         };
-        let chain = chain::analyse(vec![seg(1, 10, None), seg(21, 30, None)], &[gap]);
+        let chain = chain::analyse(vec![seg(1, 10, None), seg(21, 30, None)], &[gap], &[]);
         let snaps = [snap("a", 5), snap("b", 25)];
-        let before = plan_in(&snaps, &chain, Bound::Ts(ts(3)), None).unwrap_err();
+        let before = plan_in(&snaps, &chain, &[], Bound::Ts(ts(3)), None).unwrap_err();
         assert!(
             before.to_string().contains("before the consistent point"),
             "{before}"
         );
-        let inside = plan_in(&snaps, &chain, Bound::Ts(ts(15)), None).unwrap_err();
+        let inside = plan_in(&snaps, &chain, &[], Bound::Ts(ts(15)), None).unwrap_err();
         assert!(inside.to_string().contains("gap"), "{inside}");
         assert!(
             inside.to_string().contains("5:1 .. 10:1 (snapshot a)"),
             "{inside}"
         );
-        let after = plan_in(&snaps, &chain, Bound::Ts(ts(31)), None).unwrap_err();
+        let after = plan_in(&snaps, &chain, &[], Bound::Ts(ts(31)), None).unwrap_err();
         assert!(after.to_string().contains("after the newest"), "{after}");
-        let forced = plan_in(&snaps, &chain, Bound::Ts(ts(27)), Some("a")).unwrap_err();
+        let forced = plan_in(&snaps, &chain, &[], Bound::Ts(ts(27)), Some("a")).unwrap_err();
         assert!(
             forced.to_string().contains("not reachable from snapshot a"),
             "{forced}"
         );
-        assert!(plan_in(&snaps, &chain, Bound::Ts(ts(27)), None).is_ok());
+        assert!(plan_in(&snaps, &chain, &[], Bound::Ts(ts(27)), None).is_ok());
+    }
+
+    #[test]
+    fn a_moment_among_rolled_back_entries_is_refused() {
+        let op = |t| OpTime { ts: ts(t), t: None };
+        let rb = crate::repo::RollbackRecord {
+            archived: crate::repo::GapOpTime::of(op(20)),
+            common: crate::repo::GapOpTime::of(op(14)),
+            lost: 6,
+            server_oldest: "1:1".into(),
+            detected_at: "then".into(),
+            reason: String::new(),
+        };
+        let rbs = [rb];
+        let chain = chain::analyse(
+            vec![seg(1, 10, None), seg(11, 20, Some(10)), seg(25, 30, None)],
+            &[],
+            &rbs,
+        );
+        let snaps = [snap("a", 5), snap("b", 26)];
+        let p = plan_in(&snaps, &chain, &rbs, Bound::Ts(ts(14)), None).expect("plan");
+        assert_eq!(p.snapshot.name, "a");
+        let err = plan_in(&snaps, &chain, &rbs, Bound::Ts(ts(17)), None).unwrap_err();
+        assert!(err.to_string().contains("rolled back"), "{err}");
+        assert!(
+            err.to_string().contains("5:1 .. 14:1 (snapshot a)"),
+            "{err}"
+        );
+        let err = plan_in(&snaps, &chain, &rbs, Bound::Ts(ts(22)), None).unwrap_err();
+        assert!(err.to_string().contains("gap"), "{err}");
+        assert!(plan_in(&snaps, &chain, &rbs, Bound::Ts(ts(28)), None).is_ok());
     }
 }

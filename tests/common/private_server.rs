@@ -65,6 +65,11 @@ impl PrivateServer {
 
     /// [`start_with`](Self::start_with) with the storage in `dir` (kept from an earlier run).
     fn start_in(dir: PathBuf, extra_args: &[&str], uri_params: &str) -> PrivateServer {
+        PrivateServer::start_on(dir, "0", extra_args, uri_params)
+    }
+
+    /// [`start_in`](Self::start_in) on `port` (`0`: an ephemeral one).
+    fn start_on(dir: PathBuf, port: &str, extra_args: &[&str], uri_params: &str) -> PrivateServer {
         let bin = secantus_bin().unwrap_or_else(|e| panic!("{e}"));
         let stdout_path = dir.join("stdout.log");
         let log_path = dir.join("server.log");
@@ -73,7 +78,7 @@ impl PrivateServer {
         };
         let child = Command::new(&bin)
             .arg("--port")
-            .arg("0")
+            .arg(port)
             .arg("--storage-path")
             .arg(dir.join("data"))
             .args(["--cache-size", "256M", "--log-level", "WARNING"])
@@ -206,9 +211,39 @@ impl PrivateServer {
     /// Starts the server again on the same storage (after [`kill`](Self::kill)), on a
     /// new port: what it held when it was killed is there again.
     pub fn restart(&mut self) {
+        self.restart_on("0");
+    }
+
+    /// Like [`restart`](Self::restart), on the port it listened on: clients of
+    /// [`uri`](Self::uri) reach it again without knowing it went away.
+    pub fn restart_on_same_port(&mut self) {
+        let port = self
+            .addr
+            .rsplit_once(':')
+            .map(|(_, p)| p.to_string())
+            .expect("host:port");
+        self.restart_on(&port);
+    }
+
+    /// Two servers with one history up to now: this one is stopped, its storage copied
+    /// into the storage of a new server, and it is started again (on a new port). What
+    /// each is written afterwards, the other does not hold.
+    pub fn fork(&mut self) -> PrivateServer {
+        self.kill();
+        let dir = tempfile::Builder::new()
+            .prefix("oxidump-private-server-")
+            .tempdir()
+            .expect("create a temporary directory for a private server")
+            .keep();
+        copy_tree(&self.dir.join("data"), &dir.join("data"));
+        self.restart();
+        PrivateServer::start_in(dir, &[], &self.uri_params.clone())
+    }
+
+    fn restart_on(&mut self, port: &str) {
         self.kill();
         let params = self.uri_params.clone();
-        let next = PrivateServer::start_in(self.dir.clone(), &[], &params);
+        let next = PrivateServer::start_on(self.dir.clone(), port, &[], &params);
         // `next` must not be dropped: it would remove the directory.
         let mut next = std::mem::ManuallyDrop::new(next);
         // The new process and its watchdog take the old ones' places; the old watchdog
@@ -230,6 +265,21 @@ impl Drop for PrivateServer {
         // already belong to another process).
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.write_all(b"done\n");
+        }
+    }
+}
+
+/// Copies a directory tree.
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+    for e in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let e = e.expect("a directory entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("a file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            fs::copy(e.path(), &dest)
+                .unwrap_or_else(|err| panic!("copy {}: {err}", dest.display()));
         }
     }
 }
