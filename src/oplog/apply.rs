@@ -27,6 +27,8 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::{Client, ClientSession};
@@ -214,6 +216,11 @@ struct Write {
     db: String,
     coll: String,
     id: Bson,
+    /// `{_id: <id>}`: the statements' filter, and the document's identity.
+    q: RawDocumentBuf,
+    /// The target is a time-series collection: its documents are measurements, whose
+    /// `_id`s the server may not keep unique, and whose updates must be `multi`.
+    timeseries: bool,
     kind: WriteKind,
 }
 
@@ -222,25 +229,64 @@ impl Write {
         format!("{}.{}", self.db, self.coll)
     }
 
-    fn lane(&self, lanes: usize) -> usize {
+    /// A hash of the document the write is about (namespace and `_id`). Two
+    /// documents that share one only lose their freedom to go in the same round.
+    fn doc_key(&self) -> u64 {
         let mut h = DefaultHasher::new();
         self.db.hash(&mut h);
         self.coll.hash(&mut h);
-        // Hash the `_id`'s canonical bytes.
-        if let Ok(r) = RawDocumentBuf::try_from(&doc! {"_id": self.id.clone()}) {
-            r.as_bytes().hash(&mut h);
-        }
-        (h.finish() % lanes as u64) as usize
+        self.q.as_bytes().hash(&mut h);
+        h.finish()
     }
 
     fn class(&self) -> u8 {
-        match self.kind {
+        match &self.kind {
+            WriteKind::Replace(d) | WriteKind::Insert(d)
+                if self.timeseries || has_empty_ts(d) =>
+            {
+                4
+            }
             WriteKind::Replace(_) | WriteKind::Update { .. } => 0,
             WriteKind::Delete => 1,
-            WriteKind::Insert(_) => 3,
             WriteKind::Modify(_) => 2,
+            WriteKind::Insert(_) => 3,
         }
     }
+}
+
+/// Whether a document has a top-level `Timestamp(0, 0)` besides `_id`: servers
+/// replace those with the current time on insert and replacement unless told not to
+/// (`bypassEmptyTsReplacement`), and some replace them on a replacement even then, so
+/// such documents are written by delete and insert.
+fn has_empty_ts(d: &RawDocument) -> bool {
+    d.iter().filter_map(Result::ok).any(|(k, v)| {
+        k.as_str() != "_id"
+            && matches!(
+                v,
+                bson::RawBsonRef::Timestamp(Timestamp {
+                    time: 0,
+                    increment: 0
+                })
+            )
+    })
+}
+
+/// Splits writes into rounds: the k-th write of each document goes in round k. In a
+/// round each document appears once, so its writes commute and go out in any order,
+/// in large batches; rounds go one after another, so each document's writes keep
+/// their order.
+fn rounds(writes: Vec<Write>) -> Vec<Vec<Write>> {
+    let mut seen: HashMap<u64, usize> = HashMap::with_capacity(writes.len());
+    let mut out: Vec<Vec<Write>> = Vec::new();
+    for w in writes {
+        let n = seen.entry(w.doc_key()).or_insert(0);
+        if out.len() <= *n {
+            out.push(Vec::new());
+        }
+        out[*n].push(w);
+        *n += 1;
+    }
+    out
 }
 
 /// One pass over the entries before anything is written: counts, the covered range,
@@ -323,6 +369,10 @@ pub struct Replayer {
     opts: ApplyOptions,
     sel: Selection,
     known: HashSet<String>,
+    /// Target namespaces that are time-series collections.
+    timeseries: HashSet<String>,
+    /// Time-series namespaces whose bucket writes were skipped (warned once each).
+    bucket_warned: HashSet<String>,
     indexes: BTreeMap<String, Vec<Document>>,
     txn_ends: HashMap<TxnKey, Timestamp>,
     groups: HashMap<TxnKey, Vec<Entry>>,
@@ -330,7 +380,7 @@ pub struct Replayer {
     pending: Vec<Write>,
     counts: ReplayCounts,
     last: Option<Timestamp>,
-    guard: bool,
+    guard: Arc<AtomicBool>,
 }
 
 fn code_of(e: &mongodb::error::Error) -> Option<i32> {
@@ -341,22 +391,36 @@ const NAMESPACE_EXISTS: i32 = 48;
 const NAMESPACE_NOT_FOUND: i32 = 26;
 const INDEX_NOT_FOUND: i32 = 27;
 
-/// The target's collections and views, as `db.coll`.
-pub async fn target_namespaces(client: &Client) -> Result<HashSet<String>, ApplyError> {
+/// The target's collections and views, as `db.coll`, and which of them are
+/// time-series collections.
+pub async fn target_namespaces(
+    client: &Client,
+) -> Result<(HashSet<String>, HashSet<String>), ApplyError> {
     let mut out = HashSet::new();
+    let mut timeseries = HashSet::new();
     let dbs = client
         .list_database_names()
         .await
         .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
     for db in dbs {
-        let names = client
-            .database(&db)
-            .list_collection_names()
-            .await
-            .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
-        out.extend(names.into_iter().map(|c| format!("{db}.{c}")));
+        let infos = crate::dump::plan::cursor_docs(
+            &client.database(&db),
+            bson::rawdoc! {"listCollections": 1, "nameOnly": false},
+        )
+        .await
+        .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
+        for i in infos {
+            let Ok(name) = i.get_str("name") else {
+                continue;
+            };
+            let ns = format!("{db}.{name}");
+            if i.get_str("type").ok() == Some("timeseries") {
+                timeseries.insert(ns.clone());
+            }
+            out.insert(ns);
+        }
     }
-    Ok(out)
+    Ok((out, timeseries))
 }
 
 fn split_ns(ns: &str) -> (&str, &str) {
@@ -389,12 +453,14 @@ impl Replayer {
         indexes: BTreeMap<String, Vec<Document>>,
         txn_ends: HashMap<TxnKey, Timestamp>,
     ) -> Result<Replayer, ApplyError> {
-        let known = target_namespaces(&client).await?;
+        let (known, timeseries) = target_namespaces(&client).await?;
         let mut r = Replayer {
             client,
             opts,
             sel,
             known,
+            timeseries,
+            bucket_warned: HashSet::new(),
             indexes,
             txn_ends,
             groups: HashMap::new(),
@@ -402,7 +468,7 @@ impl Replayer {
             pending: Vec::new(),
             counts: ReplayCounts::default(),
             last: None,
-            guard: true,
+            guard: Arc::new(AtomicBool::new(true)),
         };
         r.opts.lanes = r.opts.lanes.max(1);
         r.opts.batch = r.opts.batch.max(1);
@@ -429,6 +495,13 @@ impl Replayer {
 
     /// The target of a source namespace, or why it is not replayed.
     fn target(&self, ns: &str) -> Result<String, &'static str> {
+        // mongod's buckets of `db.X` follow the selection and names of `db.X`.
+        let (db, coll) = split_ns(ns);
+        if let Some(name) = coll.strip_prefix("system.buckets.") {
+            let t = self.target(&format!("{db}.{name}"))?;
+            let (tdb, tcoll) = split_ns(&t);
+            return Ok(format!("{tdb}.system.buckets.{tcoll}"));
+        }
         if !self.opts.include_system
             && let Some(why) = system_ns(ns)
         {
@@ -506,9 +579,14 @@ impl Replayer {
         let (db, coll) = (db.to_string(), coll.to_string());
         if coll == "system.views" {
             self.flush().await?;
-            return self.view_write(e, &db).await.map(|()| None);
+            return self.view_write(e).await.map(|()| None);
         }
         if !self.known.contains(&target) {
+            if let Some(name) = coll.strip_prefix("system.buckets.")
+                && self.timeseries.contains(&format!("{db}.{name}"))
+            {
+                return self.bucket_write(e, kind_name, &db, name).map(|()| None);
+            }
             self.skip(kind_name, "collection missing on the target");
             return Ok(None);
         }
@@ -521,6 +599,8 @@ impl Replayer {
         Ok(Some(Write {
             ts: e.ts,
             kind_name,
+            q: id_filter(&id)?,
+            timeseries: self.timeseries.contains(&target),
             db,
             coll,
             id,
@@ -528,8 +608,41 @@ impl Replayer {
         }))
     }
 
+    /// A write of mongod's time-series buckets where the target has the time-series
+    /// collection but no bucket collection: a server that keeps the measurements
+    /// themselves (SecantusDB refuses bucket writes, code 115). A bucket's change
+    /// cannot be turned into measurement writes without the bucket it changes, so the
+    /// replay stops, or with `accept_partial` counts the write as skipped.
+    fn bucket_write(
+        &mut self,
+        e: &Entry,
+        kind_name: &str,
+        db: &str,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let ts_ns = format!("{db}.{name}");
+        if !self.opts.accept_partial {
+            return Err(self.refused(
+                e,
+                format!(
+                    "a write of mongod's time-series buckets: the target's {ts_ns} keeps measurements, not buckets (it refuses bucket writes), and a bucket's change cannot be replayed as measurements; `--dry-run` counts these entries, --oplog-accept-partial skips them (counted)"
+                ),
+            ));
+        }
+        if self.bucket_warned.insert(ts_ns.clone()) {
+            self.counts.warnings.push(format!(
+                "{ts_ns}: mongod time-series bucket writes skipped (the target keeps measurements, not buckets); its measurements are those of the restored data only"
+            ));
+        }
+        self.skip(
+            kind_name,
+            "time-series bucket write (the target keeps measurements, not buckets)",
+        );
+        Ok(())
+    }
+
     /// mongod's views are documents of `db.system.views`: replayed as view DDL.
-    async fn view_write(&mut self, e: &Entry, db: &str) -> Result<(), ApplyError> {
+    async fn view_write(&mut self, e: &Entry) -> Result<(), ApplyError> {
         let kind = e.kind().to_string();
         let view_doc = match &e.op {
             Op::Insert { doc, .. } => Some(
@@ -549,9 +662,14 @@ impl Replayer {
             self.skip(&kind, "view document without a name");
             return Ok(());
         };
-        let (_, vname) = split_ns(&full);
-        let vname = vname.to_string();
-        let target = format!("{db}.{vname}");
+        let target = match self.target(&full) {
+            Ok(t) => t,
+            Err(why) => {
+                self.skip(&kind, why);
+                return Ok(());
+            }
+        };
+        let vname = split_ns(&target).1.to_string();
         match view_doc {
             Some(d) => {
                 let view_on = d.get_str("viewOn").unwrap_or("").to_string();
@@ -560,6 +678,7 @@ impl Replayer {
                     return Ok(());
                 }
                 let pipeline = d.get("pipeline").cloned().unwrap_or(Bson::Array(vec![]));
+                let view_on = self.view_source(split_ns(&full).0, &view_on, &target, &pipeline);
                 let mut cmd = if self.known.contains(&target) {
                     doc! {"collMod": &vname, "viewOn": &view_on, "pipeline": pipeline}
                 } else {
@@ -585,6 +704,34 @@ impl Replayer {
         }
         self.applied(&format!("view {kind}"), &target);
         Ok(())
+    }
+
+    /// The `viewOn` of a view created or changed at `target`: its source collection
+    /// under the selection's names, when that stays in the view's database. A remap
+    /// cannot follow the collections a pipeline names (`$lookup`, `$unionWith`, ...):
+    /// those are warned about.
+    fn view_source(&mut self, src_db: &str, on: &str, target: &str, pipeline: &Bson) -> String {
+        if self.sel.renamer.is_empty() {
+            return on.to_string();
+        }
+        let mut stages = Vec::new();
+        foreign_stages(pipeline, &mut stages);
+        if !stages.is_empty() {
+            self.counts.warnings.push(format!(
+                "view {target}: its pipeline names other collections ({}), which the remap does not rename",
+                stages.join(", ")
+            ));
+        }
+        let mapped = self.sel.renamer.rename(&format!("{src_db}.{on}"));
+        let (vdb, vcoll) = split_ns(&mapped);
+        if vdb == split_ns(target).0 {
+            vcoll.to_string()
+        } else {
+            self.counts.warnings.push(format!(
+                "view {target}: its source {src_db}.{on} maps to another database ({mapped}); the view keeps {on}"
+            ));
+            on.to_string()
+        }
     }
 
     fn refused(&self, e: &Entry, why: impl Into<String>) -> ApplyError {
@@ -756,24 +903,36 @@ impl Replayer {
                     target = format!("{tdb}.{tcoll}");
                 }
                 if let Some(Bson::String(on)) = options.get("viewOn").cloned() {
-                    let mapped = self.sel.renamer.rename(&format!("{db}.{on}"));
-                    let (vdb, vcoll) = split_ns(&mapped);
-                    if vdb == tdb {
-                        options.insert("viewOn", vcoll);
-                    } else {
-                        self.counts.warnings.push(format!(
-                            "view {target}: its source {db}.{on} maps to another database ({mapped}); the view keeps {on}"
-                        ));
-                    }
+                    let pipeline = options.get("pipeline").cloned().unwrap_or(Bson::Null);
+                    let on = self.view_source(&db, &on, &target, &pipeline);
+                    options.insert("viewOn", on);
                 }
                 if self.known.contains(&target) {
                     self.skip(&kind, "collection exists on the target");
                     return Ok(());
                 }
+                let timeseries = options.contains_key("timeseries");
                 let mut cmd = doc! {"create": &tcoll};
                 cmd.extend(options);
                 self.run_ddl(e, &target, cmd, &[NAMESPACE_EXISTS]).await?;
                 self.known.insert(target.clone());
+                if timeseries {
+                    self.timeseries.insert(target.clone());
+                    // mongod keeps the measurements in buckets it lists; a server
+                    // that keeps measurements lists none.
+                    let buckets = format!("system.buckets.{tcoll}");
+                    let listed = crate::dump::plan::cursor_docs(
+                        &self.client.database(&tdb),
+                        bson::rawdoc! {"listCollections": 1, "filter": {"name": buckets.as_str()}, "nameOnly": true},
+                    )
+                    .await
+                    .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
+                    if !listed.is_empty() {
+                        self.known.insert(format!("{tdb}.{buckets}"));
+                    }
+                } else {
+                    self.timeseries.remove(&target);
+                }
                 self.applied(&kind, &target);
             }
             Command::Drop { .. } => {
@@ -817,6 +976,11 @@ impl Replayer {
                     .await?;
                 self.known.remove(&from_t);
                 self.known.insert(to_t.clone());
+                if self.timeseries.remove(&from_t) {
+                    self.timeseries.insert(to_t.clone());
+                } else {
+                    self.timeseries.remove(&to_t);
+                }
                 let specs = self.indexes.remove(&from_t);
                 match specs {
                     Some(s) => {
@@ -1102,42 +1266,23 @@ impl Replayer {
             client: self.client.clone(),
             batch: self.opts.batch,
             write_concern: self.opts.write_concern.clone(),
-            guard: self.guard,
+            guard: self.guard.clone(),
         }
     }
 
-    /// Sends the buffered writes: one lane per hash of (namespace, `_id`), lanes in
-    /// parallel, each lane in order.
+    /// Sends the buffered writes, round by round (see [`rounds`]): in a round, the
+    /// writes of one namespace and kind go out in batches of distinct documents, up
+    /// to `lanes` batches at a time.
     pub async fn flush(&mut self) -> Result<(), ApplyError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.pending);
-        let lanes = self.opts.lanes;
-        let mut by_lane: Vec<Vec<Write>> = vec![Vec::new(); lanes];
-        for w in writes {
-            let l = if lanes == 1 { 0 } else { w.lane(lanes) };
-            by_lane[l].push(w);
+        let ctx = Arc::new(self.ctx());
+        for round in rounds(writes) {
+            self.counts.read_modify_writes += send_round(&ctx, round, self.opts.lanes).await?;
         }
-        let ctx = std::sync::Arc::new(self.ctx());
-        let mut set = tokio::task::JoinSet::new();
-        for lane in by_lane.into_iter().filter(|l| !l.is_empty()) {
-            let ctx = ctx.clone();
-            set.spawn(async move { run_writes(&ctx, &lane, &mut None).await });
-        }
-        let mut first_err = None;
-        while let Some(r) = set.join_next().await {
-            match r.expect("replay lane panicked") {
-                Ok(n) => self.counts.read_modify_writes += n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     /// Sends what is buffered and returns the counts and the final index catalog.
@@ -1164,6 +1309,24 @@ impl Replayer {
         }
         self.counts.reached = self.last.map(show_ts);
         Ok((self.counts, self.indexes))
+    }
+}
+
+/// Pipeline stages that name another collection, found anywhere in `v`.
+fn foreign_stages(v: &Bson, out: &mut Vec<String>) {
+    match v {
+        Bson::Array(a) => a.iter().for_each(|x| foreign_stages(x, out)),
+        Bson::Document(d) => {
+            for (k, x) in d {
+                if ["$lookup", "$unionWith", "$graphLookup", "$merge", "$out"].contains(&k.as_str())
+                    && !out.contains(k)
+                {
+                    out.push(k.clone());
+                }
+                foreign_stages(x, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1262,7 +1425,9 @@ struct Ctx {
     client: Client,
     batch: usize,
     write_concern: Option<Document>,
-    guard: bool,
+    /// Whether read-modify-writes are guarded by the document they read (cleared
+    /// when the server cannot compare whole documents in a filter).
+    guard: Arc<AtomicBool>,
 }
 
 /// Most bytes of statements per write command.
@@ -1305,7 +1470,7 @@ fn id_filter(id: &Bson) -> Result<RawDocumentBuf, ApplyError> {
 }
 
 /// Runs writes in order, grouping consecutive writes of one namespace and class into
-/// one command. Returns how many were read-modify-writes.
+/// one ordered command. Returns how many were read-modify-writes.
 async fn run_writes(
     ctx: &Ctx,
     writes: &[Write],
@@ -1315,19 +1480,44 @@ async fn run_writes(
     let mut i = 0;
     while i < writes.len() {
         let w = &writes[i];
-        if let WriteKind::Modify(change) = &w.kind {
-            modify(ctx, w, change, session).await?;
-            rmw += 1;
-            i += 1;
-            continue;
-        }
-        if matches!(w.kind, WriteKind::Insert(_)) && session.is_none() {
-            i = insert_run(ctx, writes, i).await?;
-            continue;
+        match w.class() {
+            2 => {
+                let WriteKind::Modify(change) = &w.kind else {
+                    unreachable!("class 2 is a read-modify-write")
+                };
+                modify(ctx, w, change, session).await?;
+                rmw += 1;
+                i += 1;
+                continue;
+            }
+            4 => {
+                // One at a time: a run could hold one `_id` twice.
+                reinsert(ctx, std::slice::from_ref(w), session).await?;
+                i += 1;
+                continue;
+            }
+            3 if session.is_none() => {
+                // A run of inserts holds each `_id` once: a second insert of one
+                // document needs a delete between them, which ends the run.
+                let mut j = i;
+                let mut ids = HashSet::new();
+                while j < writes.len()
+                    && j - i < ctx.batch
+                    && writes[j].class() == 3
+                    && writes[j].db == w.db
+                    && writes[j].coll == w.coll
+                    && ids.insert(writes[j].q.as_bytes())
+                {
+                    j += 1;
+                }
+                insert_chunk(ctx, &writes[i..j]).await?;
+                i = j;
+                continue;
+            }
+            _ => {}
         }
         let mut j = i;
         let mut bytes = 0usize;
-        let mut stmts = RawArrayBuf::new();
         while j < writes.len()
             && j - i < ctx.batch
             && bytes < BATCH_BYTES
@@ -1335,73 +1525,160 @@ async fn run_writes(
             && writes[j].db == w.db
             && writes[j].coll == w.coll
         {
-            let x = &writes[j];
-            let q = id_filter(&x.id)?;
-            let s = match &x.kind {
-                WriteKind::Replace(d) | WriteKind::Insert(d) => {
-                    bson::rawdoc! {"q": q, "u": d.clone(), "upsert": true}
-                }
-                WriteKind::Update { u, .. } => bson::rawdoc! {"q": q, "u": u.clone()},
-                WriteKind::Delete => bson::rawdoc! {"q": q, "limit": 1},
-                WriteKind::Modify(_) => unreachable!("not batched"),
-            };
-            bytes += s.as_bytes().len();
-            stmts.push(s);
+            bytes += writes[j].q.as_bytes().len() + payload_len(&writes[j]);
             j += 1;
         }
-        let is_delete = w.class() == 1;
-        let mut cmd = if is_delete {
-            bson::rawdoc! {"delete": w.coll.as_str(), "deletes": stmts, "ordered": true}
-        } else {
-            bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": true, "bypassDocumentValidation": true}
-        };
-        if let Some(wc) = &ctx.write_concern {
-            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
-        }
-        let resp = run_cmd(ctx, &w.db, cmd, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        match first_write_error(&resp) {
-            None => i = j,
-            Some((k, code, message)) => {
-                let failed = &writes[i + k.min(j - i - 1)];
-                match &failed.kind {
-                    WriteKind::Update { fallback, .. } => {
-                        // The server refused the path: the same change in memory.
-                        modify(ctx, failed, fallback, session).await?;
-                        rmw += 1;
-                        i += k + 1;
-                    }
-                    _ => return Err(wr_err(failed, code, message)),
-                }
-            }
-        }
+        rmw += statements(ctx, &writes[i..j], true, session).await?;
+        i = j;
     }
     Ok(rmw)
 }
 
-/// Sends the run of inserts starting at `i` (one namespace) as one unordered
-/// `insert`; those whose `_id` exists already (a snapshot ahead of the entry) are then
-/// replaced by `_id`, which is what a replacing upsert would have done. A run holds
-/// each `_id` once: a second insert of one document needs a delete between them,
-/// which ends the run. Returns where the run ended.
-async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, ApplyError> {
-    let w = &writes[i];
-    let mut j = i;
-    let mut bytes = 0usize;
-    let mut docs = RawArrayBuf::new();
-    while j < writes.len()
-        && j - i < ctx.batch
-        && bytes < BATCH_BYTES
-        && writes[j].class() == 3
-        && writes[j].db == w.db
-        && writes[j].coll == w.coll
+fn payload_len(w: &Write) -> usize {
+    match &w.kind {
+        WriteKind::Insert(d) | WriteKind::Replace(d) => d.as_bytes().len(),
+        WriteKind::Update { .. } | WriteKind::Modify(_) | WriteKind::Delete => 64,
+    }
+}
+
+/// Sends one round: its writes grouped by namespace and class, in batches, up to
+/// `lanes` batches at a time. Every document appears at most once in a round.
+async fn send_round(ctx: &Arc<Ctx>, round: Vec<Write>, lanes: usize) -> Result<u64, ApplyError> {
+    let mut groups: BTreeMap<(String, String, u8), Vec<Write>> = BTreeMap::new();
+    for w in round {
+        groups
+            .entry((w.db.clone(), w.coll.clone(), w.class()))
+            .or_default()
+            .push(w);
+    }
+    let mut batches: Vec<Vec<Write>> = Vec::new();
+    for (_, ws) in groups {
+        let mut cur = Vec::new();
+        let mut bytes = 0usize;
+        for w in ws {
+            let n = w.q.as_bytes().len() + payload_len(&w);
+            if !cur.is_empty() && (cur.len() >= ctx.batch || bytes + n > BATCH_BYTES) {
+                batches.push(std::mem::take(&mut cur));
+                bytes = 0;
+            }
+            bytes += n;
+            cur.push(w);
+        }
+        if !cur.is_empty() {
+            batches.push(cur);
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    let mut rmw = 0;
+    let mut first_err = None;
+    let mut batches = batches.into_iter();
+    loop {
+        while set.len() < lanes.max(1) && first_err.is_none() {
+            let Some(b) = batches.next() else { break };
+            let ctx = ctx.clone();
+            set.spawn(async move { send_batch(&ctx, &b).await });
+        }
+        let Some(r) = set.join_next().await else {
+            break;
+        };
+        match r.expect("replay writer panicked") {
+            Ok(n) => rmw += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(rmw),
+    }
+}
+
+/// One batch of a round: writes of one namespace and class, distinct documents.
+async fn send_batch(ctx: &Ctx, b: &[Write]) -> Result<u64, ApplyError> {
+    match b[0].class() {
+        2 => modify_batch(ctx, b).await,
+        3 => insert_chunk(ctx, b).await.map(|()| 0),
+        4 => reinsert(ctx, b, &mut None).await.map(|()| 0),
+        _ => statements(ctx, b, false, &mut None).await,
+    }
+}
+
+/// Sends update or delete statements (one namespace, one class) as one command. An
+/// update the server refuses (a path through a scalar in a fuzzy state) is applied by
+/// read-modify-write instead; any other refusal is an error. Returns how many were
+/// read-modify-writes.
+async fn statements(
+    ctx: &Ctx,
+    ws: &[Write],
+    ordered: bool,
+    session: &mut Option<&mut ClientSession>,
+) -> Result<u64, ApplyError> {
+    let w = &ws[0];
+    let mut stmts = RawArrayBuf::new();
+    for x in ws {
+        let s = match &x.kind {
+            WriteKind::Replace(d) | WriteKind::Insert(d) => {
+                bson::rawdoc! {"q": x.q.clone(), "u": d.clone(), "upsert": true}
+            }
+            WriteKind::Update { u, .. } if x.timeseries => {
+                bson::rawdoc! {"q": x.q.clone(), "u": u.clone(), "multi": true}
+            }
+            WriteKind::Update { u, .. } => bson::rawdoc! {"q": x.q.clone(), "u": u.clone()},
+            WriteKind::Delete => {
+                bson::rawdoc! {"q": x.q.clone(), "limit": if x.timeseries { 0 } else { 1 }}
+            }
+            WriteKind::Modify(_) => unreachable!("not batched"),
+        };
+        stmts.push(s);
+    }
+    let mut cmd = if matches!(w.kind, WriteKind::Delete) {
+        bson::rawdoc! {"delete": w.coll.as_str(), "deletes": stmts, "ordered": ordered}
+    } else {
+        bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": ordered, "bypassDocumentValidation": true}
+    };
+    if let Some(wc) = &ctx.write_concern {
+        cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    let resp = run_cmd(ctx, &w.db, cmd, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let errs = write_errors(&resp);
+    let mut rmw = 0;
+    let mut resume = None;
+    for (k, code, message) in errs {
+        let failed = ws.get(k).unwrap_or(w);
+        match &failed.kind {
+            WriteKind::Update { fallback, .. } => {
+                // The server refused the path: the same change in memory.
+                modify(ctx, failed, fallback, session).await?;
+                rmw += 1;
+                // Ordered: the statements after the refused one were not run.
+                if ordered {
+                    resume = Some(k + 1);
+                }
+            }
+            _ => return Err(wr_err(failed, code, message)),
+        }
+    }
+    if let Some(k) = resume
+        && k < ws.len()
     {
-        if let WriteKind::Insert(d) = &writes[j].kind {
-            bytes += d.as_bytes().len();
+        rmw += Box::pin(statements(ctx, &ws[k..], ordered, session)).await?;
+    }
+    Ok(rmw)
+}
+
+/// Sends inserts of distinct documents (one namespace) as one unordered `insert`;
+/// those whose `_id` exists already (a snapshot ahead of the entry) are then replaced
+/// by `_id`, which is what a replacing upsert would have done.
+async fn insert_chunk(ctx: &Ctx, ws: &[Write]) -> Result<(), ApplyError> {
+    let w = &ws[0];
+    let mut docs = RawArrayBuf::new();
+    for x in ws {
+        if let WriteKind::Insert(d) | WriteKind::Replace(d) = &x.kind {
             docs.push(d.clone());
         }
-        j += 1;
     }
     let mut cmd = bson::rawdoc! {"insert": w.coll.as_str(), "documents": docs, "ordered": false, "bypassDocumentValidation": true};
     if let Some(wc) = &ctx.write_concern {
@@ -1411,8 +1688,81 @@ async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, Appl
         .await
         .map_err(|e| srv_err(w, e))?;
     let mut existing = Vec::new();
-    if let Ok(errs) = resp.get_array("writeErrors") {
-        for e in errs.iter().filter_map(Bson::as_document) {
+    for (index, code, message) in write_errors(&resp) {
+        let Some(failed) = ws.get(index) else {
+            return Err(wr_err(
+                w,
+                code,
+                "a write error without a valid index".into(),
+            ));
+        };
+        if code != DUPLICATE_KEY {
+            return Err(wr_err(failed, code, message));
+        }
+        let mut r = failed.clone();
+        if let WriteKind::Insert(d) = r.kind {
+            r.kind = WriteKind::Replace(d);
+        }
+        existing.push(r);
+    }
+    if !existing.is_empty() {
+        statements(ctx, &existing, false, &mut None).await?;
+    }
+    Ok(())
+}
+
+/// Writes whole documents (one namespace, distinct `_id`s) by deleting every document
+/// with their `_id`s, then inserting them: for time-series measurements, whose `_id`s
+/// the server may not keep unique (an insert replayed over a snapshot that holds it
+/// would leave two), and for documents holding a `Timestamp(0, 0)`, which a
+/// replacement may not keep.
+async fn reinsert(
+    ctx: &Ctx,
+    ws: &[Write],
+    session: &mut Option<&mut ClientSession>,
+) -> Result<(), ApplyError> {
+    let w = &ws[0];
+    let mut dels = RawArrayBuf::new();
+    let mut docs = RawArrayBuf::new();
+    let mut empty_ts = false;
+    for x in ws {
+        dels.push(bson::rawdoc! {"q": x.q.clone(), "limit": 0});
+        if let WriteKind::Insert(d) | WriteKind::Replace(d) = &x.kind {
+            empty_ts |= has_empty_ts(d);
+            docs.push(d.clone());
+        }
+    }
+    let mut del = bson::rawdoc! {"delete": w.coll.as_str(), "deletes": dels, "ordered": false};
+    let mut ins = bson::rawdoc! {"insert": w.coll.as_str(), "documents": docs, "ordered": false, "bypassDocumentValidation": true};
+    if empty_ts {
+        ins.append(bson::raw::cstr!("bypassEmptyTsReplacement"), true);
+    }
+    if let Some(wc) = &ctx.write_concern {
+        del.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+        ins.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    for cmd in [del, ins] {
+        let resp = run_cmd(ctx, &w.db, cmd, session)
+            .await
+            .map_err(|e| srv_err(w, e))?;
+        if let Some((k, code, message)) = write_errors(&resp).into_iter().next() {
+            return Err(wr_err(ws.get(k).unwrap_or(w), code, message));
+        }
+    }
+    Ok(())
+}
+
+/// `DuplicateKey`.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Every `writeErrors` entry of a response: (index, code, message).
+fn write_errors(resp: &Document) -> Vec<(usize, i32, String)> {
+    let Ok(errs) = resp.get_array("writeErrors") else {
+        return Vec::new();
+    };
+    errs.iter()
+        .filter_map(Bson::as_document)
+        .map(|e| {
             let index = match e.get("index") {
                 Some(Bson::Int32(n)) => *n as usize,
                 Some(Bson::Int64(n)) => *n as usize,
@@ -1423,50 +1773,89 @@ async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, Appl
                 Some(Bson::Int64(n)) => *n as i32,
                 _ => 0,
             };
-            let Some(failed) = writes[i..j].get(index) else {
-                return Err(wr_err(
-                    w,
-                    code,
-                    "a write error without a valid index".into(),
-                ));
-            };
-            if code != DUPLICATE_KEY {
-                return Err(wr_err(
-                    failed,
-                    code,
-                    e.get_str("errmsg").unwrap_or("").to_string(),
-                ));
-            }
-            let mut r = failed.clone();
-            if let WriteKind::Insert(d) = r.kind {
-                r.kind = WriteKind::Replace(d);
-            }
-            existing.push(r);
-        }
-    }
-    if !existing.is_empty() {
-        Box::pin(run_writes(ctx, &existing, &mut None)).await?;
-    }
-    Ok(j)
+            (index, code, e.get_str("errmsg").unwrap_or("").to_string())
+        })
+        .collect()
 }
 
-/// `DuplicateKey`.
-const DUPLICATE_KEY: i32 = 11000;
+fn matched(resp: &Document) -> i64 {
+    match resp.get("n") {
+        Some(Bson::Int32(n)) => i64::from(*n),
+        Some(Bson::Int64(n)) => *n,
+        _ => 0,
+    }
+}
 
-fn first_write_error(resp: &Document) -> Option<(usize, i32, String)> {
-    let errs = resp.get_array("writeErrors").ok()?;
-    let e = errs.first()?.as_document()?;
-    let index = match e.get("index") {
-        Some(Bson::Int32(n)) => *n as usize,
-        Some(Bson::Int64(n)) => *n as usize,
-        _ => 0,
-    };
-    let code = match e.get("code") {
-        Some(Bson::Int32(n)) => *n,
-        Some(Bson::Int64(n)) => *n as i32,
-        _ => 0,
-    };
-    Some((index, code, e.get_str("errmsg").unwrap_or("").to_string()))
+/// Read-modify-writes of distinct documents (one namespace) together: one `find` of
+/// all of them, the changes applied in memory, one unordered `update` of the
+/// replacements, each guarded by the document read. When a guard misses (the document
+/// changed under the replay), each write of the batch is done again on its own, from
+/// a fresh read: every change is absolute, so applying one twice is applying it once.
+async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
+    let w = &ws[0];
+    let ids: Vec<Bson> = ws.iter().map(|x| x.id.clone()).collect();
+    let find = raw_doc(
+        &doc! {"find": w.coll.as_str(), "filter": {"_id": {"$in": ids}}, "batchSize": (ws.len() + 1) as i64},
+    )?;
+    let found = crate::dump::plan::cursor_docs(&ctx.client.database(&w.db), find)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let mut by_id: HashMap<Vec<u8>, Document> = HashMap::with_capacity(found.len());
+    for d in found {
+        if let Some(id) = d.get("_id") {
+            by_id.insert(id_filter(id)?.into_bytes(), d);
+        }
+    }
+    let guard = ctx.guard.load(Ordering::Relaxed);
+    let mut stmts = RawArrayBuf::new();
+    let mut sent = 0usize;
+    let mut alone = Vec::new();
+    for x in ws {
+        let WriteKind::Modify(change) = &x.kind else {
+            unreachable!("a batch of read-modify-writes")
+        };
+        let Some(pre) = by_id.get(x.q.as_bytes()) else {
+            // Missing, or stored under an `_id` of another type: read on its own.
+            alone.push(x);
+            continue;
+        };
+        let post = change.apply(pre);
+        let post_raw = raw_doc(&post)?;
+        if raw_doc(pre)?.as_bytes() == post_raw.as_bytes() {
+            continue;
+        }
+        let mut q = doc! {"_id": x.id.clone()};
+        if guard {
+            q.insert(
+                "$expr",
+                doc! {"$eq": ["$$ROOT", {"$literal": Bson::Document(pre.clone())}]},
+            );
+        }
+        stmts.push(bson::rawdoc! {"q": raw_doc(&q)?, "u": post_raw});
+        sent += 1;
+    }
+    let mut redo = false;
+    if sent > 0 {
+        let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": false, "bypassDocumentValidation": true};
+        if let Some(wc) = &ctx.write_concern {
+            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+        }
+        let resp = run_cmd(ctx, &w.db, cmd, &mut None)
+            .await
+            .map_err(|e| srv_err(w, e))?;
+        if let Some((k, code, message)) = write_errors(&resp).into_iter().next() {
+            return Err(wr_err(ws.get(k).unwrap_or(w), code, message));
+        }
+        redo = matched(&resp) < sent as i64;
+    }
+    let again: Vec<&Write> = if redo { ws.iter().collect() } else { alone };
+    for x in &again {
+        let WriteKind::Modify(change) = &x.kind else {
+            unreachable!("a batch of read-modify-writes")
+        };
+        modify(ctx, x, change, &mut None).await?;
+    }
+    Ok(ws.len() as u64)
 }
 
 /// Tries before a guarded write is given up.
@@ -1480,10 +1869,9 @@ async fn modify(
     change: &Change,
     session: &mut Option<&mut ClientSession>,
 ) -> Result<(), ApplyError> {
-    let mut guard = ctx.guard;
     let mut last_pre: Option<Vec<u8>> = None;
     for _ in 0..GUARD_TRIES {
-        let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": id_filter(&w.id)?, "limit": 1, "singleBatch": true};
+        let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": w.q.clone(), "limit": 1, "singleBatch": true};
         let resp = run_cmd(ctx, &w.db, find, session)
             .await
             .map_err(|e| srv_err(w, e))?;
@@ -1502,14 +1890,14 @@ async fn modify(
             return Ok(());
         }
         // The guard missed a document that did not change: this server cannot
-        // compare whole documents in a filter. Lanes already keep one document's
-        // writes in order, so the write goes by `_id` alone.
+        // compare whole documents in a filter. Rounds already keep one document's
+        // writes in order, so from now on the write goes by `_id` alone.
         if last_pre.as_deref() == Some(pre_raw.as_bytes()) {
-            guard = false;
+            ctx.guard.store(false, Ordering::Relaxed);
         }
         last_pre = Some(pre_raw.as_bytes().to_vec());
         let mut q = doc! {"_id": w.id.clone()};
-        if guard {
+        if ctx.guard.load(Ordering::Relaxed) {
             q.insert(
                 "$expr",
                 doc! {"$eq": ["$$ROOT", {"$literal": Bson::Document(pre.clone())}]},
@@ -1522,15 +1910,10 @@ async fn modify(
         let resp = run_cmd(ctx, &w.db, cmd, session)
             .await
             .map_err(|e| srv_err(w, e))?;
-        if let Some((_, code, message)) = first_write_error(&resp) {
+        if let Some((_, code, message)) = write_errors(&resp).into_iter().next() {
             return Err(wr_err(w, code, message));
         }
-        let matched = match resp.get("n") {
-            Some(Bson::Int32(n)) => i64::from(*n),
-            Some(Bson::Int64(n)) => *n,
-            _ => 0,
-        };
-        if matched > 0 {
+        if matched(&resp) > 0 {
             return Ok(());
         }
         // Changed under us: read again.
@@ -1654,9 +2037,9 @@ mod tests {
         assert_eq!(c.apply(&pre), doc! {"_id": 1, "a": {"b": 5}});
     }
 
-    #[test]
-    fn lanes_keep_one_document_together() {
-        let w = |coll: &str, id: i32| Write {
+    fn write(coll: &str, id: i32, kind: WriteKind) -> Write {
+        let id = Bson::Int32(id);
+        Write {
             ts: Timestamp {
                 time: 1,
                 increment: 1,
@@ -1664,16 +2047,74 @@ mod tests {
             kind_name: "delete",
             db: "d".into(),
             coll: coll.into(),
-            id: Bson::Int32(id),
-            kind: WriteKind::Delete,
-        };
-        for lanes in [1, 3, 8] {
-            assert_eq!(w("c", 7).lane(lanes), w("c", 7).lane(lanes));
-            assert!(w("c", 7).lane(lanes) < lanes);
+            q: id_filter(&id).unwrap(),
+            id,
+            timeseries: false,
+            kind,
         }
-        // Different documents spread over the lanes.
-        let used: HashSet<usize> = (0..100).map(|i| w("c", i).lane(8)).collect();
-        assert!(used.len() > 4, "{used:?}");
+    }
+
+    #[test]
+    fn rounds_keep_each_documents_order_and_batch_the_rest() {
+        let ins = |id: i32| WriteKind::Insert(raw_doc(&doc! {"_id": id}).unwrap());
+        let ws = vec![
+            write("c", 1, ins(1)),
+            write("c", 2, ins(2)),
+            write("c", 1, WriteKind::Delete),
+            write("e", 1, ins(1)),
+            write("c", 1, ins(1)),
+            write("c", 3, WriteKind::Delete),
+        ];
+        let r = rounds(ws);
+        let shape: Vec<Vec<(String, i32, u8)>> = r
+            .iter()
+            .map(|round| {
+                round
+                    .iter()
+                    .map(|w| (w.coll.clone(), w.id.as_i32().unwrap(), w.class()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                vec![
+                    ("c".to_string(), 1, 3),
+                    ("c".to_string(), 2, 3),
+                    ("e".to_string(), 1, 3),
+                    ("c".to_string(), 3, 1)
+                ],
+                vec![("c".to_string(), 1, 1)],
+                vec![("c".to_string(), 1, 3)],
+            ]
+        );
+    }
+
+    #[test]
+    fn measurements_and_empty_timestamps_are_written_by_delete_and_insert() {
+        let zero = Timestamp {
+            time: 0,
+            increment: 0,
+        };
+        let plain = write("c", 1, WriteKind::Insert(raw_doc(&doc! {"_id": 1}).unwrap()));
+        assert_eq!(plain.class(), 3);
+        let mut m = plain.clone();
+        m.timeseries = true;
+        assert_eq!(m.class(), 4);
+        let z = write(
+            "c",
+            1,
+            WriteKind::Replace(raw_doc(&doc! {"_id": 1, "t": zero}).unwrap()),
+        );
+        assert_eq!(z.class(), 4);
+        // Only top-level fields besides `_id` are replaced by servers.
+        assert!(!has_empty_ts(&raw_doc(&doc! {"_id": zero}).unwrap()));
+        assert!(!has_empty_ts(
+            &raw_doc(&doc! {"_id": 1, "n": {"t": zero}}).unwrap()
+        ));
+        assert!(!has_empty_ts(
+            &raw_doc(&doc! {"_id": 1, "t": Timestamp { time: 1, increment: 0 }}).unwrap()
+        ));
     }
 
     #[test]
