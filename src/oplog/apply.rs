@@ -8,9 +8,10 @@
 //!   SecantusDB's flat form are one operator update; a `$v: 2` delta of top-level
 //!   fields is one pipeline update that yields mongod's document exactly (the `i`
 //!   fields unset, then set, so they land at the end); any other delta is a
-//!   read-modify-write by `_id` through [`diff::apply_doc_diff`], whose write is
-//!   guarded by the document it read; an operator update the server refuses (a path
-//!   through a scalar in a fuzzy state) falls back to the same read-modify-write;
+//!   read-modify-write by `_id` through [`diff::apply_doc_diff`] (the replay is the
+//!   only writer of the document between the read and the write); an operator update
+//!   the server refuses (a path through a scalar in a fuzzy state) falls back to the
+//!   same read-modify-write;
 //! - a delete is a delete by `_id`; updates and deletes of a missing document change
 //!   nothing, as mongod's idempotent application;
 //! - CRUD on a collection the target does not have is skipped (never created);
@@ -20,15 +21,20 @@
 //! - the operations of a committed transaction are applied together, in a target
 //!   transaction when they are all CRUD; aborted and uncommitted ones are not applied.
 //!
-//! Ordering: writes are buffered and sent by lanes, one lane per hash of (namespace,
-//! `_id`), so operations on one document keep their order while different documents
-//! go in parallel; commands and transactions are barriers.
+//! - time-series measurements (SecantusDB keeps them, and does not keep their `_id`s
+//!   unique) and documents holding a top-level `Timestamp(0, 0)` are written by
+//!   delete and insert; mongod's bucket writes go to its bucket collection, and are
+//!   refused where the target keeps measurements instead.
+//!
+//! Ordering: writes are buffered and sent in rounds, the k-th write of each document
+//! (namespace and `_id`) in round k, so operations on one document keep their order;
+//! in a round, writes of one namespace and kind go out as large batches, several at a
+//! time; commands and transactions are barriers.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::{Client, ClientSession};
@@ -98,7 +104,7 @@ pub enum ApplyError {
 /// How the replay writes.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Concurrent lanes for writes on different documents.
+    /// Write commands in flight at once (batches of different documents).
     pub lanes: usize,
     /// Most statements per write command.
     pub batch: usize,
@@ -241,11 +247,7 @@ impl Write {
 
     fn class(&self) -> u8 {
         match &self.kind {
-            WriteKind::Replace(d) | WriteKind::Insert(d)
-                if self.timeseries || has_empty_ts(d) =>
-            {
-                4
-            }
+            WriteKind::Replace(d) | WriteKind::Insert(d) if self.timeseries || has_empty_ts(d) => 4,
             WriteKind::Replace(_) | WriteKind::Update { .. } => 0,
             WriteKind::Delete => 1,
             WriteKind::Modify(_) => 2,
@@ -378,9 +380,10 @@ pub struct Replayer {
     groups: HashMap<TxnKey, Vec<Entry>>,
     mongod_txns: HashMap<TxnKey, Vec<Entry>>,
     pending: Vec<Write>,
+    /// Writes being sent in the background: how many were read-modify-writes.
+    inflight: Option<tokio::task::JoinHandle<Result<u64, ApplyError>>>,
     counts: ReplayCounts,
     last: Option<Timestamp>,
-    guard: Arc<AtomicBool>,
 }
 
 fn code_of(e: &mongodb::error::Error) -> Option<i32> {
@@ -466,9 +469,9 @@ impl Replayer {
             groups: HashMap::new(),
             mongod_txns: HashMap::new(),
             pending: Vec::new(),
+            inflight: None,
             counts: ReplayCounts::default(),
             last: None,
-            guard: Arc::new(AtomicBool::new(true)),
         };
         r.opts.lanes = r.opts.lanes.max(1);
         r.opts.batch = r.opts.batch.max(1);
@@ -539,7 +542,7 @@ impl Replayer {
                 if let Some(w) = self.translate(&e).await? {
                     self.pending.push(w);
                     if self.pending.len() >= self.opts.pending {
-                        self.flush().await?;
+                        self.send_pending().await?;
                     }
                 }
             }
@@ -1266,22 +1269,43 @@ impl Replayer {
             client: self.client.clone(),
             batch: self.opts.batch,
             write_concern: self.opts.write_concern.clone(),
-            guard: self.guard.clone(),
         }
     }
 
-    /// Sends the buffered writes, round by round (see [`rounds`]): in a round, the
-    /// writes of one namespace and kind go out in batches of distinct documents, up
-    /// to `lanes` batches at a time.
+    /// Sends the buffered writes and waits for every write sent before.
     pub async fn flush(&mut self) -> Result<(), ApplyError> {
+        self.send_pending().await?;
+        self.settle().await
+    }
+
+    /// Waits for the writes sent in the background.
+    async fn settle(&mut self) -> Result<(), ApplyError> {
+        if let Some(h) = self.inflight.take() {
+            self.counts.read_modify_writes += h.await.expect("replay writer panicked")?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered writes in the background, once the writes sent before them
+    /// are done (a document may have writes in both), while the next entries are read
+    /// and translated. They go round by round (see [`rounds`]): in a round, the writes
+    /// of one namespace and kind go out in batches of distinct documents, up to
+    /// `lanes` batches at a time.
+    async fn send_pending(&mut self) -> Result<(), ApplyError> {
+        self.settle().await?;
         if self.pending.is_empty() {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.pending);
         let ctx = Arc::new(self.ctx());
-        for round in rounds(writes) {
-            self.counts.read_modify_writes += send_round(&ctx, round, self.opts.lanes).await?;
-        }
+        let lanes = self.opts.lanes;
+        self.inflight = Some(tokio::spawn(async move {
+            let mut rmw = 0;
+            for round in rounds(writes) {
+                rmw += send_round(&ctx, round, lanes).await?;
+            }
+            Ok(rmw)
+        }));
         Ok(())
     }
 
@@ -1425,9 +1449,6 @@ struct Ctx {
     client: Client,
     batch: usize,
     write_concern: Option<Document>,
-    /// Whether read-modify-writes are guarded by the document they read (cleared
-    /// when the server cannot compare whole documents in a filter).
-    guard: Arc<AtomicBool>,
 }
 
 /// Most bytes of statements per write command.
@@ -1778,19 +1799,11 @@ fn write_errors(resp: &Document) -> Vec<(usize, i32, String)> {
         .collect()
 }
 
-fn matched(resp: &Document) -> i64 {
-    match resp.get("n") {
-        Some(Bson::Int32(n)) => i64::from(*n),
-        Some(Bson::Int64(n)) => *n,
-        _ => 0,
-    }
-}
-
 /// Read-modify-writes of distinct documents (one namespace) together: one `find` of
 /// all of them, the changes applied in memory, one unordered `update` of the
-/// replacements, each guarded by the document read. When a guard misses (the document
-/// changed under the replay), each write of the batch is done again on its own, from
-/// a fresh read: every change is absolute, so applying one twice is applying it once.
+/// replacements by `_id`. Nothing else writes a document between its read and its
+/// write: the replay is the only writer, a round holds one write per document, and
+/// rounds run one after another. Returns how many were read-modify-writes.
 async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
     let w = &ws[0];
     let ids: Vec<Bson> = ws.iter().map(|x| x.id.clone()).collect();
@@ -1806,36 +1819,24 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
             by_id.insert(id_filter(id)?.into_bytes(), d);
         }
     }
-    let guard = ctx.guard.load(Ordering::Relaxed);
     let mut stmts = RawArrayBuf::new();
-    let mut sent = 0usize;
-    let mut alone = Vec::new();
+    let mut sent = Vec::new();
     for x in ws {
         let WriteKind::Modify(change) = &x.kind else {
             unreachable!("a batch of read-modify-writes")
         };
+        // A missing document: the change does nothing, as in mongod's application.
         let Some(pre) = by_id.get(x.q.as_bytes()) else {
-            // Missing, or stored under an `_id` of another type: read on its own.
-            alone.push(x);
             continue;
         };
-        let post = change.apply(pre);
-        let post_raw = raw_doc(&post)?;
-        if raw_doc(pre)?.as_bytes() == post_raw.as_bytes() {
+        let post = raw_doc(&change.apply(pre))?;
+        if raw_doc(pre)?.as_bytes() == post.as_bytes() {
             continue;
         }
-        let mut q = doc! {"_id": x.id.clone()};
-        if guard {
-            q.insert(
-                "$expr",
-                doc! {"$eq": ["$$ROOT", {"$literal": Bson::Document(pre.clone())}]},
-            );
-        }
-        stmts.push(bson::rawdoc! {"q": raw_doc(&q)?, "u": post_raw});
-        sent += 1;
+        stmts.push(bson::rawdoc! {"q": x.q.clone(), "u": post});
+        sent.push(x);
     }
-    let mut redo = false;
-    if sent > 0 {
+    if !sent.is_empty() {
         let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": false, "bypassDocumentValidation": true};
         if let Some(wc) = &ctx.write_concern {
             cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
@@ -1844,85 +1845,49 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
             .await
             .map_err(|e| srv_err(w, e))?;
         if let Some((k, code, message)) = write_errors(&resp).into_iter().next() {
-            return Err(wr_err(ws.get(k).unwrap_or(w), code, message));
+            return Err(wr_err(sent.get(k).copied().unwrap_or(w), code, message));
         }
-        redo = matched(&resp) < sent as i64;
-    }
-    let again: Vec<&Write> = if redo { ws.iter().collect() } else { alone };
-    for x in &again {
-        let WriteKind::Modify(change) = &x.kind else {
-            unreachable!("a batch of read-modify-writes")
-        };
-        modify(ctx, x, change, &mut None).await?;
     }
     Ok(ws.len() as u64)
 }
 
-/// Tries before a guarded write is given up.
-const GUARD_TRIES: usize = 3;
-
-/// Read-modify-write by `_id`: read the document, apply the change as the source
-/// server did, and replace it only if it is still what was read.
+/// Read-modify-write of one document by `_id`: read it, apply the change as the
+/// source server did, and replace it (see [`modify_batch`] on why nothing else
+/// writes it in between).
 async fn modify(
     ctx: &Ctx,
     w: &Write,
     change: &Change,
     session: &mut Option<&mut ClientSession>,
 ) -> Result<(), ApplyError> {
-    let mut last_pre: Option<Vec<u8>> = None;
-    for _ in 0..GUARD_TRIES {
-        let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": w.q.clone(), "limit": 1, "singleBatch": true};
-        let resp = run_cmd(ctx, &w.db, find, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        let pre = resp
-            .get_document("cursor")
-            .ok()
-            .and_then(|c| c.get_array("firstBatch").ok())
-            .and_then(|b| b.first())
-            .and_then(|d| d.as_document())
-            .cloned();
-        // A missing document: the change does nothing, as in mongod's application.
-        let Some(pre) = pre else { return Ok(()) };
-        let post = change.apply(&pre);
-        let (pre_raw, post_raw) = (raw_doc(&pre)?, raw_doc(&post)?);
-        if pre_raw.as_bytes() == post_raw.as_bytes() {
-            return Ok(());
-        }
-        // The guard missed a document that did not change: this server cannot
-        // compare whole documents in a filter. Rounds already keep one document's
-        // writes in order, so from now on the write goes by `_id` alone.
-        if last_pre.as_deref() == Some(pre_raw.as_bytes()) {
-            ctx.guard.store(false, Ordering::Relaxed);
-        }
-        last_pre = Some(pre_raw.as_bytes().to_vec());
-        let mut q = doc! {"_id": w.id.clone()};
-        if ctx.guard.load(Ordering::Relaxed) {
-            q.insert(
-                "$expr",
-                doc! {"$eq": ["$$ROOT", {"$literal": Bson::Document(pre.clone())}]},
-            );
-        }
-        let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": raw_doc(&q)?, "u": post_raw}], "ordered": true, "bypassDocumentValidation": true};
-        if let Some(wc) = &ctx.write_concern {
-            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
-        }
-        let resp = run_cmd(ctx, &w.db, cmd, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        if let Some((_, code, message)) = write_errors(&resp).into_iter().next() {
-            return Err(wr_err(w, code, message));
-        }
-        if matched(&resp) > 0 {
-            return Ok(());
-        }
-        // Changed under us: read again.
+    let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": w.q.clone(), "limit": 1, "singleBatch": true};
+    let resp = run_cmd(ctx, &w.db, find, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let pre = resp
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get_array("firstBatch").ok())
+        .and_then(|b| b.first())
+        .and_then(|d| d.as_document())
+        .cloned();
+    // A missing document: the change does nothing, as in mongod's application.
+    let Some(pre) = pre else { return Ok(()) };
+    let post = raw_doc(&change.apply(&pre))?;
+    if raw_doc(&pre)?.as_bytes() == post.as_bytes() {
+        return Ok(());
     }
-    Err(wr_err(
-        w,
-        0,
-        format!("the document kept changing while replay rewrote it ({GUARD_TRIES} tries)"),
-    ))
+    let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": w.q.clone(), "u": post}], "ordered": true, "bypassDocumentValidation": true};
+    if let Some(wc) = &ctx.write_concern {
+        cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    let resp = run_cmd(ctx, &w.db, cmd, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    if let Some((_, code, message)) = write_errors(&resp).into_iter().next() {
+        return Err(wr_err(w, code, message));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -2096,7 +2061,11 @@ mod tests {
             time: 0,
             increment: 0,
         };
-        let plain = write("c", 1, WriteKind::Insert(raw_doc(&doc! {"_id": 1}).unwrap()));
+        let plain = write(
+            "c",
+            1,
+            WriteKind::Insert(raw_doc(&doc! {"_id": 1}).unwrap()),
+        );
         assert_eq!(plain.class(), 3);
         let mut m = plain.clone();
         m.timeseries = true;

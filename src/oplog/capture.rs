@@ -93,9 +93,9 @@ pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
     if let Some(t) = last_write {
         return Ok(t);
     }
-    edge_ts(client, -1).await?.ok_or_else(|| {
-        OplogError::NoOplog("local.oplog.rs is empty or missing".into())
-    })
+    edge_ts(client, -1)
+        .await?
+        .ok_or_else(|| OplogError::NoOplog("local.oplog.rs is empty or missing".into()))
 }
 
 /// Waits until the entry at `end` (or a later one) can be read: a server may report a
