@@ -373,6 +373,9 @@ pub struct Replayer {
     known: HashSet<String>,
     /// Target namespaces that are time-series collections.
     timeseries: HashSet<String>,
+    /// The target keeps time-series measurements, not buckets (SecantusDB, which
+    /// lists bucket collections but refuses writes to them).
+    measurements_only: bool,
     /// Time-series namespaces whose bucket writes were skipped (warned once each).
     bucket_warned: HashSet<String>,
     indexes: BTreeMap<String, Vec<Document>>,
@@ -457,12 +460,18 @@ impl Replayer {
         txn_ends: HashMap<TxnKey, Timestamp>,
     ) -> Result<Replayer, ApplyError> {
         let (known, timeseries) = target_namespaces(&client).await?;
+        let measurements_only = crate::connect::server_info(&client)
+            .await
+            .map_err(|e| ApplyError::Catalog(Box::new(e)))?
+            .secantus_version
+            .is_some();
         let mut r = Replayer {
             client,
             opts,
             sel,
             known,
             timeseries,
+            measurements_only,
             bucket_warned: HashSet::new(),
             indexes,
             txn_ends,
@@ -584,12 +593,14 @@ impl Replayer {
             self.flush().await?;
             return self.view_write(e).await.map(|()| None);
         }
+        if let Some(name) = coll.strip_prefix("system.buckets.")
+            && (self.measurements_only
+                || (!self.known.contains(&target)
+                    && self.timeseries.contains(&format!("{db}.{name}"))))
+        {
+            return self.bucket_write(e, kind_name, &db, name).map(|()| None);
+        }
         if !self.known.contains(&target) {
-            if let Some(name) = coll.strip_prefix("system.buckets.")
-                && self.timeseries.contains(&format!("{db}.{name}"))
-            {
-                return self.bucket_write(e, kind_name, &db, name).map(|()| None);
-            }
             self.skip(kind_name, "collection missing on the target");
             return Ok(None);
         }
@@ -611,9 +622,9 @@ impl Replayer {
         }))
     }
 
-    /// A write of mongod's time-series buckets where the target has the time-series
-    /// collection but no bucket collection: a server that keeps the measurements
-    /// themselves (SecantusDB refuses bucket writes, code 115). A bucket's change
+    /// A write of mongod's time-series buckets where the target keeps the
+    /// measurements themselves (SecantusDB refuses bucket writes, code 115; a
+    /// time-series collection without a bucket collection is taken the same way). A bucket's change
     /// cannot be turned into measurement writes without the bucket it changes, so the
     /// replay stops, or with `accept_partial` counts the write as skipped.
     fn bucket_write(
@@ -1640,7 +1651,7 @@ async fn statements(
     for x in ws {
         let s = match &x.kind {
             WriteKind::Replace(d) | WriteKind::Insert(d) => {
-                bson::rawdoc! {"q": x.q.clone(), "u": d.clone(), "upsert": true}
+                bson::rawdoc! {"q": x.q.clone(), "u": replacement(d.clone()), "upsert": true}
             }
             WriteKind::Update { u, .. } if x.timeseries => {
                 bson::rawdoc! {"q": x.q.clone(), "u": u.clone(), "multi": true}
@@ -1773,6 +1784,22 @@ async fn reinsert(
     Ok(())
 }
 
+/// The `u` of an update that replaces a document with `d`: `d` itself, or, when a
+/// top-level name starts with `$` (which a replacement document may not hold), a
+/// pipeline that replaces it with `d` taken literally.
+fn replacement(d: RawDocumentBuf) -> RawBson {
+    let dollar = d
+        .iter()
+        .filter_map(Result::ok)
+        .any(|(k, _)| k.as_str().starts_with('$'));
+    if !dollar {
+        return RawBson::Document(d);
+    }
+    let mut stage = RawArrayBuf::new();
+    stage.push(bson::rawdoc! {"$replaceWith": {"$literal": d}});
+    RawBson::Array(stage)
+}
+
 /// `DuplicateKey`.
 const DUPLICATE_KEY: i32 = 11000;
 
@@ -1833,7 +1860,7 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
         if raw_doc(pre)?.as_bytes() == post.as_bytes() {
             continue;
         }
-        stmts.push(bson::rawdoc! {"q": x.q.clone(), "u": post});
+        stmts.push(bson::rawdoc! {"q": x.q.clone(), "u": replacement(post)});
         sent.push(x);
     }
     if !sent.is_empty() {
@@ -1877,7 +1904,7 @@ async fn modify(
     if raw_doc(&pre)?.as_bytes() == post.as_bytes() {
         return Ok(());
     }
-    let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": w.q.clone(), "u": post}], "ordered": true, "bypassDocumentValidation": true};
+    let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": w.q.clone(), "u": replacement(post)}], "ordered": true, "bypassDocumentValidation": true};
     if let Some(wc) = &ctx.write_concern {
         cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
     }
