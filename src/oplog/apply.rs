@@ -548,7 +548,7 @@ impl Replayer {
                 if e.is_txn_statement() {
                     return self.statement(e).await;
                 }
-                if let Some(w) = self.translate(&e).await? {
+                if let Some(w) = self.translate(e).await? {
                     self.pending.push(w);
                     if self.pending.len() >= self.opts.pending {
                         self.send_pending().await?;
@@ -574,7 +574,7 @@ impl Replayer {
     }
 
     /// Turns a CRUD entry into a write, or counts why not.
-    async fn translate(&mut self, e: &Entry) -> Result<Option<Write>, ApplyError> {
+    async fn translate(&mut self, e: Entry) -> Result<Option<Write>, ApplyError> {
         let kind_name = match e.op {
             Op::Insert { .. } => "insert",
             Op::Update { .. } => "update",
@@ -591,27 +591,28 @@ impl Replayer {
         let (db, coll) = (db.to_string(), coll.to_string());
         if coll == "system.views" {
             self.flush().await?;
-            return self.view_write(e).await.map(|()| None);
+            return self.view_write(&e).await.map(|()| None);
         }
         if let Some(name) = coll.strip_prefix("system.buckets.")
             && (self.measurements_only
                 || (!self.known.contains(&target)
                     && self.timeseries.contains(&format!("{db}.{name}"))))
         {
-            return self.bucket_write(e, kind_name, &db, name).map(|()| None);
+            return self.bucket_write(&e, kind_name, &db, name).map(|()| None);
         }
         if !self.known.contains(&target) {
             self.skip(kind_name, "collection missing on the target");
             return Ok(None);
         }
         let id = e.id().cloned().expect("CRUD has an _id");
-        let Some(kind) = write_kind(&e.op)? else {
+        let ts = e.ts;
+        let Some(kind) = write_kind(e.op)? else {
             self.skip("update", "empty update");
             return Ok(None);
         };
         self.applied(kind_name, &target);
         Ok(Some(Write {
-            ts: e.ts,
+            ts,
             kind_name,
             q: id_filter(&id)?,
             timeseries: self.timeseries.contains(&target),
@@ -624,9 +625,10 @@ impl Replayer {
 
     /// A write of mongod's time-series buckets where the target keeps the
     /// measurements themselves (SecantusDB refuses bucket writes, code 115; a
-    /// time-series collection without a bucket collection is taken the same way). A bucket's change
-    /// cannot be turned into measurement writes without the bucket it changes, so the
-    /// replay stops, or with `accept_partial` counts the write as skipped.
+    /// time-series collection without a bucket collection is taken the same way). A
+    /// bucket's change cannot be turned into measurement writes without the bucket it
+    /// changes, so the replay stops, or with `accept_partial` counts the write as
+    /// skipped.
     fn bucket_write(
         &mut self,
         e: &Entry,
@@ -1230,7 +1232,7 @@ impl Replayer {
         }
         if crud == ops.len() {
             let mut writes = Vec::new();
-            for o in &ops {
+            for o in ops {
                 if let Some(w) = self.translate(o).await? {
                     writes.push(w);
                 }
@@ -1264,7 +1266,7 @@ impl Replayer {
         }
         for o in ops {
             if o.is_crud() {
-                if let Some(w) = self.translate(&o).await? {
+                if let Some(w) = self.translate(o).await? {
                     self.pending.push(w);
                 }
             } else {
@@ -1366,11 +1368,11 @@ fn foreign_stages(v: &Bson, out: &mut Vec<String>) {
 }
 
 /// How a CRUD entry is written: `None` for an update that changes nothing.
-fn write_kind(op: &Op) -> Result<Option<WriteKind>, ApplyError> {
+fn write_kind(op: Op) -> Result<Option<WriteKind>, ApplyError> {
     let kind = match op {
-        Op::Insert { doc, .. } => WriteKind::Insert(doc.clone()),
+        Op::Insert { doc, .. } => WriteKind::Insert(doc),
         Op::Delete { .. } => WriteKind::Delete,
-        Op::Update { update, .. } => match update {
+        Op::Update { update, .. } => match &update {
             Update::Replacement(d) => WriteKind::Replace(raw_doc(d)?),
             Update::Modifiers { set, unset } => {
                 let mut u = Document::new();
@@ -1944,7 +1946,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        write_kind(&e.op).unwrap()
+        write_kind(e.op).unwrap()
     }
 
     fn update_doc(k: &WriteKind) -> Bson {
