@@ -1071,12 +1071,31 @@ where
 {
     let c = client();
     let prefix = format!("^{db}\\.");
+    let marker = format!("end of the writes of {db}");
     block_on(async move {
         let before = newest_ts(&c).await;
         writes(c.clone()).await?;
-        c.database("local")
-            .collection::<RawDocumentBuf>("oplog.rs")
-            .find(doc! {"ts": {"$gt": before}, "ns": {"$regex": prefix}})
+        // A note after the writes: once it can be read, so can every entry before it.
+        c.database("admin")
+            .run_command(doc! {"appendOplogNote": 1, "data": {"msg": &marker}})
+            .await?;
+        let oplog = c.database("local").collection::<RawDocumentBuf>("oplog.rs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let end = loop {
+            let note = oplog
+                .find_one(doc! {"ts": {"$gt": before}, "op": "n", "o.msg": &marker})
+                .await?;
+            if let Some(n) = note {
+                break n.get_timestamp("ts").expect("ts");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the oplog note never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        oplog
+            .find(doc! {"ts": {"$gt": before, "$lt": end}, "ns": {"$regex": prefix}})
             .sort(doc! {"ts": 1})
             .await?
             .try_collect::<Vec<_>>()
@@ -1454,6 +1473,10 @@ fn time_series_measurements_of_the_test_server_keep_one_copy_each() {
                     .await?;
             }
             m.delete_many(doc! {"_id": 3}).await?;
+            // A measurement update (the server takes only `multi` ones that filter
+            // on and change the meta field), logged per measurement by `_id`.
+            m.update_many(doc! {"k": "a"}, doc! {"$set": {"k": "b"}})
+                .await?;
             Ok(())
         }
     });
@@ -1474,6 +1497,10 @@ fn time_series_measurements_of_the_test_server_keep_one_copy_each() {
     };
     let want = sorted(&src);
     assert_eq!(want.len(), 2);
+    assert!(
+        entries.iter().any(|e| e.get_str("op").ok() == Some("u")),
+        "the update is logged"
+    );
     // Onto an empty target, and onto a snapshot that holds measurement 1 already.
     let empty = guard.add("oplog_tss1");
     replay_raw(&entries, remap(&src, &empty), false).expect("replay");

@@ -610,12 +610,19 @@ impl Replayer {
             self.skip("update", "empty update");
             return Ok(None);
         };
+        let timeseries = self.timeseries.contains(&target);
+        let kind = match kind {
+            // Measurements are updated by delete and insert: servers that keep them
+            // take updates filtered only on the meta field.
+            WriteKind::Update { fallback, .. } if timeseries => WriteKind::Modify(fallback),
+            k => k,
+        };
         self.applied(kind_name, &target);
         Ok(Some(Write {
             ts,
             kind_name,
             q: id_filter(&id)?,
-            timeseries: self.timeseries.contains(&target),
+            timeseries,
             db,
             coll,
             id,
@@ -1850,6 +1857,7 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
     }
     let mut stmts = RawArrayBuf::new();
     let mut sent = Vec::new();
+    let mut measurements = Vec::new();
     for x in ws {
         let WriteKind::Modify(change) = &x.kind else {
             unreachable!("a batch of read-modify-writes")
@@ -1862,8 +1870,18 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
         if raw_doc(pre)?.as_bytes() == post.as_bytes() {
             continue;
         }
+        if x.timeseries {
+            // A measurement cannot be replaced (not `multi`): deleted and inserted.
+            let mut r = x.clone();
+            r.kind = WriteKind::Replace(post);
+            measurements.push(r);
+            continue;
+        }
         stmts.push(bson::rawdoc! {"q": x.q.clone(), "u": replacement(post)});
         sent.push(x);
+    }
+    if !measurements.is_empty() {
+        reinsert(ctx, &measurements, &mut None).await?;
     }
     if !sent.is_empty() {
         let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": false, "bypassDocumentValidation": true};
@@ -1905,6 +1923,11 @@ async fn modify(
     let post = raw_doc(&change.apply(&pre))?;
     if raw_doc(&pre)?.as_bytes() == post.as_bytes() {
         return Ok(());
+    }
+    if w.timeseries {
+        let mut r = w.clone();
+        r.kind = WriteKind::Replace(post);
+        return reinsert(ctx, std::slice::from_ref(&r), session).await;
     }
     let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": w.q.clone(), "u": replacement(post)}], "ordered": true, "bypassDocumentValidation": true};
     if let Some(wc) = &ctx.write_concern {
