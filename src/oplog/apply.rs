@@ -225,7 +225,7 @@ struct Write {
     /// `{_id: <id>}`: the statements' filter, and the document's identity.
     q: RawDocumentBuf,
     /// The target is a time-series collection: its documents are measurements, whose
-    /// `_id`s the server may not keep unique, and whose updates must be `multi`.
+    /// `_id`s the server may not keep unique, and which it may not update by `_id`.
     timeseries: bool,
     kind: WriteKind,
 }
@@ -1662,9 +1662,6 @@ async fn statements(
             WriteKind::Replace(d) | WriteKind::Insert(d) => {
                 bson::rawdoc! {"q": x.q.clone(), "u": replacement(d.clone()), "upsert": true}
             }
-            WriteKind::Update { u, .. } if x.timeseries => {
-                bson::rawdoc! {"q": x.q.clone(), "u": u.clone(), "multi": true}
-            }
             WriteKind::Update { u, .. } => bson::rawdoc! {"q": x.q.clone(), "u": u.clone()},
             WriteKind::Delete => {
                 bson::rawdoc! {"q": x.q.clone(), "limit": if x.timeseries { 0 } else { 1 }}
@@ -1871,7 +1868,7 @@ async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
             continue;
         }
         if x.timeseries {
-            // A measurement cannot be replaced (not `multi`): deleted and inserted.
+            // A measurement cannot be replaced by `_id`: deleted and inserted.
             let mut r = x.clone();
             r.kind = WriteKind::Replace(post);
             measurements.push(r);
