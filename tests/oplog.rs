@@ -1469,7 +1469,8 @@ fn time_series_measurements_of_the_test_server_keep_one_copy_each() {
                 .await?;
             let m = d.collection::<Document>("m");
             for i in 1..=3 {
-                m.insert_one(doc! {"_id": i, "t": t0, "k": "a", "v": i})
+                let k = if i == 1 { "x" } else { "a" };
+                m.insert_one(doc! {"_id": i, "t": t0, "k": k, "v": i})
                     .await?;
             }
             m.delete_many(doc! {"_id": 3}).await?;
@@ -1513,7 +1514,7 @@ fn time_series_measurements_of_the_test_server_keep_one_copy_each() {
         d.run_command(doc! {"create": "m", "timeseries": {"timeField": "t", "metaField": "k"}})
             .await?;
         d.collection::<Document>("m")
-            .insert_one(doc! {"_id": 1, "t": t0, "k": "a", "v": 1})
+            .insert_one(doc! {"_id": 1, "t": t0, "k": "x", "v": 1})
             .await?;
         Ok::<_, mongodb::error::Error>(())
     })
