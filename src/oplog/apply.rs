@@ -1594,11 +1594,13 @@ async fn send_round(ctx: &Arc<Ctx>, round: Vec<Write>, lanes: usize) -> Result<u
     }
     let mut batches: Vec<Vec<Write>> = Vec::new();
     for (_, ws) in groups {
+        // Batches of equal size, as many as keep every writer busy to the end.
+        let size = balanced_batch(ws.len(), ctx.batch, lanes);
         let mut cur = Vec::new();
         let mut bytes = 0usize;
         for w in ws {
             let n = w.q.as_bytes().len() + payload_len(&w);
-            if !cur.is_empty() && (cur.len() >= ctx.batch || bytes + n > BATCH_BYTES) {
+            if !cur.is_empty() && (cur.len() >= size || bytes + n > BATCH_BYTES) {
                 batches.push(std::mem::take(&mut cur));
                 bytes = 0;
             }
@@ -1633,6 +1635,19 @@ async fn send_round(ctx: &Arc<Ctx>, round: Vec<Write>, lanes: usize) -> Result<u
         Some(e) => Err(e),
         None => Ok(rmw),
     }
+}
+
+/// The size of the batches `len` writes are split into: at most `max`, and, when
+/// more than one batch is needed, as many batches as a multiple of `lanes`, so that
+/// the last wave of batches is as full as the others.
+fn balanced_batch(len: usize, max: usize, lanes: usize) -> usize {
+    let max = max.max(1);
+    let lanes = lanes.max(1);
+    if len <= max {
+        return max;
+    }
+    let batches = len.div_ceil(max).div_ceil(lanes) * lanes;
+    len.div_ceil(batches).max(1)
 }
 
 /// One batch of a round: writes of one namespace and class, distinct documents.
@@ -2102,6 +2117,16 @@ mod tests {
                 vec![("c".to_string(), 1, 3)],
             ]
         );
+    }
+
+    #[test]
+    fn batches_fill_every_writer_to_the_end() {
+        assert_eq!(balanced_batch(500, 1000, 8), 1000);
+        // 20 batches of 1000 would leave the third wave half empty: 24 of 834.
+        assert_eq!(balanced_batch(20_000, 1000, 8), 834);
+        assert_eq!(balanced_batch(8000, 1000, 8), 1000);
+        assert_eq!(balanced_batch(1001, 1000, 1), 501);
+        assert_eq!(balanced_batch(3, 1, 0), 1);
     }
 
     #[test]
