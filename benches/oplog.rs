@@ -8,12 +8,20 @@
 //! oplog replayed, and the mixed oplog replayed. Prints entries per second and the
 //! ratio to the baseline (the target for the insert-only oplog is at least 0.7).
 //!
-//! Needs a server: `OXIDUMP_BENCH_URI=mongodb://… cargo bench --bench oplog` (a
-//! replica-set member or not; nothing but the `oxidump_bench_oplog_*` databases is
+//! Each measurement also gives the CPU seconds of this process (the client side:
+//! translation and encoding) and of the server when the bench started it, and the
+//! process's peak RSS is printed at the end.
+//!
+//!   cargo bench --bench oplog
+//!
+//! starts a throwaway SecantusDB server; `OXIDUMP_BENCH_URI=mongodb://…` uses another
+//! (a replica-set member or not; nothing but the `oxidump_bench_oplog_*` databases is
 //! touched, and they are dropped).
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bson::{Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::Client;
@@ -81,7 +89,7 @@ async fn drop_db(c: &Client, db: &str) {
     c.database(db).drop().await.expect("drop");
 }
 
-async fn baseline(c: &Client, db: &str, n: usize) -> f64 {
+async fn baseline(c: &Client, db: &str, n: usize) -> Duration {
     drop_db(c, db).await;
     let coll = c.database(db).collection::<Document>("c");
     coll.insert_one(doc! {"_id": -1}).await.expect("create");
@@ -104,10 +112,10 @@ async fn baseline(c: &Client, db: &str, n: usize) -> f64 {
     while let Some(r) = set.join_next().await {
         r.expect("lane");
     }
-    n as f64 / started.elapsed().as_secs_f64()
+    started.elapsed()
 }
 
-async fn replay(c: &Client, db: &str, entries: &[RawDocumentBuf]) -> f64 {
+async fn replay(c: &Client, db: &str, entries: &[RawDocumentBuf]) -> Duration {
     drop_db(c, db).await;
     let started = Instant::now();
     let mut r = Replayer::new(
@@ -126,18 +134,39 @@ async fn replay(c: &Client, db: &str, entries: &[RawDocumentBuf]) -> f64 {
         r.apply(e).await.expect("replay");
     }
     r.finish().await.expect("finish");
-    entries.len() as f64 / started.elapsed().as_secs_f64()
+    started.elapsed()
+}
+
+/// One measured phase: entries (or documents) per second, and CPU seconds of this
+/// process and of the server.
+#[derive(Default, Clone, Copy)]
+struct Cost {
+    rate: f64,
+    cpu: f64,
+    server_cpu: f64,
+}
+
+/// Peak resident set of this process, in MiB.
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn main() {
-    let Ok(uri) = std::env::var("OXIDUMP_BENCH_URI") else {
-        eprintln!("oplog bench: set OXIDUMP_BENCH_URI to a server to measure (nothing run)");
+    if !common::benchmarking() {
         return;
-    };
+    }
     let n: usize = std::env::var("OXIDUMP_BENCH_OPLOG_ENTRIES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(200_000);
+    let server = common::server();
+    let uri = server.uri.clone();
+    let server_pid = server.pid;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -152,25 +181,59 @@ fn main() {
         let ins = insert_only(ins_db, n);
         let mix = mixed(mix_db, n);
         println!("oplog replay, {n} entries, {LANES} lanes, {ROUNDS} rounds");
-        let mut best = [0f64; 3];
+        println!(
+            "(rate | CPU s of this process | CPU s of the server{})",
+            if server_pid.is_none() {
+                ", not measured: OXIDUMP_BENCH_URI"
+            } else {
+                ""
+            }
+        );
+        let server_cpu = || server_pid.map_or(Duration::ZERO, common::pid_cpu);
+        let mut best = [Cost::default(); 3];
         for round in 1..=ROUNDS {
-            let b = baseline(&c, raw_db, n).await;
-            let i = replay(&c, ins_db, &ins).await;
-            let m = replay(&c, mix_db, &mix).await;
+            let mut costs = [Cost::default(); 3];
+            for (k, cost) in costs.iter_mut().enumerate() {
+                let (c0, s0) = (common::process_cpu(), server_cpu());
+                let wall = match k {
+                    0 => baseline(&c, raw_db, n).await,
+                    1 => replay(&c, ins_db, &ins).await,
+                    _ => replay(&c, mix_db, &mix).await,
+                };
+                let count = if k == 0 { n } else { n + 1 };
+                *cost = Cost {
+                    rate: count as f64 / wall.as_secs_f64(),
+                    cpu: common::process_cpu().saturating_sub(c0).as_secs_f64(),
+                    server_cpu: server_cpu().saturating_sub(s0).as_secs_f64(),
+                };
+                if cost.rate > best[k].rate {
+                    best[k] = *cost;
+                }
+            }
+            let [b, i, m] = costs;
             println!(
-                "round {round}: raw inserts {b:>9.0} docs/s | insert-only oplog {i:>9.0} entries/s ({:.2}x) | mixed oplog {m:>9.0} entries/s ({:.2}x)",
-                i / b,
-                m / b
+                "round {round}: raw inserts {:>8.0} docs/s {:>5.1} {:>5.1} | insert-only oplog {:>8.0} entries/s {:>5.1} {:>5.1} ({:.2}x) | mixed oplog {:>8.0} entries/s {:>5.1} {:>5.1} ({:.2}x)",
+                b.rate,
+                b.cpu,
+                b.server_cpu,
+                i.rate,
+                i.cpu,
+                i.server_cpu,
+                i.rate / b.rate,
+                m.rate,
+                m.cpu,
+                m.server_cpu,
+                m.rate / b.rate
             );
-            best = [best[0].max(b), best[1].max(i), best[2].max(m)];
         }
         println!(
-            "best: raw inserts {:.0} docs/s, insert-only oplog {:.0} entries/s ({:.2}x), mixed {:.0} entries/s ({:.2}x)",
-            best[0],
-            best[1],
-            best[1] / best[0],
-            best[2],
-            best[2] / best[0]
+            "best: raw inserts {:.0} docs/s, insert-only oplog {:.0} entries/s ({:.2}x), mixed {:.0} entries/s ({:.2}x); peak RSS {:.0} MiB",
+            best[0].rate,
+            best[1].rate,
+            best[1].rate / best[0].rate,
+            best[2].rate,
+            best[2].rate / best[0].rate,
+            peak_rss_mib()
         );
         for db in [raw_db, ins_db, mix_db] {
             drop_db(&c, db).await;

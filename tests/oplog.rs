@@ -41,8 +41,12 @@ fn replay_with(
     selection: Selection,
     accept_partial: bool,
 ) -> Result<ReplayCounts, String> {
-    let c = client();
-    let stamped: Vec<RawDocumentBuf> = entries
+    replay_raw(&stamp(entries), selection, accept_partial).map(|(c, _)| c)
+}
+
+/// `entries` with `ts` 1, 2, 3…
+fn stamp(entries: &[Document]) -> Vec<RawDocumentBuf> {
+    entries
         .iter()
         .enumerate()
         .map(|(i, e)| {
@@ -50,9 +54,19 @@ fn replay_with(
             e.insert("ts", ts(i as u32 + 1));
             raw(&e)
         })
-        .collect();
+        .collect()
+}
+
+/// Replays entries as they are onto the test server: the counts and the final index
+/// catalog, or the first error.
+fn replay_raw(
+    stamped: &[RawDocumentBuf],
+    selection: Selection,
+    accept_partial: bool,
+) -> Result<(ReplayCounts, BTreeMap<String, Vec<Document>>), String> {
+    let c = client();
     let mut scan = Scan::default();
-    for e in &stamped {
+    for e in stamped {
         scan.add(e).expect("entry parses");
     }
     block_on(async move {
@@ -69,10 +83,10 @@ fn replay_with(
         )
         .await
         .expect("replayer");
-        for e in &stamped {
+        for e in stamped {
             r.apply(e).await.map_err(|x| x.to_string())?;
         }
-        Ok(r.finish().await.map_err(|x| x.to_string())?.0)
+        r.finish().await.map_err(|x| x.to_string())
     })
 }
 
@@ -1004,4 +1018,883 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     );
     assert!(err.contains("consistent point"), "{err}");
     assert!(digests_of_target(&turi, "wl_early").is_empty());
+}
+
+// ---------------------------------------------------------------------------------
+// The rest of the checklist: fuzzy states, DDL, special collections, names, gaps
+// ---------------------------------------------------------------------------------
+
+/// Creates `db.coll` holding `docs` (a snapshot the replay starts from).
+fn seed(db: &str, coll: &str, docs: &[Document]) {
+    let c = client();
+    let (db, coll, docs) = (db.to_string(), coll.to_string(), docs.to_vec());
+    block_on(async move {
+        let d = c.database(&db);
+        d.create_collection(&coll).await?;
+        if !docs.is_empty() {
+            d.collection::<Document>(&coll).insert_many(docs).await?;
+        }
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("seed the snapshot");
+}
+
+/// `from.*` replayed as `to.*`.
+fn remap(from: &str, to: &str) -> Selection {
+    Selection {
+        filter: oxidump::nsmatch::NsFilter::default(),
+        renamer: oxidump::nsmatch::Renamer::new(&[(format!("{from}.*"), format!("{to}.*"))])
+            .expect("pattern"),
+    }
+}
+
+/// The `listCollections` entry of `db.coll`.
+fn coll_info(db: &str, coll: &str) -> Option<Document> {
+    let c = client();
+    let (db, coll) = (db.to_string(), coll.to_string());
+    block_on(async move {
+        let mut cur = c
+            .database(&db)
+            .run_cursor_command(doc! {"listCollections": 1, "filter": {"name": &coll}})
+            .await?;
+        let first = cur.try_next().await?;
+        Ok::<_, mongodb::error::Error>(first)
+    })
+    .expect("listCollections")
+}
+
+/// The test server's own oplog entries of `db` written by `writes`, in `ts` order.
+fn live<F, Fut>(db: &str, writes: F) -> Vec<RawDocumentBuf>
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = mongodb::error::Result<()>>,
+{
+    let c = client();
+    let prefix = format!("^{db}\\.");
+    let marker = format!("end of the writes of {db}");
+    block_on(async move {
+        let before = newest_ts(&c).await;
+        writes(c.clone()).await?;
+        // A note after the writes: once it can be read, so can every entry before it.
+        c.database("admin")
+            .run_command(doc! {"appendOplogNote": 1, "data": {"msg": &marker}})
+            .await?;
+        let oplog = c.database("local").collection::<RawDocumentBuf>("oplog.rs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let end = loop {
+            let note = oplog
+                .find_one(doc! {"ts": {"$gt": before}, "op": "n", "o.msg": &marker})
+                .await?;
+            if let Some(n) = note {
+                break n.get_timestamp("ts").expect("ts");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the oplog note never appeared"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        oplog
+            .find(doc! {"ts": {"$gt": before, "$lt": end}, "ns": {"$regex": prefix}})
+            .sort(doc! {"ts": 1})
+            .await?
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .expect("live writes and their oplog")
+}
+
+#[test]
+fn fuzzy_reapplication_over_a_later_snapshot_converges() {
+    // Checklist 6: the snapshot already holds the state after later replacements; the
+    // deltas before them land on that later state (examples 4b and 5), and the
+    // replacements bring each document back to the source's.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_fuzzy");
+    let later = vec![
+        doc! {"_id": 1, "arr": [5]},
+        doc! {"_id": 2, "a": 1, "x": 7, "b": 2},
+    ];
+    let entries = |db: &str| {
+        let a = format!("{db}.a");
+        vec![
+            upd(
+                &a,
+                1,
+                doc! {"$v": 2, "diff": {"sarr": {"a": true, "s0": {"u": {"x": 2}}, "u3": "z"}}},
+            ),
+            upd(&a, 2, doc! {"$v": 2, "diff": {"i": {"x": 3}}}),
+            upd(&a, 1, doc! {"_id": 1, "arr": [5]}),
+            upd(&a, 2, doc! {"_id": 2, "a": 1, "x": 7, "b": 2}),
+        ]
+    };
+    // The deltas alone on the later state.
+    let db = guard.name().to_string();
+    seed(&db, "a", &later);
+    replay(&entries(&db)[..2]);
+    assert_eq!(
+        raw_docs(&db, "a"),
+        docs_of(&[
+            doc! {"_id": 1, "arr": [Bson::Null, Bson::Null, Bson::Null, "z"]},
+            doc! {"_id": 2, "a": 1, "b": 2, "x": 3},
+        ])
+    );
+    // The whole window: the source's final state.
+    let db = guard.add("oplog_fuzzy2");
+    seed(&db, "a", &later);
+    let counts = replay(&entries(&db));
+    assert_eq!(raw_docs(&db, "a"), docs_of(&later));
+    assert_eq!(counts.applied.get("update"), Some(&4), "{counts:?}");
+}
+
+#[test]
+fn create_keeps_its_options_and_skips_a_collection_the_snapshot_holds() {
+    // Checklist 18 and 19.
+    let _ = server();
+    let guard = DbGuard::new("oplog_create");
+    let db = guard.name().to_string();
+    let cmd = format!("{db}.$cmd");
+    let id_index = doc! {"v": 2, "key": {"_id": 1}, "name": "_id_"};
+    seed(&db, "ex", &[doc! {"_id": 1, "keep": true}]);
+    let entries = [
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "val", "validator": {"n": {"$type": "int"}}, "validationLevel": "moderate", "validationAction": "warn", "idIndex": id_index.clone()},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "col", "collation": {"locale": "fr", "strength": 2}},
+        ),
+        // SecantusDB logs `idIndex` beside `clusteredIndex`; mongod refuses both.
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "clu", "clusteredIndex": {"key": {"_id": 1}, "unique": true}, "idIndex": id_index.clone()},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "pre", "changeStreamPreAndPostImages": {"enabled": true}, "idIndex": id_index.clone()},
+        ),
+        op("c", &cmd, doc! {"create": "ex", "idIndex": id_index}),
+        op("i", &format!("{db}.ex"), doc! {"_id": 2}),
+    ];
+    let counts = replay(&entries);
+    let options = |c: &str| {
+        coll_info(&db, c)
+            .unwrap_or_else(|| panic!("{db}.{c} was not created"))
+            .get_document("options")
+            .cloned()
+            .unwrap_or_default()
+    };
+    let val = options("val");
+    assert_eq!(
+        val.get_document("validator").ok(),
+        Some(&doc! {"n": {"$type": "int"}})
+    );
+    assert_eq!(val.get_str("validationLevel").ok(), Some("moderate"));
+    assert_eq!(val.get_str("validationAction").ok(), Some("warn"));
+    let col = options("col");
+    let collation = col.get_document("collation").expect("collation");
+    assert_eq!(collation.get_str("locale").ok(), Some("fr"));
+    assert_eq!(
+        collation.get("strength").and_then(Bson::as_i32),
+        Some(2),
+        "{collation}"
+    );
+    let clu = options("clu");
+    let ci = clu.get_document("clusteredIndex").expect("clusteredIndex");
+    assert_eq!(ci.get_document("key").ok(), Some(&doc! {"_id": 1}));
+    assert_eq!(ci.get_bool("unique").ok(), Some(true));
+    assert_eq!(
+        options("pre")
+            .get_document("changeStreamPreAndPostImages")
+            .ok(),
+        Some(&doc! {"enabled": true})
+    );
+    // The snapshot's collection is kept with its documents.
+    assert_eq!(
+        raw_docs(&db, "ex"),
+        docs_of(&[doc! {"_id": 1, "keep": true}, doc! {"_id": 2}])
+    );
+    assert_eq!(
+        counts
+            .skipped
+            .get("create: collection exists on the target"),
+        Some(&1),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn a_collection_dropped_and_recreated_in_the_window_keeps_only_its_last_incarnation() {
+    // Checklist 20: the dump was taken after the recreate.
+    let _ = server();
+    let guard = DbGuard::new("oplog_recreate");
+    let db = guard.name().to_string();
+    let cmd = format!("{db}.$cmd");
+    let t = format!("{db}.t");
+    seed(
+        &db,
+        "t",
+        &[doc! {"_id": 2, "new": 1}, doc! {"_id": 3, "new": 1}],
+    );
+    let entries = [
+        op("c", &cmd, doc! {"create": "t"}),
+        op("i", &t, doc! {"_id": 1, "old": 1}),
+        op("i", &t, doc! {"_id": 3, "old": 1}),
+        upd(&t, 1, doc! {"$v": 2, "diff": {"u": {"old": 2}}}),
+        op("c", &cmd, doc! {"drop": "t"}),
+        op("c", &cmd, doc! {"create": "t"}),
+        op("i", &t, doc! {"_id": 2, "new": 1}),
+        op("i", &t, doc! {"_id": 3, "new": 1}),
+    ];
+    replay(&entries);
+    assert_eq!(
+        raw_docs(&db, "t"),
+        docs_of(&[doc! {"_id": 2, "new": 1}, doc! {"_id": 3, "new": 1}])
+    );
+    // Again over the result: the same.
+    replay(&entries);
+    assert_eq!(
+        raw_docs(&db, "t"),
+        docs_of(&[doc! {"_id": 2, "new": 1}, doc! {"_id": 3, "new": 1}])
+    );
+}
+
+#[test]
+fn renames_with_drop_target_and_across_databases() {
+    // Checklist 22: dropTarget; mongod's cross-database rename (a temporary collection
+    // in the target database, filled, renamed, and the source dropped); SecantusDB's
+    // single cross-database entry.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_rn1");
+    let d1 = guard.name().to_string();
+    let d2 = guard.add("oplog_rn2");
+    let (c1, c2) = (format!("{d1}.$cmd"), format!("{d2}.$cmd"));
+    let tmp = "tmpXy12.renameCollection";
+    let uuid = Binary {
+        subtype: BinarySubtype::Uuid,
+        bytes: vec![3; 16],
+    };
+    let entries = [
+        op("c", &c1, doc! {"create": "a"}),
+        op("i", &format!("{d1}.a"), doc! {"_id": 1}),
+        op("c", &c1, doc! {"create": "b"}),
+        op("i", &format!("{d1}.b"), doc! {"_id": 9}),
+        op(
+            "c",
+            &c1,
+            doc! {"renameCollection": format!("{d1}.a"), "to": format!("{d1}.b"), "stayTemp": false, "dropTarget": uuid},
+        ),
+        // mongod, decomposed.
+        op("c", &c1, doc! {"create": "c"}),
+        op("i", &format!("{d1}.c"), doc! {"_id": 5}),
+        op("c", &c2, doc! {"create": tmp}),
+        op("i", &format!("{d2}.{tmp}"), doc! {"_id": 5}),
+        op(
+            "c",
+            &c2,
+            doc! {"renameCollection": format!("{d2}.{tmp}"), "to": format!("{d2}.c"), "stayTemp": false},
+        ),
+        op("c", &c1, doc! {"drop": "c"}),
+        // SecantusDB: one entry, on the source database.
+        op("c", &c1, doc! {"create": "d"}),
+        op("i", &format!("{d1}.d"), doc! {"_id": 6}),
+        op(
+            "c",
+            &c1,
+            doc! {"renameCollection": format!("{d1}.d"), "to": format!("{d2}.e")},
+        ),
+    ];
+    replay(&entries);
+    assert_eq!(collections(&d1), vec!["b"]);
+    assert_eq!(raw_docs(&d1, "b"), docs_of(&[doc! {"_id": 1}]));
+    assert_eq!(collections(&d2), vec!["c", "e"]);
+    assert_eq!(raw_docs(&d2, "c"), docs_of(&[doc! {"_id": 5}]));
+    assert_eq!(raw_docs(&d2, "e"), docs_of(&[doc! {"_id": 6}]));
+}
+
+#[test]
+fn capped_collections_keep_their_newest_documents() {
+    // Checklist 26, mongod's entries and the test server's own.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_capped");
+    let db = guard.name().to_string();
+    let cmd = format!("{db}.$cmd");
+    let cap = format!("{db}.cap");
+    let mut entries = vec![op(
+        "c",
+        &cmd,
+        doc! {"create": "cap", "capped": true, "size": 4096, "max": 3},
+    )];
+    for i in 0..5 {
+        entries.push(op("i", &cap, doc! {"_id": i}));
+    }
+    entries.push(op("d", &cap, doc! {"_id": 0}));
+    entries.push(op("d", &cap, doc! {"_id": 1}));
+    entries.push(op(
+        "c",
+        &cmd,
+        doc! {"create": "cap2", "capped": true, "size": 4096},
+    ));
+    entries.push(op("i", &format!("{db}.cap2"), doc! {"_id": 1}));
+    entries.push(op("c", &cmd, doc! {"emptycapped": "cap2"}));
+    replay(&entries);
+    let ids = |db: &str, c: &str| -> Vec<Vec<u8>> { raw_docs(db, c) };
+    assert_eq!(
+        ids(&db, "cap"),
+        docs_of(&[doc! {"_id": 2}, doc! {"_id": 3}, doc! {"_id": 4}])
+    );
+    assert!(ids(&db, "cap2").is_empty());
+    let info = coll_info(&db, "cap").expect("cap");
+    assert_eq!(
+        info.get_document("options")
+            .unwrap()
+            .get_bool("capped")
+            .ok(),
+        Some(true)
+    );
+
+    // The test server's own entries: its trims are logged as deletes.
+    let src = guard.add("oplog_capsrc");
+    let entries = live(&src, |c| {
+        let src = src.clone();
+        async move {
+            let d = c.database(&src);
+            d.run_command(doc! {"create": "cap", "capped": true, "size": 4096, "max": 3})
+                .await?;
+            for i in 0..5 {
+                d.collection::<Document>("cap")
+                    .insert_one(doc! {"_id": i})
+                    .await?;
+            }
+            Ok(())
+        }
+    });
+    let to = guard.add("oplog_capdst");
+    let (counts, _) = replay_raw(&entries, remap(&src, &to), false).expect("replay");
+    assert_eq!(ids(&to, "cap"), ids(&src, "cap"));
+    assert_eq!(ids(&to, "cap").len(), 3);
+    assert_eq!(counts.applied.get("delete"), Some(&2), "{counts:?}");
+}
+
+#[test]
+fn time_series_of_mongod_become_a_collection_and_bucket_writes_are_refused_by_name() {
+    // Checklist 27 and 10 against the test server, which keeps measurements and
+    // refuses bucket writes: the bucket collection becomes the time-series collection,
+    // its view entry is skipped, and the buckets' inserts and binary-patch updates
+    // stop the replay with a clear error, or are counted when partial results are
+    // accepted.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_tsm");
+    let entries = |db: &str| {
+        let cmd = format!("{db}.$cmd");
+        let buckets = format!("{db}.system.buckets.w");
+        let oid = bson::oid::ObjectId::from_bytes([1; 12]);
+        let t0 = bson::DateTime::from_millis(1_700_000_000_000);
+        vec![
+            op(
+                "c",
+                &cmd,
+                doc! {"create": "system.buckets.w", "validator": {"$jsonSchema": {"bsonType": "object"}}, "clusteredIndex": true,
+                "timeseries": {"timeField": "t", "metaField": "m", "granularity": "seconds", "bucketMaxSpanSeconds": 3600}},
+            ),
+            op(
+                "i",
+                &format!("{db}.system.views"),
+                doc! {"_id": format!("{db}.w"), "viewOn": "system.buckets.w", "pipeline": [{"$_internalUnpackBucket": {"timeField": "t", "metaField": "m", "bucketMaxSpanSeconds": 3600}}]},
+            ),
+            op(
+                "i",
+                &buckets,
+                doc! {"_id": oid, "control": {"version": 1, "min": {"_id": 1, "t": t0, "v": 1}, "max": {"_id": 1, "t": t0, "v": 1}}, "meta": "x", "data": {"_id": {"0": 1}, "t": {"0": t0}, "v": {"0": 1}}},
+            ),
+            doc! {"op": "u", "ns": &buckets, "o": {"$v": 2, "diff": {"sdata": {"b": {"v": {"o": 4, "d": Binary { subtype: BinarySubtype::Generic, bytes: vec![0x10, 0, 0] }}}}}}, "o2": {"_id": oid}},
+        ]
+    };
+    let db = guard.name().to_string();
+    let e = replay_with(&entries(&db), Selection::default(), false).expect_err("refused");
+    assert!(e.contains("keeps measurements, not buckets"), "{e}");
+    assert!(e.contains("system.buckets.w"), "{e}");
+    let info = coll_info(&db, "w").expect("the time-series collection is created");
+    assert_eq!(info.get_str("type").ok(), Some("timeseries"), "{info}");
+    let ts_opts = info
+        .get_document("options")
+        .and_then(|o| o.get_document("timeseries"))
+        .expect("timeseries options");
+    assert_eq!(ts_opts.get_str("timeField").ok(), Some("t"));
+    assert_eq!(ts_opts.get_str("metaField").ok(), Some("m"));
+    // Accepted: counted by kind, warned once, nothing written to the collection.
+    let db = guard.add("oplog_tsm2");
+    let counts = replay_with(&entries(&db), Selection::default(), true).expect("accepted");
+    let why = "time-series bucket write (the target keeps measurements, not buckets)";
+    assert_eq!(
+        counts.skipped.get(&format!("insert: {why}")),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.skipped.get(&format!("update: {why}")),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts
+            .skipped
+            .get("insert: time-series view (created with its collection)"),
+        Some(&1),
+        "{counts:?}"
+    );
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert!(raw_docs(&db, "w").is_empty());
+}
+
+#[test]
+fn time_series_measurements_of_the_test_server_keep_one_copy_each() {
+    // Checklist 28: the test server keeps duplicate measurement `_id`s, so a
+    // measurement the snapshot already holds would be doubled by a plain insert.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_tss");
+    let src = guard.name().to_string();
+    let t0 = bson::DateTime::from_millis(1_700_000_000_000);
+    let ts_opts = doc! {"timeField": "t", "metaField": "k"};
+    let entries = live(&src, |c| {
+        let (src, ts_opts) = (src.clone(), ts_opts.clone());
+        async move {
+            let d = c.database(&src);
+            d.run_command(doc! {"create": "m", "timeseries": ts_opts})
+                .await?;
+            let m = d.collection::<Document>("m");
+            for i in 1..=3 {
+                let k = if i == 1 { "x" } else { "a" };
+                m.insert_one(doc! {"_id": i, "t": t0, "k": k, "v": i})
+                    .await?;
+            }
+            m.delete_many(doc! {"_id": 3}).await?;
+            // A measurement update (the server takes only `multi` ones that filter
+            // on and change the meta field), logged per measurement by `_id`.
+            m.update_many(doc! {"k": "a"}, doc! {"$set": {"k": "b"}})
+                .await?;
+            Ok(())
+        }
+    });
+    let sorted = |db: &str| {
+        let c = client();
+        let db = db.to_string();
+        block_on(async move {
+            c.database(&db)
+                .collection::<RawDocumentBuf>("m")
+                .find(doc! {})
+                .sort(doc! {"_id": 1})
+                .await?
+                .map_ok(RawDocumentBuf::into_bytes)
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .expect("read measurements")
+    };
+    let want = sorted(&src);
+    assert_eq!(want.len(), 2);
+    assert!(
+        entries.iter().any(|e| e.get_str("op").ok() == Some("u")),
+        "the update is logged"
+    );
+    // Onto an empty target, and onto a snapshot that holds measurement 1 already.
+    let empty = guard.add("oplog_tss1");
+    replay_raw(&entries, remap(&src, &empty), false).expect("replay");
+    assert_eq!(sorted(&empty), want);
+    let fuzzy = guard.add("oplog_tss2");
+    let c = client();
+    let f = fuzzy.clone();
+    block_on(async move {
+        let d = c.database(&f);
+        d.run_command(doc! {"create": "m", "timeseries": {"timeField": "t", "metaField": "k"}})
+            .await?;
+        d.collection::<Document>("m")
+            .insert_one(doc! {"_id": 1, "t": t0, "k": "x", "v": 1})
+            .await?;
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("seed");
+    replay_raw(&entries, remap(&src, &fuzzy), false).expect("replay");
+    assert_eq!(sorted(&fuzzy), want);
+    // Twice: the same.
+    replay_raw(&entries, remap(&src, &fuzzy), false).expect("replay");
+    assert_eq!(sorted(&fuzzy), want);
+}
+
+#[test]
+fn views_of_both_servers() {
+    // Checklist 29: mongod's `system.views` documents; the test server's `create`
+    // with `viewOn`/`viewPipeline`, whose `collMod` of a view logs no definition.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_views");
+    let db = guard.name().to_string();
+    let sv = format!("{db}.system.views");
+    let entries = [
+        op("c", &format!("{db}.$cmd"), doc! {"create": "c"}),
+        op(
+            "i",
+            &sv,
+            doc! {"_id": format!("{db}.v"), "viewOn": "c", "pipeline": [{"$match": {"a": 1}}]},
+        ),
+        doc! {"op": "u", "ns": &sv, "o": {"_id": format!("{db}.v"), "viewOn": "c", "pipeline": [{"$match": {"a": 2}}]}, "o2": {"_id": format!("{db}.v")}},
+        op(
+            "i",
+            &sv,
+            doc! {"_id": format!("{db}.w"), "viewOn": "c", "pipeline": []},
+        ),
+        op("d", &sv, doc! {"_id": format!("{db}.w")}),
+    ];
+    replay(&entries);
+    let v = coll_info(&db, "v").expect("view v");
+    assert_eq!(v.get_str("type").ok(), Some("view"));
+    let o = v.get_document("options").expect("options");
+    assert_eq!(o.get_str("viewOn").ok(), Some("c"));
+    assert_eq!(
+        o.get_array("pipeline").ok(),
+        Some(&vec![Bson::Document(doc! {"$match": {"a": 2}})])
+    );
+    assert!(coll_info(&db, "w").is_none());
+
+    let src = guard.add("oplog_vsrc");
+    let entries = live(&src, |c| {
+        let src = src.clone();
+        async move {
+            let d = c.database(&src);
+            d.run_command(doc! {"create": "c"}).await?;
+            d.run_command(doc! {"create": "lv", "viewOn": "c", "pipeline": [{"$match": {"a": 1}}]})
+                .await?;
+            d.run_command(
+                doc! {"collMod": "lv", "viewOn": "c", "pipeline": [{"$match": {"a": 3}}]},
+            )
+            .await?;
+            Ok(())
+        }
+    });
+    let to = guard.add("oplog_vdst");
+    let (counts, _) = replay_raw(&entries, remap(&src, &to), false).expect("replay");
+    let lv = coll_info(&to, "lv").expect("view lv");
+    let o = lv.get_document("options").expect("options");
+    assert_eq!(o.get_str("viewOn").ok(), Some("c"));
+    // The test server's collMod entry carries no definition: the view keeps the one
+    // it was created with, and the entry is counted.
+    assert_eq!(
+        o.get_array("pipeline").ok(),
+        Some(&vec![Bson::Document(doc! {"$match": {"a": 1}})])
+    );
+    assert_eq!(
+        counts.skipped.get(
+            "collMod: no options logged (SecantusDB logs index and view changes without their content)"
+        ),
+        Some(&1),
+        "{counts:?}"
+    );
+}
+
+#[test]
+fn drop_database_drops_it_whole_or_only_what_is_selected() {
+    // Checklist 30.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_dropdb");
+    let entries = |db: &str| {
+        let cmd = format!("{db}.$cmd");
+        vec![
+            op("c", &cmd, doc! {"create": "a"}),
+            op("i", &format!("{db}.a"), doc! {"_id": 1}),
+            op(
+                "i",
+                &format!("{db}.system.views"),
+                doc! {"_id": format!("{db}.v"), "viewOn": "a", "pipeline": []},
+            ),
+            op("c", &cmd, doc! {"drop": "a"}),
+            op("c", &cmd, doc! {"dropDatabase": 1}),
+        ]
+    };
+    let db = guard.name().to_string();
+    seed(&db, "b", &[doc! {"_id": 7}]);
+    replay(&entries(&db));
+    let c = client();
+    let names = block_on(async move { c.list_database_names().await }).expect("databases");
+    assert!(!names.contains(&db), "{db} is still there");
+
+    // Selective: only the selected collection goes; the rest of the database stays.
+    let db = guard.add("oplog_dropdb2");
+    seed(&db, "b", &[doc! {"_id": 7}]);
+    let only_a = || Selection {
+        filter: oxidump::nsmatch::NsFilter::new(&[format!("{db}.a"), format!("{db}.v")], &[])
+            .expect("pattern"),
+        renamer: oxidump::nsmatch::Renamer::default(),
+    };
+    let e = replay_with(&entries(&db), only_a(), false).expect_err("refused");
+    assert!(
+        e.contains("dropDatabase under a namespace selection"),
+        "{e}"
+    );
+    let db = guard.add("oplog_dropdb3");
+    seed(&db, "b", &[doc! {"_id": 7}]);
+    let only_a = || Selection {
+        filter: oxidump::nsmatch::NsFilter::new(&[format!("{db}.a"), format!("{db}.v")], &[])
+            .expect("pattern"),
+        renamer: oxidump::nsmatch::Renamer::default(),
+    };
+    replay_with(&entries(&db), only_a(), true).expect("accepted");
+    assert_eq!(collections(&db), vec!["b"]);
+    assert_eq!(raw_docs(&db, "b"), docs_of(&[doc! {"_id": 7}]));
+}
+
+#[test]
+fn a_remap_moves_crud_index_ddl_and_views_and_warns_about_pipelines() {
+    // Checklist 31: `db1.c` to `db2.d`, the rest of db1 to db2.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_rmsrc");
+    let d1 = guard.name().to_string();
+    let d2 = guard.add("oplog_rmdst");
+    let cmd = format!("{d1}.$cmd");
+    let c = format!("{d1}.c");
+    let entries = [
+        op("c", &cmd, doc! {"create": "c"}),
+        op("i", &c, doc! {"_id": 1, "n": 1}),
+        op("i", &c, doc! {"_id": 2, "n": 2}),
+        upd(&c, 1, doc! {"$v": 2, "diff": {"u": {"n": 5}}}),
+        op("d", &c, doc! {"_id": 2}),
+        op(
+            "c",
+            &cmd,
+            doc! {"createIndexes": "c", "v": 2, "key": {"n": 1}, "name": "n_1"},
+        ),
+        op("c", &cmd, doc! {"create": "tmp"}),
+        op("c", &cmd, doc! {"drop": "tmp"}),
+        op(
+            "i",
+            &format!("{d1}.system.views"),
+            doc! {"_id": format!("{d1}.v"), "viewOn": "c", "pipeline": [{"$match": {}}]},
+        ),
+        op(
+            "c",
+            &cmd,
+            doc! {"create": "lv", "viewOn": "c", "viewPipeline": [{"$lookup": {"from": "other", "localField": "n", "foreignField": "n", "as": "o"}}]},
+        ),
+    ];
+    let sel = Selection {
+        filter: oxidump::nsmatch::NsFilter::default(),
+        renamer: oxidump::nsmatch::Renamer::new(&[
+            (format!("{d1}.*"), format!("{d2}.*")),
+            (format!("{d1}.c"), format!("{d2}.d")),
+        ])
+        .expect("pattern"),
+    };
+    let (counts, catalog) = replay_raw(&stamp(&entries), sel, false).expect("replay");
+    assert!(collections(&d1).is_empty(), "{:?}", collections(&d1));
+    let mut names = collections(&d2);
+    names.retain(|n| !n.starts_with("system."));
+    assert_eq!(names, vec!["d", "lv", "v"]);
+    assert_eq!(raw_docs(&d2, "d"), docs_of(&[doc! {"_id": 1, "n": 5}]));
+    let names: Vec<&str> = catalog[&format!("{d2}.d")]
+        .iter()
+        .filter_map(|s| s.get_str("name").ok())
+        .collect();
+    assert_eq!(names, vec!["n_1"]);
+    for v in ["v", "lv"] {
+        let info = coll_info(&d2, v).expect("view");
+        assert_eq!(
+            info.get_document("options").unwrap().get_str("viewOn").ok(),
+            Some("d"),
+            "{info}"
+        );
+    }
+    assert_eq!(counts.warnings.len(), 1, "{counts:?}");
+    assert!(counts.warnings[0].contains("$lookup"), "{counts:?}");
+}
+
+#[test]
+fn empty_timestamps_survive_inserts_and_replacements() {
+    // Checklist 34: servers replace a top-level Timestamp(0, 0) on insert and
+    // replacement unless told not to; replay keeps it, over an empty target and over
+    // a snapshot that holds the document already.
+    let _ = server();
+    let mut guard = DbGuard::new("oplog_emptyts");
+    let zero = Timestamp {
+        time: 0,
+        increment: 0,
+    };
+    let want = vec![
+        doc! {"_id": 1, "t": zero, "n": 1},
+        doc! {"_id": 2, "t": zero},
+        doc! {"_id": 3, "nested": {"t": zero}},
+    ];
+    let entries = |db: &str| {
+        let z = format!("{db}.z");
+        vec![
+            op("c", &format!("{db}.$cmd"), doc! {"create": "z"}),
+            op("i", &z, doc! {"_id": 1, "t": zero, "n": 1}),
+            op("i", &z, doc! {"_id": 2, "n": 1}),
+            upd(&z, 2, doc! {"_id": 2, "t": zero}),
+            op("i", &z, doc! {"_id": 3, "nested": {"t": zero}}),
+        ]
+    };
+    let db = guard.name().to_string();
+    replay(&entries(&db));
+    assert_eq!(raw_docs(&db, "z"), docs_of(&want));
+    let db = guard.add("oplog_emptyts2");
+    seed(
+        &db,
+        "z",
+        &[doc! {"_id": 1, "n": 0}, doc! {"_id": 2, "n": 0}],
+    );
+    replay(&entries(&db));
+    assert_eq!(raw_docs(&db, "z"), docs_of(&want));
+}
+
+#[test]
+fn special_ids_and_names_and_a_16_mib_document() {
+    // Checklist 35.
+    let _ = server();
+    let guard = DbGuard::new("oplog_names");
+    let db = guard.name().to_string();
+    let s = format!("{db}.s");
+    let bin = Bson::Binary(Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: vec![1, 2, 3],
+    });
+    // 16 MiB with the entry's overhead on top.
+    let pad = "x".repeat(16 * 1024 * 1024 - 200);
+    let entries = [
+        op("c", &format!("{db}.$cmd"), doc! {"create": "s"}),
+        op("i", &s, doc! {"_id": {"a": 1, "b": 2}, "x": 1}),
+        doc! {"op": "u", "ns": &s, "o": {"$v": 2, "diff": {"u": {"x": 2}}}, "o2": {"_id": {"a": 1, "b": 2}}},
+        op(
+            "i",
+            &s,
+            doc! {"_id": bin.clone(), "$dollar": 1, "dot.ted": 2, "o": {"1": "one", "2": "two"}},
+        ),
+        doc! {"op": "u", "ns": &s, "o": {"$v": 2, "diff": {"u": {"dot.ted": 3, "$dollar": 4}, "so": {"u": {"1": "uno"}}}}, "o2": {"_id": bin.clone()}},
+        op("i", &s, doc! {"_id": "big", "pad": &pad}),
+        doc! {"op": "u", "ns": &s, "o": {"$v": 2, "diff": {"i": {"after": 1}}}, "o2": {"_id": "big"}},
+    ];
+    let counts = replay(&entries);
+    let c = client();
+    let got: Vec<Document> = block_on(async move {
+        c.database(&db)
+            .collection::<Document>("s")
+            .find(doc! {})
+            .await?
+            .try_collect()
+            .await
+    })
+    .expect("read");
+    let find = |id: &Bson| {
+        got.iter()
+            .find(|d| d.get("_id") == Some(id))
+            .map(|d| raw(d).into_bytes())
+            .unwrap_or_else(|| panic!("no document {id}"))
+    };
+    assert_eq!(
+        find(&Bson::Document(doc! {"a": 1, "b": 2})),
+        raw(&doc! {"_id": {"a": 1, "b": 2}, "x": 2}).into_bytes()
+    );
+    assert_eq!(
+        find(&bin),
+        raw(&doc! {"_id": bin.clone(), "$dollar": 4, "dot.ted": 3, "o": {"1": "uno", "2": "two"}})
+            .into_bytes()
+    );
+    assert_eq!(
+        find(&Bson::String("big".into())),
+        raw(&doc! {"_id": "big", "pad": &pad, "after": 1}).into_bytes()
+    );
+    // Names with `.` or `$`, and the nested diff: read-modify-writes.
+    assert!(counts.read_modify_writes >= 1, "{counts:?}");
+}
+
+#[test]
+fn a_gap_between_inputs_or_a_transaction_begun_before_them_is_refused_before_writing() {
+    // Checklist 37, through the command.
+    let _ = server();
+    let guard = DbGuard::new("oplog_gap");
+    let db = guard.name().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, list: &[(u32, Document)]| {
+        let p = dir.path().join(name);
+        let mut bytes = Vec::new();
+        for (i, e) in list {
+            let mut e = e.clone();
+            e.insert("ts", ts(*i));
+            bytes.extend_from_slice(raw(&e).as_bytes());
+        }
+        std::fs::write(&p, bytes).expect("write");
+        p
+    };
+    let cmd = format!("{db}.$cmd");
+    let a = format!("{db}.a");
+    let first = write(
+        "1.bson",
+        &[
+            (1, op("c", &cmd, doc! {"create": "a"})),
+            (2, op("i", &a, doc! {"_id": 1})),
+        ],
+    );
+    let second = write("2.bson", &[(5, op("i", &a, doc! {"_id": 2}))]);
+    let restore = |files: &[&Path]| {
+        let mut c = oxidump();
+        c.args(["restore", "--uri", &server().uri, "--quiet"]);
+        for f in files {
+            c.arg("--oplog-file").arg(f);
+        }
+        c
+    };
+    let (_, _, err) = run(&mut restore(&[&first, &second]), 2);
+    assert!(err.contains("may be missing"), "{err}");
+    assert!(collections(&db).is_empty());
+    let chain = write(
+        "3.bson",
+        &[
+            (1, op("c", &cmd, doc! {"create": "a"})),
+            (
+                3,
+                doc! {"lsid": lsid(1), "txnNumber": 1_i64, "op": "c", "ns": "admin.$cmd", "prevOpTime": {"ts": ts(0), "t": 1_i64}, "o": {"applyOps": [
+                    {"op": "i", "ns": &a, "o": {"_id": 1}},
+                ]}},
+            ),
+        ],
+    );
+    let (_, _, err) = run(&mut restore(&[&chain]), 2);
+    assert!(err.contains("are not in the oplog read"), "{err}");
+    assert!(collections(&db).is_empty());
+    // Its first entries alone are fine.
+    run(&mut restore(&[&first]), 0);
+    assert_eq!(raw_docs(&db, "a"), docs_of(&[doc! {"_id": 1}]));
+}
+
+#[test]
+fn the_oplog_end_is_the_last_write_not_a_natural_order_read() {
+    // Checklist 38, on a server of its own: no other test writes between the reads.
+    let private = PrivateServer::start(&[]);
+    let c = private.client();
+    block_on(async move {
+        let coll = c.database("end").collection::<Document>("a");
+        for i in 0..5 {
+            coll.insert_one(doc! {"_id": i}).await?;
+        }
+        let newest = oxidump::oplog::capture::newest(&c).await.expect("newest");
+        // At or after the newest entry (SecantusDB reports a last write one
+        // increment past it), and never a second later.
+        let last = newest_ts(&c).await;
+        assert!(newest >= last, "{newest:?} < {last:?}");
+        assert!(newest.time <= last.time + 1, "{newest:?} vs {last:?}");
+        // Why: the test server ignores `$natural`, so a `$natural: -1` read gives its
+        // oldest entry.
+        let natural = c
+            .database("local")
+            .collection::<Document>("oplog.rs")
+            .find_one(doc! {})
+            .sort(doc! {"$natural": -1})
+            .await?
+            .expect("an entry");
+        assert!(natural.get_timestamp("ts").expect("ts") < newest);
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("oplog end");
 }

@@ -8,9 +8,10 @@
 //!   SecantusDB's flat form are one operator update; a `$v: 2` delta of top-level
 //!   fields is one pipeline update that yields mongod's document exactly (the `i`
 //!   fields unset, then set, so they land at the end); any other delta is a
-//!   read-modify-write by `_id` through [`diff::apply_doc_diff`], whose write is
-//!   guarded by the document it read; an operator update the server refuses (a path
-//!   through a scalar in a fuzzy state) falls back to the same read-modify-write;
+//!   read-modify-write by `_id` through [`diff::apply_doc_diff`] (the replay is the
+//!   only writer of the document between the read and the write); an operator update
+//!   the server refuses (a path through a scalar in a fuzzy state) falls back to the
+//!   same read-modify-write;
 //! - a delete is a delete by `_id`; updates and deletes of a missing document change
 //!   nothing, as mongod's idempotent application;
 //! - CRUD on a collection the target does not have is skipped (never created);
@@ -20,13 +21,20 @@
 //! - the operations of a committed transaction are applied together, in a target
 //!   transaction when they are all CRUD; aborted and uncommitted ones are not applied.
 //!
-//! Ordering: writes are buffered and sent by lanes, one lane per hash of (namespace,
-//! `_id`), so operations on one document keep their order while different documents
-//! go in parallel; commands and transactions are barriers.
+//! - time-series measurements (SecantusDB keeps them, and does not keep their `_id`s
+//!   unique) and documents holding a top-level `Timestamp(0, 0)` are written by
+//!   delete and insert; mongod's bucket writes go to its bucket collection, and are
+//!   refused where the target keeps measurements instead.
+//!
+//! Ordering: writes are buffered and sent in rounds, the k-th write of each document
+//! (namespace and `_id`) in round k, so operations on one document keep their order;
+//! in a round, writes of one namespace and kind go out as large batches, several at a
+//! time; commands and transactions are barriers.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use bson::{Bson, Document, RawArrayBuf, RawBson, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::{Client, ClientSession};
@@ -96,7 +104,7 @@ pub enum ApplyError {
 /// How the replay writes.
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
-    /// Concurrent lanes for writes on different documents.
+    /// Write commands in flight at once (batches of different documents).
     pub lanes: usize,
     /// Most statements per write command.
     pub batch: usize,
@@ -214,6 +222,11 @@ struct Write {
     db: String,
     coll: String,
     id: Bson,
+    /// `{_id: <id>}`: the statements' filter, and the document's identity.
+    q: RawDocumentBuf,
+    /// The target is a time-series collection: its documents are measurements, whose
+    /// `_id`s the server may not keep unique, and which it may not update by `_id`.
+    timeseries: bool,
     kind: WriteKind,
 }
 
@@ -222,25 +235,60 @@ impl Write {
         format!("{}.{}", self.db, self.coll)
     }
 
-    fn lane(&self, lanes: usize) -> usize {
+    /// A hash of the document the write is about (namespace and `_id`). Two
+    /// documents that share one only lose their freedom to go in the same round.
+    fn doc_key(&self) -> u64 {
         let mut h = DefaultHasher::new();
         self.db.hash(&mut h);
         self.coll.hash(&mut h);
-        // Hash the `_id`'s canonical bytes.
-        if let Ok(r) = RawDocumentBuf::try_from(&doc! {"_id": self.id.clone()}) {
-            r.as_bytes().hash(&mut h);
-        }
-        (h.finish() % lanes as u64) as usize
+        self.q.as_bytes().hash(&mut h);
+        h.finish()
     }
 
     fn class(&self) -> u8 {
-        match self.kind {
+        match &self.kind {
+            WriteKind::Replace(d) | WriteKind::Insert(d) if self.timeseries || has_empty_ts(d) => 4,
             WriteKind::Replace(_) | WriteKind::Update { .. } => 0,
             WriteKind::Delete => 1,
-            WriteKind::Insert(_) => 3,
             WriteKind::Modify(_) => 2,
+            WriteKind::Insert(_) => 3,
         }
     }
+}
+
+/// Whether a document has a top-level `Timestamp(0, 0)` besides `_id`: servers
+/// replace those with the current time on insert and replacement unless told not to
+/// (`bypassEmptyTsReplacement`), and some replace them on a replacement even then, so
+/// such documents are written by delete and insert.
+fn has_empty_ts(d: &RawDocument) -> bool {
+    d.iter().filter_map(Result::ok).any(|(k, v)| {
+        k.as_str() != "_id"
+            && matches!(
+                v,
+                bson::RawBsonRef::Timestamp(Timestamp {
+                    time: 0,
+                    increment: 0
+                })
+            )
+    })
+}
+
+/// Splits writes into rounds: the k-th write of each document goes in round k. In a
+/// round each document appears once, so its writes commute and go out in any order,
+/// in large batches; rounds go one after another, so each document's writes keep
+/// their order.
+fn rounds(writes: Vec<Write>) -> Vec<Vec<Write>> {
+    let mut seen: HashMap<u64, usize> = HashMap::with_capacity(writes.len());
+    let mut out: Vec<Vec<Write>> = Vec::new();
+    for w in writes {
+        let n = seen.entry(w.doc_key()).or_insert(0);
+        if out.len() <= *n {
+            out.push(Vec::new());
+        }
+        out[*n].push(w);
+        *n += 1;
+    }
+    out
 }
 
 /// One pass over the entries before anything is written: counts, the covered range,
@@ -323,14 +371,22 @@ pub struct Replayer {
     opts: ApplyOptions,
     sel: Selection,
     known: HashSet<String>,
+    /// Target namespaces that are time-series collections.
+    timeseries: HashSet<String>,
+    /// The target keeps time-series measurements, not buckets (SecantusDB, which
+    /// lists bucket collections but refuses writes to them).
+    measurements_only: bool,
+    /// Time-series namespaces whose bucket writes were skipped (warned once each).
+    bucket_warned: HashSet<String>,
     indexes: BTreeMap<String, Vec<Document>>,
     txn_ends: HashMap<TxnKey, Timestamp>,
     groups: HashMap<TxnKey, Vec<Entry>>,
     mongod_txns: HashMap<TxnKey, Vec<Entry>>,
     pending: Vec<Write>,
+    /// Writes being sent in the background: how many were read-modify-writes.
+    inflight: Option<tokio::task::JoinHandle<Result<u64, ApplyError>>>,
     counts: ReplayCounts,
     last: Option<Timestamp>,
-    guard: bool,
 }
 
 fn code_of(e: &mongodb::error::Error) -> Option<i32> {
@@ -341,22 +397,36 @@ const NAMESPACE_EXISTS: i32 = 48;
 const NAMESPACE_NOT_FOUND: i32 = 26;
 const INDEX_NOT_FOUND: i32 = 27;
 
-/// The target's collections and views, as `db.coll`.
-pub async fn target_namespaces(client: &Client) -> Result<HashSet<String>, ApplyError> {
+/// The target's collections and views, as `db.coll`, and which of them are
+/// time-series collections.
+pub async fn target_namespaces(
+    client: &Client,
+) -> Result<(HashSet<String>, HashSet<String>), ApplyError> {
     let mut out = HashSet::new();
+    let mut timeseries = HashSet::new();
     let dbs = client
         .list_database_names()
         .await
         .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
     for db in dbs {
-        let names = client
-            .database(&db)
-            .list_collection_names()
-            .await
-            .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
-        out.extend(names.into_iter().map(|c| format!("{db}.{c}")));
+        let infos = crate::dump::plan::cursor_docs(
+            &client.database(&db),
+            bson::rawdoc! {"listCollections": 1, "nameOnly": false},
+        )
+        .await
+        .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
+        for i in infos {
+            let Ok(name) = i.get_str("name") else {
+                continue;
+            };
+            let ns = format!("{db}.{name}");
+            if i.get_str("type").ok() == Some("timeseries") {
+                timeseries.insert(ns.clone());
+            }
+            out.insert(ns);
+        }
     }
-    Ok(out)
+    Ok((out, timeseries))
 }
 
 fn split_ns(ns: &str) -> (&str, &str) {
@@ -389,20 +459,28 @@ impl Replayer {
         indexes: BTreeMap<String, Vec<Document>>,
         txn_ends: HashMap<TxnKey, Timestamp>,
     ) -> Result<Replayer, ApplyError> {
-        let known = target_namespaces(&client).await?;
+        let (known, timeseries) = target_namespaces(&client).await?;
+        let measurements_only = crate::connect::server_info(&client)
+            .await
+            .map_err(|e| ApplyError::Catalog(Box::new(e)))?
+            .secantus_version
+            .is_some();
         let mut r = Replayer {
             client,
             opts,
             sel,
             known,
+            timeseries,
+            measurements_only,
+            bucket_warned: HashSet::new(),
             indexes,
             txn_ends,
             groups: HashMap::new(),
             mongod_txns: HashMap::new(),
             pending: Vec::new(),
+            inflight: None,
             counts: ReplayCounts::default(),
             last: None,
-            guard: true,
         };
         r.opts.lanes = r.opts.lanes.max(1);
         r.opts.batch = r.opts.batch.max(1);
@@ -429,6 +507,13 @@ impl Replayer {
 
     /// The target of a source namespace, or why it is not replayed.
     fn target(&self, ns: &str) -> Result<String, &'static str> {
+        // mongod's buckets of `db.X` follow the selection and names of `db.X`.
+        let (db, coll) = split_ns(ns);
+        if let Some(name) = coll.strip_prefix("system.buckets.") {
+            let t = self.target(&format!("{db}.{name}"))?;
+            let (tdb, tcoll) = split_ns(&t);
+            return Ok(format!("{tdb}.system.buckets.{tcoll}"));
+        }
         if !self.opts.include_system
             && let Some(why) = system_ns(ns)
         {
@@ -463,10 +548,10 @@ impl Replayer {
                 if e.is_txn_statement() {
                     return self.statement(e).await;
                 }
-                if let Some(w) = self.translate(&e).await? {
+                if let Some(w) = self.translate(e).await? {
                     self.pending.push(w);
                     if self.pending.len() >= self.opts.pending {
-                        self.flush().await?;
+                        self.send_pending().await?;
                     }
                 }
             }
@@ -489,7 +574,7 @@ impl Replayer {
     }
 
     /// Turns a CRUD entry into a write, or counts why not.
-    async fn translate(&mut self, e: &Entry) -> Result<Option<Write>, ApplyError> {
+    async fn translate(&mut self, e: Entry) -> Result<Option<Write>, ApplyError> {
         let kind_name = match e.op {
             Op::Insert { .. } => "insert",
             Op::Update { .. } => "update",
@@ -506,21 +591,38 @@ impl Replayer {
         let (db, coll) = (db.to_string(), coll.to_string());
         if coll == "system.views" {
             self.flush().await?;
-            return self.view_write(e, &db).await.map(|()| None);
+            return self.view_write(&e).await.map(|()| None);
+        }
+        if let Some(name) = coll.strip_prefix("system.buckets.")
+            && (self.measurements_only
+                || (!self.known.contains(&target)
+                    && self.timeseries.contains(&format!("{db}.{name}"))))
+        {
+            return self.bucket_write(&e, kind_name, &db, name).map(|()| None);
         }
         if !self.known.contains(&target) {
             self.skip(kind_name, "collection missing on the target");
             return Ok(None);
         }
         let id = e.id().cloned().expect("CRUD has an _id");
-        let Some(kind) = write_kind(&e.op)? else {
+        let ts = e.ts;
+        let Some(kind) = write_kind(e.op)? else {
             self.skip("update", "empty update");
             return Ok(None);
         };
+        let timeseries = self.timeseries.contains(&target);
+        let kind = match kind {
+            // Measurements are updated by delete and insert: servers that keep them
+            // take updates filtered only on the meta field.
+            WriteKind::Update { fallback, .. } if timeseries => WriteKind::Modify(fallback),
+            k => k,
+        };
         self.applied(kind_name, &target);
         Ok(Some(Write {
-            ts: e.ts,
+            ts,
             kind_name,
+            q: id_filter(&id)?,
+            timeseries,
             db,
             coll,
             id,
@@ -528,8 +630,42 @@ impl Replayer {
         }))
     }
 
+    /// A write of mongod's time-series buckets where the target keeps the
+    /// measurements themselves (SecantusDB refuses bucket writes, code 115; a
+    /// time-series collection without a bucket collection is taken the same way). A
+    /// bucket's change cannot be turned into measurement writes without the bucket it
+    /// changes, so the replay stops, or with `accept_partial` counts the write as
+    /// skipped.
+    fn bucket_write(
+        &mut self,
+        e: &Entry,
+        kind_name: &str,
+        db: &str,
+        name: &str,
+    ) -> Result<(), ApplyError> {
+        let ts_ns = format!("{db}.{name}");
+        if !self.opts.accept_partial {
+            return Err(self.refused(
+                e,
+                format!(
+                    "a write of mongod's time-series buckets: the target's {ts_ns} keeps measurements, not buckets (it refuses bucket writes), and a bucket's change cannot be replayed as measurements; `--dry-run` counts these entries, --oplog-accept-partial skips them (counted)"
+                ),
+            ));
+        }
+        if self.bucket_warned.insert(ts_ns.clone()) {
+            self.counts.warnings.push(format!(
+                "{ts_ns}: mongod time-series bucket writes skipped (the target keeps measurements, not buckets); its measurements are those of the restored data only"
+            ));
+        }
+        self.skip(
+            kind_name,
+            "time-series bucket write (the target keeps measurements, not buckets)",
+        );
+        Ok(())
+    }
+
     /// mongod's views are documents of `db.system.views`: replayed as view DDL.
-    async fn view_write(&mut self, e: &Entry, db: &str) -> Result<(), ApplyError> {
+    async fn view_write(&mut self, e: &Entry) -> Result<(), ApplyError> {
         let kind = e.kind().to_string();
         let view_doc = match &e.op {
             Op::Insert { doc, .. } => Some(
@@ -549,9 +685,14 @@ impl Replayer {
             self.skip(&kind, "view document without a name");
             return Ok(());
         };
-        let (_, vname) = split_ns(&full);
-        let vname = vname.to_string();
-        let target = format!("{db}.{vname}");
+        let target = match self.target(&full) {
+            Ok(t) => t,
+            Err(why) => {
+                self.skip(&kind, why);
+                return Ok(());
+            }
+        };
+        let vname = split_ns(&target).1.to_string();
         match view_doc {
             Some(d) => {
                 let view_on = d.get_str("viewOn").unwrap_or("").to_string();
@@ -560,6 +701,7 @@ impl Replayer {
                     return Ok(());
                 }
                 let pipeline = d.get("pipeline").cloned().unwrap_or(Bson::Array(vec![]));
+                let view_on = self.view_source(split_ns(&full).0, &view_on, &target, &pipeline);
                 let mut cmd = if self.known.contains(&target) {
                     doc! {"collMod": &vname, "viewOn": &view_on, "pipeline": pipeline}
                 } else {
@@ -585,6 +727,34 @@ impl Replayer {
         }
         self.applied(&format!("view {kind}"), &target);
         Ok(())
+    }
+
+    /// The `viewOn` of a view created or changed at `target`: its source collection
+    /// under the selection's names, when that stays in the view's database. A remap
+    /// cannot follow the collections a pipeline names (`$lookup`, `$unionWith`, ...):
+    /// those are warned about.
+    fn view_source(&mut self, src_db: &str, on: &str, target: &str, pipeline: &Bson) -> String {
+        if self.sel.renamer.is_empty() {
+            return on.to_string();
+        }
+        let mut stages = Vec::new();
+        foreign_stages(pipeline, &mut stages);
+        if !stages.is_empty() {
+            self.counts.warnings.push(format!(
+                "view {target}: its pipeline names other collections ({}), which the remap does not rename",
+                stages.join(", ")
+            ));
+        }
+        let mapped = self.sel.renamer.rename(&format!("{src_db}.{on}"));
+        let (vdb, vcoll) = split_ns(&mapped);
+        if vdb == split_ns(target).0 {
+            vcoll.to_string()
+        } else {
+            self.counts.warnings.push(format!(
+                "view {target}: its source {src_db}.{on} maps to another database ({mapped}); the view keeps {on}"
+            ));
+            on.to_string()
+        }
     }
 
     fn refused(&self, e: &Entry, why: impl Into<String>) -> ApplyError {
@@ -756,24 +926,36 @@ impl Replayer {
                     target = format!("{tdb}.{tcoll}");
                 }
                 if let Some(Bson::String(on)) = options.get("viewOn").cloned() {
-                    let mapped = self.sel.renamer.rename(&format!("{db}.{on}"));
-                    let (vdb, vcoll) = split_ns(&mapped);
-                    if vdb == tdb {
-                        options.insert("viewOn", vcoll);
-                    } else {
-                        self.counts.warnings.push(format!(
-                            "view {target}: its source {db}.{on} maps to another database ({mapped}); the view keeps {on}"
-                        ));
-                    }
+                    let pipeline = options.get("pipeline").cloned().unwrap_or(Bson::Null);
+                    let on = self.view_source(&db, &on, &target, &pipeline);
+                    options.insert("viewOn", on);
                 }
                 if self.known.contains(&target) {
                     self.skip(&kind, "collection exists on the target");
                     return Ok(());
                 }
+                let timeseries = options.contains_key("timeseries");
                 let mut cmd = doc! {"create": &tcoll};
                 cmd.extend(options);
                 self.run_ddl(e, &target, cmd, &[NAMESPACE_EXISTS]).await?;
                 self.known.insert(target.clone());
+                if timeseries {
+                    self.timeseries.insert(target.clone());
+                    // mongod keeps the measurements in buckets it lists; a server
+                    // that keeps measurements lists none.
+                    let buckets = format!("system.buckets.{tcoll}");
+                    let listed = crate::dump::plan::cursor_docs(
+                        &self.client.database(&tdb),
+                        bson::rawdoc! {"listCollections": 1, "filter": {"name": buckets.as_str()}, "nameOnly": true},
+                    )
+                    .await
+                    .map_err(|e| ApplyError::Catalog(Box::new(e)))?;
+                    if !listed.is_empty() {
+                        self.known.insert(format!("{tdb}.{buckets}"));
+                    }
+                } else {
+                    self.timeseries.remove(&target);
+                }
                 self.applied(&kind, &target);
             }
             Command::Drop { .. } => {
@@ -817,6 +999,11 @@ impl Replayer {
                     .await?;
                 self.known.remove(&from_t);
                 self.known.insert(to_t.clone());
+                if self.timeseries.remove(&from_t) {
+                    self.timeseries.insert(to_t.clone());
+                } else {
+                    self.timeseries.remove(&to_t);
+                }
                 let specs = self.indexes.remove(&from_t);
                 match specs {
                     Some(s) => {
@@ -1052,7 +1239,7 @@ impl Replayer {
         }
         if crud == ops.len() {
             let mut writes = Vec::new();
-            for o in &ops {
+            for o in ops {
                 if let Some(w) = self.translate(o).await? {
                     writes.push(w);
                 }
@@ -1086,7 +1273,7 @@ impl Replayer {
         }
         for o in ops {
             if o.is_crud() {
-                if let Some(w) = self.translate(&o).await? {
+                if let Some(w) = self.translate(o).await? {
                     self.pending.push(w);
                 }
             } else {
@@ -1102,42 +1289,44 @@ impl Replayer {
             client: self.client.clone(),
             batch: self.opts.batch,
             write_concern: self.opts.write_concern.clone(),
-            guard: self.guard,
         }
     }
 
-    /// Sends the buffered writes: one lane per hash of (namespace, `_id`), lanes in
-    /// parallel, each lane in order.
+    /// Sends the buffered writes and waits for every write sent before.
     pub async fn flush(&mut self) -> Result<(), ApplyError> {
+        self.send_pending().await?;
+        self.settle().await
+    }
+
+    /// Waits for the writes sent in the background.
+    async fn settle(&mut self) -> Result<(), ApplyError> {
+        if let Some(h) = self.inflight.take() {
+            self.counts.read_modify_writes += h.await.expect("replay writer panicked")?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered writes in the background, once the writes sent before them
+    /// are done (a document may have writes in both), while the next entries are read
+    /// and translated. They go round by round (see [`rounds`]): in a round, the writes
+    /// of one namespace and kind go out in batches of distinct documents, up to
+    /// `lanes` batches at a time.
+    async fn send_pending(&mut self) -> Result<(), ApplyError> {
+        self.settle().await?;
         if self.pending.is_empty() {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.pending);
+        let ctx = Arc::new(self.ctx());
         let lanes = self.opts.lanes;
-        let mut by_lane: Vec<Vec<Write>> = vec![Vec::new(); lanes];
-        for w in writes {
-            let l = if lanes == 1 { 0 } else { w.lane(lanes) };
-            by_lane[l].push(w);
-        }
-        let ctx = std::sync::Arc::new(self.ctx());
-        let mut set = tokio::task::JoinSet::new();
-        for lane in by_lane.into_iter().filter(|l| !l.is_empty()) {
-            let ctx = ctx.clone();
-            set.spawn(async move { run_writes(&ctx, &lane, &mut None).await });
-        }
-        let mut first_err = None;
-        while let Some(r) = set.join_next().await {
-            match r.expect("replay lane panicked") {
-                Ok(n) => self.counts.read_modify_writes += n,
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
+        self.inflight = Some(tokio::spawn(async move {
+            let mut rmw = 0;
+            for round in rounds(writes) {
+                rmw += send_round(&ctx, round, lanes).await?;
             }
-        }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+            Ok(rmw)
+        }));
+        Ok(())
     }
 
     /// Sends what is buffered and returns the counts and the final index catalog.
@@ -1167,12 +1356,30 @@ impl Replayer {
     }
 }
 
+/// Pipeline stages that name another collection, found anywhere in `v`.
+fn foreign_stages(v: &Bson, out: &mut Vec<String>) {
+    match v {
+        Bson::Array(a) => a.iter().for_each(|x| foreign_stages(x, out)),
+        Bson::Document(d) => {
+            for (k, x) in d {
+                if ["$lookup", "$unionWith", "$graphLookup", "$merge", "$out"].contains(&k.as_str())
+                    && !out.contains(k)
+                {
+                    out.push(k.clone());
+                }
+                foreign_stages(x, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// How a CRUD entry is written: `None` for an update that changes nothing.
-fn write_kind(op: &Op) -> Result<Option<WriteKind>, ApplyError> {
+fn write_kind(op: Op) -> Result<Option<WriteKind>, ApplyError> {
     let kind = match op {
-        Op::Insert { doc, .. } => WriteKind::Insert(doc.clone()),
+        Op::Insert { doc, .. } => WriteKind::Insert(doc),
         Op::Delete { .. } => WriteKind::Delete,
-        Op::Update { update, .. } => match update {
+        Op::Update { update, .. } => match &update {
             Update::Replacement(d) => WriteKind::Replace(raw_doc(d)?),
             Update::Modifiers { set, unset } => {
                 let mut u = Document::new();
@@ -1262,7 +1469,6 @@ struct Ctx {
     client: Client,
     batch: usize,
     write_concern: Option<Document>,
-    guard: bool,
 }
 
 /// Most bytes of statements per write command.
@@ -1305,7 +1511,7 @@ fn id_filter(id: &Bson) -> Result<RawDocumentBuf, ApplyError> {
 }
 
 /// Runs writes in order, grouping consecutive writes of one namespace and class into
-/// one command. Returns how many were read-modify-writes.
+/// one ordered command. Returns how many were read-modify-writes.
 async fn run_writes(
     ctx: &Ctx,
     writes: &[Write],
@@ -1315,19 +1521,44 @@ async fn run_writes(
     let mut i = 0;
     while i < writes.len() {
         let w = &writes[i];
-        if let WriteKind::Modify(change) = &w.kind {
-            modify(ctx, w, change, session).await?;
-            rmw += 1;
-            i += 1;
-            continue;
-        }
-        if matches!(w.kind, WriteKind::Insert(_)) && session.is_none() {
-            i = insert_run(ctx, writes, i).await?;
-            continue;
+        match w.class() {
+            2 => {
+                let WriteKind::Modify(change) = &w.kind else {
+                    unreachable!("class 2 is a read-modify-write")
+                };
+                modify(ctx, w, change, session).await?;
+                rmw += 1;
+                i += 1;
+                continue;
+            }
+            4 => {
+                // One at a time: a run could hold one `_id` twice.
+                reinsert(ctx, std::slice::from_ref(w), session).await?;
+                i += 1;
+                continue;
+            }
+            3 if session.is_none() => {
+                // A run of inserts holds each `_id` once: a second insert of one
+                // document needs a delete between them, which ends the run.
+                let mut j = i;
+                let mut ids = HashSet::new();
+                while j < writes.len()
+                    && j - i < ctx.batch
+                    && writes[j].class() == 3
+                    && writes[j].db == w.db
+                    && writes[j].coll == w.coll
+                    && ids.insert(writes[j].q.as_bytes())
+                {
+                    j += 1;
+                }
+                insert_chunk(ctx, &writes[i..j]).await?;
+                i = j;
+                continue;
+            }
+            _ => {}
         }
         let mut j = i;
         let mut bytes = 0usize;
-        let mut stmts = RawArrayBuf::new();
         while j < writes.len()
             && j - i < ctx.batch
             && bytes < BATCH_BYTES
@@ -1335,73 +1566,172 @@ async fn run_writes(
             && writes[j].db == w.db
             && writes[j].coll == w.coll
         {
-            let x = &writes[j];
-            let q = id_filter(&x.id)?;
-            let s = match &x.kind {
-                WriteKind::Replace(d) | WriteKind::Insert(d) => {
-                    bson::rawdoc! {"q": q, "u": d.clone(), "upsert": true}
-                }
-                WriteKind::Update { u, .. } => bson::rawdoc! {"q": q, "u": u.clone()},
-                WriteKind::Delete => bson::rawdoc! {"q": q, "limit": 1},
-                WriteKind::Modify(_) => unreachable!("not batched"),
-            };
-            bytes += s.as_bytes().len();
-            stmts.push(s);
+            bytes += writes[j].q.as_bytes().len() + payload_len(&writes[j]);
             j += 1;
         }
-        let is_delete = w.class() == 1;
-        let mut cmd = if is_delete {
-            bson::rawdoc! {"delete": w.coll.as_str(), "deletes": stmts, "ordered": true}
-        } else {
-            bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": true, "bypassDocumentValidation": true}
-        };
-        if let Some(wc) = &ctx.write_concern {
-            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
-        }
-        let resp = run_cmd(ctx, &w.db, cmd, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        match first_write_error(&resp) {
-            None => i = j,
-            Some((k, code, message)) => {
-                let failed = &writes[i + k.min(j - i - 1)];
-                match &failed.kind {
-                    WriteKind::Update { fallback, .. } => {
-                        // The server refused the path: the same change in memory.
-                        modify(ctx, failed, fallback, session).await?;
-                        rmw += 1;
-                        i += k + 1;
-                    }
-                    _ => return Err(wr_err(failed, code, message)),
-                }
-            }
-        }
+        rmw += statements(ctx, &writes[i..j], true, session).await?;
+        i = j;
     }
     Ok(rmw)
 }
 
-/// Sends the run of inserts starting at `i` (one namespace) as one unordered
-/// `insert`; those whose `_id` exists already (a snapshot ahead of the entry) are then
-/// replaced by `_id`, which is what a replacing upsert would have done. A run holds
-/// each `_id` once: a second insert of one document needs a delete between them,
-/// which ends the run. Returns where the run ended.
-async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, ApplyError> {
-    let w = &writes[i];
-    let mut j = i;
-    let mut bytes = 0usize;
-    let mut docs = RawArrayBuf::new();
-    while j < writes.len()
-        && j - i < ctx.batch
-        && bytes < BATCH_BYTES
-        && writes[j].class() == 3
-        && writes[j].db == w.db
-        && writes[j].coll == w.coll
+fn payload_len(w: &Write) -> usize {
+    match &w.kind {
+        WriteKind::Insert(d) | WriteKind::Replace(d) => d.as_bytes().len(),
+        WriteKind::Update { .. } | WriteKind::Modify(_) | WriteKind::Delete => 64,
+    }
+}
+
+/// Sends one round: its writes grouped by namespace and class, in batches, up to
+/// `lanes` batches at a time. Every document appears at most once in a round.
+async fn send_round(ctx: &Arc<Ctx>, round: Vec<Write>, lanes: usize) -> Result<u64, ApplyError> {
+    let mut groups: BTreeMap<(String, String, u8), Vec<Write>> = BTreeMap::new();
+    for w in round {
+        groups
+            .entry((w.db.clone(), w.coll.clone(), w.class()))
+            .or_default()
+            .push(w);
+    }
+    let mut batches: Vec<Vec<Write>> = Vec::new();
+    for (_, ws) in groups {
+        // Batches of equal size, as many as keep every writer busy to the end.
+        let size = balanced_batch(ws.len(), ctx.batch, lanes);
+        let mut cur = Vec::new();
+        let mut bytes = 0usize;
+        for w in ws {
+            let n = w.q.as_bytes().len() + payload_len(&w);
+            if !cur.is_empty() && (cur.len() >= size || bytes + n > BATCH_BYTES) {
+                batches.push(std::mem::take(&mut cur));
+                bytes = 0;
+            }
+            bytes += n;
+            cur.push(w);
+        }
+        if !cur.is_empty() {
+            batches.push(cur);
+        }
+    }
+    let mut set = tokio::task::JoinSet::new();
+    let mut rmw = 0;
+    let mut first_err = None;
+    let mut batches = batches.into_iter();
+    loop {
+        while set.len() < lanes.max(1) && first_err.is_none() {
+            let Some(b) = batches.next() else { break };
+            let ctx = ctx.clone();
+            set.spawn(async move { send_batch(&ctx, &b).await });
+        }
+        let Some(r) = set.join_next().await else {
+            break;
+        };
+        match r.expect("replay writer panicked") {
+            Ok(n) => rmw += n,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(rmw),
+    }
+}
+
+/// The size of the batches `len` writes are split into: at most `max`, and, when
+/// more than one batch is needed, as many batches as a multiple of `lanes`, so that
+/// the last wave of batches is as full as the others.
+fn balanced_batch(len: usize, max: usize, lanes: usize) -> usize {
+    let max = max.max(1);
+    let lanes = lanes.max(1);
+    if len <= max {
+        return max;
+    }
+    let batches = len.div_ceil(max).div_ceil(lanes) * lanes;
+    len.div_ceil(batches).max(1)
+}
+
+/// One batch of a round: writes of one namespace and class, distinct documents.
+async fn send_batch(ctx: &Ctx, b: &[Write]) -> Result<u64, ApplyError> {
+    match b[0].class() {
+        2 => modify_batch(ctx, b).await,
+        3 => insert_chunk(ctx, b).await.map(|()| 0),
+        4 => reinsert(ctx, b, &mut None).await.map(|()| 0),
+        _ => statements(ctx, b, false, &mut None).await,
+    }
+}
+
+/// Sends update or delete statements (one namespace, one class) as one command. An
+/// update the server refuses (a path through a scalar in a fuzzy state) is applied by
+/// read-modify-write instead; any other refusal is an error. Returns how many were
+/// read-modify-writes.
+async fn statements(
+    ctx: &Ctx,
+    ws: &[Write],
+    ordered: bool,
+    session: &mut Option<&mut ClientSession>,
+) -> Result<u64, ApplyError> {
+    let w = &ws[0];
+    let mut stmts = RawArrayBuf::new();
+    for x in ws {
+        let s = match &x.kind {
+            WriteKind::Replace(d) | WriteKind::Insert(d) => {
+                bson::rawdoc! {"q": x.q.clone(), "u": replacement(d.clone()), "upsert": true}
+            }
+            WriteKind::Update { u, .. } => bson::rawdoc! {"q": x.q.clone(), "u": u.clone()},
+            WriteKind::Delete => {
+                bson::rawdoc! {"q": x.q.clone(), "limit": if x.timeseries { 0 } else { 1 }}
+            }
+            WriteKind::Modify(_) => unreachable!("not batched"),
+        };
+        stmts.push(s);
+    }
+    let mut cmd = if matches!(w.kind, WriteKind::Delete) {
+        bson::rawdoc! {"delete": w.coll.as_str(), "deletes": stmts, "ordered": ordered}
+    } else {
+        bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": ordered, "bypassDocumentValidation": true}
+    };
+    if let Some(wc) = &ctx.write_concern {
+        cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    let resp = run_cmd(ctx, &w.db, cmd, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let errs = write_errors(&resp);
+    let mut rmw = 0;
+    let mut resume = None;
+    for (k, code, message) in errs {
+        let failed = ws.get(k).unwrap_or(w);
+        match &failed.kind {
+            WriteKind::Update { fallback, .. } => {
+                // The server refused the path: the same change in memory.
+                modify(ctx, failed, fallback, session).await?;
+                rmw += 1;
+                // Ordered: the statements after the refused one were not run.
+                if ordered {
+                    resume = Some(k + 1);
+                }
+            }
+            _ => return Err(wr_err(failed, code, message)),
+        }
+    }
+    if let Some(k) = resume
+        && k < ws.len()
     {
-        if let WriteKind::Insert(d) = &writes[j].kind {
-            bytes += d.as_bytes().len();
+        rmw += Box::pin(statements(ctx, &ws[k..], ordered, session)).await?;
+    }
+    Ok(rmw)
+}
+
+/// Sends inserts of distinct documents (one namespace) as one unordered `insert`;
+/// those whose `_id` exists already (a snapshot ahead of the entry) are then replaced
+/// by `_id`, which is what a replacing upsert would have done.
+async fn insert_chunk(ctx: &Ctx, ws: &[Write]) -> Result<(), ApplyError> {
+    let w = &ws[0];
+    let mut docs = RawArrayBuf::new();
+    for x in ws {
+        if let WriteKind::Insert(d) | WriteKind::Replace(d) = &x.kind {
             docs.push(d.clone());
         }
-        j += 1;
     }
     let mut cmd = bson::rawdoc! {"insert": w.coll.as_str(), "documents": docs, "ordered": false, "bypassDocumentValidation": true};
     if let Some(wc) = &ctx.write_concern {
@@ -1411,8 +1741,97 @@ async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, Appl
         .await
         .map_err(|e| srv_err(w, e))?;
     let mut existing = Vec::new();
-    if let Ok(errs) = resp.get_array("writeErrors") {
-        for e in errs.iter().filter_map(Bson::as_document) {
+    for (index, code, message) in write_errors(&resp) {
+        let Some(failed) = ws.get(index) else {
+            return Err(wr_err(
+                w,
+                code,
+                "a write error without a valid index".into(),
+            ));
+        };
+        if code != DUPLICATE_KEY {
+            return Err(wr_err(failed, code, message));
+        }
+        let mut r = failed.clone();
+        if let WriteKind::Insert(d) = r.kind {
+            r.kind = WriteKind::Replace(d);
+        }
+        existing.push(r);
+    }
+    if !existing.is_empty() {
+        statements(ctx, &existing, false, &mut None).await?;
+    }
+    Ok(())
+}
+
+/// Writes whole documents (one namespace, distinct `_id`s) by deleting every document
+/// with their `_id`s, then inserting them: for time-series measurements, whose `_id`s
+/// the server may not keep unique (an insert replayed over a snapshot that holds it
+/// would leave two), and for documents holding a `Timestamp(0, 0)`, which a
+/// replacement may not keep.
+async fn reinsert(
+    ctx: &Ctx,
+    ws: &[Write],
+    session: &mut Option<&mut ClientSession>,
+) -> Result<(), ApplyError> {
+    let w = &ws[0];
+    let mut dels = RawArrayBuf::new();
+    let mut docs = RawArrayBuf::new();
+    let mut empty_ts = false;
+    for x in ws {
+        dels.push(bson::rawdoc! {"q": x.q.clone(), "limit": 0});
+        if let WriteKind::Insert(d) | WriteKind::Replace(d) = &x.kind {
+            empty_ts |= has_empty_ts(d);
+            docs.push(d.clone());
+        }
+    }
+    let mut del = bson::rawdoc! {"delete": w.coll.as_str(), "deletes": dels, "ordered": false};
+    let mut ins = bson::rawdoc! {"insert": w.coll.as_str(), "documents": docs, "ordered": false, "bypassDocumentValidation": true};
+    if empty_ts {
+        ins.append(bson::raw::cstr!("bypassEmptyTsReplacement"), true);
+    }
+    if let Some(wc) = &ctx.write_concern {
+        del.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+        ins.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    for cmd in [del, ins] {
+        let resp = run_cmd(ctx, &w.db, cmd, session)
+            .await
+            .map_err(|e| srv_err(w, e))?;
+        if let Some((k, code, message)) = write_errors(&resp).into_iter().next() {
+            return Err(wr_err(ws.get(k).unwrap_or(w), code, message));
+        }
+    }
+    Ok(())
+}
+
+/// The `u` of an update that replaces a document with `d`: `d` itself, or, when a
+/// top-level name starts with `$` (which a replacement document may not hold), a
+/// pipeline that replaces it with `d` taken literally.
+fn replacement(d: RawDocumentBuf) -> RawBson {
+    let dollar = d
+        .iter()
+        .filter_map(Result::ok)
+        .any(|(k, _)| k.as_str().starts_with('$'));
+    if !dollar {
+        return RawBson::Document(d);
+    }
+    let mut stage = RawArrayBuf::new();
+    stage.push(bson::rawdoc! {"$replaceWith": {"$literal": d}});
+    RawBson::Array(stage)
+}
+
+/// `DuplicateKey`.
+const DUPLICATE_KEY: i32 = 11000;
+
+/// Every `writeErrors` entry of a response: (index, code, message).
+fn write_errors(resp: &Document) -> Vec<(usize, i32, String)> {
+    let Ok(errs) = resp.get_array("writeErrors") else {
+        return Vec::new();
+    };
+    errs.iter()
+        .filter_map(Bson::as_document)
+        .map(|e| {
             let index = match e.get("index") {
                 Some(Bson::Int32(n)) => *n as usize,
                 Some(Bson::Int64(n)) => *n as usize,
@@ -1423,123 +1842,116 @@ async fn insert_run(ctx: &Ctx, writes: &[Write], i: usize) -> Result<usize, Appl
                 Some(Bson::Int64(n)) => *n as i32,
                 _ => 0,
             };
-            let Some(failed) = writes[i..j].get(index) else {
-                return Err(wr_err(
-                    w,
-                    code,
-                    "a write error without a valid index".into(),
-                ));
-            };
-            if code != DUPLICATE_KEY {
-                return Err(wr_err(
-                    failed,
-                    code,
-                    e.get_str("errmsg").unwrap_or("").to_string(),
-                ));
-            }
-            let mut r = failed.clone();
-            if let WriteKind::Insert(d) = r.kind {
-                r.kind = WriteKind::Replace(d);
-            }
-            existing.push(r);
+            (index, code, e.get_str("errmsg").unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+/// Read-modify-writes of distinct documents (one namespace) together: one `find` of
+/// all of them, the changes applied in memory, one unordered `update` of the
+/// replacements by `_id`. Nothing else writes a document between its read and its
+/// write: the replay is the only writer, a round holds one write per document, and
+/// rounds run one after another. Returns how many were read-modify-writes.
+async fn modify_batch(ctx: &Ctx, ws: &[Write]) -> Result<u64, ApplyError> {
+    let w = &ws[0];
+    let ids: Vec<Bson> = ws.iter().map(|x| x.id.clone()).collect();
+    let find = raw_doc(
+        &doc! {"find": w.coll.as_str(), "filter": {"_id": {"$in": ids}}, "batchSize": (ws.len() + 1) as i64},
+    )?;
+    let found = crate::dump::plan::cursor_docs(&ctx.client.database(&w.db), find)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let mut by_id: HashMap<Vec<u8>, Document> = HashMap::with_capacity(found.len());
+    for d in found {
+        if let Some(id) = d.get("_id") {
+            by_id.insert(id_filter(id)?.into_bytes(), d);
         }
     }
-    if !existing.is_empty() {
-        Box::pin(run_writes(ctx, &existing, &mut None)).await?;
+    let mut stmts = RawArrayBuf::new();
+    let mut sent = Vec::new();
+    let mut measurements = Vec::new();
+    for x in ws {
+        let WriteKind::Modify(change) = &x.kind else {
+            unreachable!("a batch of read-modify-writes")
+        };
+        // A missing document: the change does nothing, as in mongod's application.
+        let Some(pre) = by_id.get(x.q.as_bytes()) else {
+            continue;
+        };
+        let post = raw_doc(&change.apply(pre))?;
+        if raw_doc(pre)?.as_bytes() == post.as_bytes() {
+            continue;
+        }
+        if x.timeseries {
+            // A measurement cannot be replaced by `_id`: deleted and inserted.
+            let mut r = x.clone();
+            r.kind = WriteKind::Replace(post);
+            measurements.push(r);
+            continue;
+        }
+        stmts.push(bson::rawdoc! {"q": x.q.clone(), "u": replacement(post)});
+        sent.push(x);
     }
-    Ok(j)
+    if !measurements.is_empty() {
+        reinsert(ctx, &measurements, &mut None).await?;
+    }
+    if !sent.is_empty() {
+        let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": stmts, "ordered": false, "bypassDocumentValidation": true};
+        if let Some(wc) = &ctx.write_concern {
+            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+        }
+        let resp = run_cmd(ctx, &w.db, cmd, &mut None)
+            .await
+            .map_err(|e| srv_err(w, e))?;
+        if let Some((k, code, message)) = write_errors(&resp).into_iter().next() {
+            return Err(wr_err(sent.get(k).copied().unwrap_or(w), code, message));
+        }
+    }
+    Ok(ws.len() as u64)
 }
 
-/// `DuplicateKey`.
-const DUPLICATE_KEY: i32 = 11000;
-
-fn first_write_error(resp: &Document) -> Option<(usize, i32, String)> {
-    let errs = resp.get_array("writeErrors").ok()?;
-    let e = errs.first()?.as_document()?;
-    let index = match e.get("index") {
-        Some(Bson::Int32(n)) => *n as usize,
-        Some(Bson::Int64(n)) => *n as usize,
-        _ => 0,
-    };
-    let code = match e.get("code") {
-        Some(Bson::Int32(n)) => *n,
-        Some(Bson::Int64(n)) => *n as i32,
-        _ => 0,
-    };
-    Some((index, code, e.get_str("errmsg").unwrap_or("").to_string()))
-}
-
-/// Tries before a guarded write is given up.
-const GUARD_TRIES: usize = 3;
-
-/// Read-modify-write by `_id`: read the document, apply the change as the source
-/// server did, and replace it only if it is still what was read.
+/// Read-modify-write of one document by `_id`: read it, apply the change as the
+/// source server did, and replace it (see [`modify_batch`] on why nothing else
+/// writes it in between).
 async fn modify(
     ctx: &Ctx,
     w: &Write,
     change: &Change,
     session: &mut Option<&mut ClientSession>,
 ) -> Result<(), ApplyError> {
-    let mut guard = ctx.guard;
-    let mut last_pre: Option<Vec<u8>> = None;
-    for _ in 0..GUARD_TRIES {
-        let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": id_filter(&w.id)?, "limit": 1, "singleBatch": true};
-        let resp = run_cmd(ctx, &w.db, find, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        let pre = resp
-            .get_document("cursor")
-            .ok()
-            .and_then(|c| c.get_array("firstBatch").ok())
-            .and_then(|b| b.first())
-            .and_then(|d| d.as_document())
-            .cloned();
-        // A missing document: the change does nothing, as in mongod's application.
-        let Some(pre) = pre else { return Ok(()) };
-        let post = change.apply(&pre);
-        let (pre_raw, post_raw) = (raw_doc(&pre)?, raw_doc(&post)?);
-        if pre_raw.as_bytes() == post_raw.as_bytes() {
-            return Ok(());
-        }
-        // The guard missed a document that did not change: this server cannot
-        // compare whole documents in a filter. Lanes already keep one document's
-        // writes in order, so the write goes by `_id` alone.
-        if last_pre.as_deref() == Some(pre_raw.as_bytes()) {
-            guard = false;
-        }
-        last_pre = Some(pre_raw.as_bytes().to_vec());
-        let mut q = doc! {"_id": w.id.clone()};
-        if guard {
-            q.insert(
-                "$expr",
-                doc! {"$eq": ["$$ROOT", {"$literal": Bson::Document(pre.clone())}]},
-            );
-        }
-        let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": raw_doc(&q)?, "u": post_raw}], "ordered": true, "bypassDocumentValidation": true};
-        if let Some(wc) = &ctx.write_concern {
-            cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
-        }
-        let resp = run_cmd(ctx, &w.db, cmd, session)
-            .await
-            .map_err(|e| srv_err(w, e))?;
-        if let Some((_, code, message)) = first_write_error(&resp) {
-            return Err(wr_err(w, code, message));
-        }
-        let matched = match resp.get("n") {
-            Some(Bson::Int32(n)) => i64::from(*n),
-            Some(Bson::Int64(n)) => *n,
-            _ => 0,
-        };
-        if matched > 0 {
-            return Ok(());
-        }
-        // Changed under us: read again.
+    let find = bson::rawdoc! {"find": w.coll.as_str(), "filter": w.q.clone(), "limit": 1, "singleBatch": true};
+    let resp = run_cmd(ctx, &w.db, find, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    let pre = resp
+        .get_document("cursor")
+        .ok()
+        .and_then(|c| c.get_array("firstBatch").ok())
+        .and_then(|b| b.first())
+        .and_then(|d| d.as_document())
+        .cloned();
+    // A missing document: the change does nothing, as in mongod's application.
+    let Some(pre) = pre else { return Ok(()) };
+    let post = raw_doc(&change.apply(&pre))?;
+    if raw_doc(&pre)?.as_bytes() == post.as_bytes() {
+        return Ok(());
     }
-    Err(wr_err(
-        w,
-        0,
-        format!("the document kept changing while replay rewrote it ({GUARD_TRIES} tries)"),
-    ))
+    if w.timeseries {
+        let mut r = w.clone();
+        r.kind = WriteKind::Replace(post);
+        return reinsert(ctx, std::slice::from_ref(&r), session).await;
+    }
+    let mut cmd = bson::rawdoc! {"update": w.coll.as_str(), "updates": [{"q": w.q.clone(), "u": replacement(post)}], "ordered": true, "bypassDocumentValidation": true};
+    if let Some(wc) = &ctx.write_concern {
+        cmd.append(bson::raw::cstr!("writeConcern"), raw_doc(wc)?);
+    }
+    let resp = run_cmd(ctx, &w.db, cmd, session)
+        .await
+        .map_err(|e| srv_err(w, e))?;
+    if let Some((_, code, message)) = write_errors(&resp).into_iter().next() {
+        return Err(wr_err(w, code, message));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1569,7 +1981,7 @@ mod tests {
                 .unwrap(),
         )
         .unwrap();
-        write_kind(&e.op).unwrap()
+        write_kind(e.op).unwrap()
     }
 
     fn update_doc(k: &WriteKind) -> Bson {
@@ -1654,9 +2066,9 @@ mod tests {
         assert_eq!(c.apply(&pre), doc! {"_id": 1, "a": {"b": 5}});
     }
 
-    #[test]
-    fn lanes_keep_one_document_together() {
-        let w = |coll: &str, id: i32| Write {
+    fn write(coll: &str, id: i32, kind: WriteKind) -> Write {
+        let id = Bson::Int32(id);
+        Write {
             ts: Timestamp {
                 time: 1,
                 increment: 1,
@@ -1664,16 +2076,88 @@ mod tests {
             kind_name: "delete",
             db: "d".into(),
             coll: coll.into(),
-            id: Bson::Int32(id),
-            kind: WriteKind::Delete,
-        };
-        for lanes in [1, 3, 8] {
-            assert_eq!(w("c", 7).lane(lanes), w("c", 7).lane(lanes));
-            assert!(w("c", 7).lane(lanes) < lanes);
+            q: id_filter(&id).unwrap(),
+            id,
+            timeseries: false,
+            kind,
         }
-        // Different documents spread over the lanes.
-        let used: HashSet<usize> = (0..100).map(|i| w("c", i).lane(8)).collect();
-        assert!(used.len() > 4, "{used:?}");
+    }
+
+    #[test]
+    fn rounds_keep_each_documents_order_and_batch_the_rest() {
+        let ins = |id: i32| WriteKind::Insert(raw_doc(&doc! {"_id": id}).unwrap());
+        let ws = vec![
+            write("c", 1, ins(1)),
+            write("c", 2, ins(2)),
+            write("c", 1, WriteKind::Delete),
+            write("e", 1, ins(1)),
+            write("c", 1, ins(1)),
+            write("c", 3, WriteKind::Delete),
+        ];
+        let r = rounds(ws);
+        let shape: Vec<Vec<(String, i32, u8)>> = r
+            .iter()
+            .map(|round| {
+                round
+                    .iter()
+                    .map(|w| (w.coll.clone(), w.id.as_i32().unwrap(), w.class()))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                vec![
+                    ("c".to_string(), 1, 3),
+                    ("c".to_string(), 2, 3),
+                    ("e".to_string(), 1, 3),
+                    ("c".to_string(), 3, 1)
+                ],
+                vec![("c".to_string(), 1, 1)],
+                vec![("c".to_string(), 1, 3)],
+            ]
+        );
+    }
+
+    #[test]
+    fn batches_fill_every_writer_to_the_end() {
+        assert_eq!(balanced_batch(500, 1000, 8), 1000);
+        // 20 batches of 1000 would leave the third wave half empty: 24 of 834.
+        assert_eq!(balanced_batch(20_000, 1000, 8), 834);
+        assert_eq!(balanced_batch(8000, 1000, 8), 1000);
+        assert_eq!(balanced_batch(1001, 1000, 1), 501);
+        assert_eq!(balanced_batch(3, 1, 0), 1);
+    }
+
+    #[test]
+    fn measurements_and_empty_timestamps_are_written_by_delete_and_insert() {
+        let zero = Timestamp {
+            time: 0,
+            increment: 0,
+        };
+        let plain = write(
+            "c",
+            1,
+            WriteKind::Insert(raw_doc(&doc! {"_id": 1}).unwrap()),
+        );
+        assert_eq!(plain.class(), 3);
+        let mut m = plain.clone();
+        m.timeseries = true;
+        assert_eq!(m.class(), 4);
+        let z = write(
+            "c",
+            1,
+            WriteKind::Replace(raw_doc(&doc! {"_id": 1, "t": zero}).unwrap()),
+        );
+        assert_eq!(z.class(), 4);
+        // Only top-level fields besides `_id` are replaced by servers.
+        assert!(!has_empty_ts(&raw_doc(&doc! {"_id": zero}).unwrap()));
+        assert!(!has_empty_ts(
+            &raw_doc(&doc! {"_id": 1, "n": {"t": zero}}).unwrap()
+        ));
+        assert!(!has_empty_ts(
+            &raw_doc(&doc! {"_id": 1, "t": Timestamp { time: 1, increment: 0 }}).unwrap()
+        ));
     }
 
     #[test]

@@ -36,15 +36,14 @@ pub enum OplogError {
 
 pub use super::entry::show_ts;
 
-async fn first_ts(
-    client: &Client,
-    natural: i32,
-) -> Result<Option<Timestamp>, mongodb::error::Error> {
+/// The oldest (`order` 1) or newest (`order` -1) entry's `ts`, by a sort on `ts`
+/// (SecantusDB ignores `$natural`: a `$natural: -1` read returns its oldest entry).
+async fn edge_ts(client: &Client, order: i32) -> Result<Option<Timestamp>, mongodb::error::Error> {
     let coll = client
         .database(OPLOG_DB)
         .collection::<Document>(OPLOG_COLLECTION);
     let opts = FindOptions::builder()
-        .sort(doc! {"$natural": natural})
+        .sort(doc! {"ts": order})
         .limit(1)
         .projection(doc! {"ts": 1})
         .build();
@@ -55,8 +54,29 @@ async fn first_ts(
     })
 }
 
-/// The timestamp of the newest oplog entry: the larger of the last entry in natural
-/// order and the server's last write optime (both are at or before every later write).
+/// The oldest entry's `ts`. mongod reads its oplog in insertion order (`$natural`),
+/// which is `ts` order, without sorting; a server that ignores `$natural` reads in
+/// ascending order anyway.
+async fn oldest_ts(client: &Client) -> Result<Option<Timestamp>, mongodb::error::Error> {
+    let coll = client
+        .database(OPLOG_DB)
+        .collection::<Document>(OPLOG_COLLECTION);
+    let opts = FindOptions::builder()
+        .sort(doc! {"$natural": 1})
+        .limit(1)
+        .projection(doc! {"ts": 1})
+        .build();
+    let mut cur = coll.find(doc! {}).with_options(opts).await?;
+    Ok(match cur.try_next().await? {
+        Some(d) => d.get_timestamp("ts").ok(),
+        None => None,
+    })
+}
+
+/// The timestamp of the newest oplog entry: the server's last write optime
+/// (`hello.lastWrite.opTime`), or, from a server that reports none, the largest `ts`
+/// of the oplog. Never a `$natural: -1` read, which is the oldest entry on a server
+/// that ignores `$natural`.
 pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
     let hello = client
         .database("admin")
@@ -70,14 +90,12 @@ pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
         .ok()
         .and_then(|l| l.get_document("opTime").ok())
         .and_then(|o| o.get_timestamp("ts").ok());
-    let natural = first_ts(client, -1).await?;
-    match (natural, last_write) {
-        (Some(a), Some(b)) => Ok(a.max(b)),
-        (Some(a), None) | (None, Some(a)) => Ok(a),
-        (None, None) => Err(OplogError::NoOplog(
-            "local.oplog.rs is empty or missing".into(),
-        )),
+    if let Some(t) = last_write {
+        return Ok(t);
     }
+    edge_ts(client, -1)
+        .await?
+        .ok_or_else(|| OplogError::NoOplog("local.oplog.rs is empty or missing".into()))
 }
 
 /// Waits until the entry at `end` (or a later one) can be read: a server may report a
@@ -107,7 +125,7 @@ const SETTLE_TRIES: usize = 40;
 
 /// Fails when the oldest entry is newer than `start` (the window was rolled over).
 pub async fn check_overflow(client: &Client, start: Timestamp) -> Result<(), OplogError> {
-    if let Some(oldest) = first_ts(client, 1).await?
+    if let Some(oldest) = oldest_ts(client).await?
         && oldest > start
     {
         return Err(OplogError::Overflow {

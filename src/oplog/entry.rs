@@ -574,6 +574,18 @@ fn parse_command(
             if d.contains_key("clusteredIndex") || d.contains_key("viewOn") {
                 d.remove("idIndex");
             }
+            // Logged with the span the server derived; a `create` takes the span only
+            // with an equal rounding, and neither with a granularity.
+            if let Ok(t) = d.get_document_mut("timeseries") {
+                if t.contains_key("granularity") {
+                    t.remove("bucketMaxSpanSeconds");
+                    t.remove("bucketRoundingSeconds");
+                } else if let Some(span) = t.get("bucketMaxSpanSeconds").cloned()
+                    && !t.contains_key("bucketRoundingSeconds")
+                {
+                    t.insert("bucketRoundingSeconds", span);
+                }
+            }
             // SecantusDB logs a view's pipeline as `viewPipeline`.
             if let Some(p) = d.remove("viewPipeline") {
                 d.insert("pipeline", p);
