@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bson::{Document, doc};
 use serde_json::Value;
 
+use crate::common::private_server::PrivateServer;
 use crate::common::{
     DbGuard, block_on, client, collection_digest, load_edge_corpus, oxidump, run, server,
 };
@@ -34,11 +35,13 @@ fn drill_cmd(verb: &str, backup: &Path, args: &[&str]) -> Command {
 }
 
 fn databases() -> Vec<String> {
-    block_on(async { client().list_database_names().await }).expect("listDatabases")
+    let c = client();
+    block_on(async { c.list_database_names().await }).expect("listDatabases")
 }
 
 fn command(db: &str, cmd: Document) {
-    block_on(async { client().database(db).run_command(cmd).await })
+    let c = client();
+    block_on(async { c.database(db).run_command(cmd).await })
         .unwrap_or_else(|e| panic!("{db}: {e}"));
 }
 
@@ -390,9 +393,10 @@ fn unix_seconds() -> u64 {
 /// is written.
 #[test]
 fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
-    let mut guard = DbGuard::new("drill_repo");
-    let db = guard.name().to_string();
-    let c = client().database(&db).collection::<Document>("c");
+    // A repository holds full dumps: the source is a server of its own.
+    let source = PrivateServer::start(&[]);
+    let db = "shop";
+    let c = source.client().database(db).collection::<Document>("c");
     let docs: Vec<Document> = (0..100).map(|i| doc! {"_id": i, "v": i}).collect();
     block_on(async { c.insert_many(docs).await }).expect("insert");
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -400,7 +404,7 @@ fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
     let snapshot = || {
         run(
             oxidump()
-                .args(["dump", "--uri", &server().uri, "--db", &db, "-q", "--repo"])
+                .args(["dump", "--uri", &source.uri(), "-q", "--repo"])
                 .arg(&repo),
             0,
         );
@@ -421,17 +425,13 @@ fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
     snapshot();
     let names = snapshot_names(&repo);
     assert_eq!(names.len(), 2, "{names:?}");
-    let only = format!("{db}.*");
-    let select = ["--ns-include", only.as_str()];
 
-    let prefix = format!("drrepo{}_", std::process::id() % 10_000);
+    // Drilled on the shared server: the newest snapshot.
+    let mut guard = DbGuard::new("drill_repo");
+    let prefix = format!("{}_", guard.name());
     guard.track(format!("{prefix}{db}"));
     let (_, stdout, _) = run(
-        &mut drill_cmd(
-            "test-restore",
-            &repo,
-            &[&select[..], &["--prefix", &prefix]].concat(),
-        ),
+        &mut drill_cmd("test-restore", &repo, &["--prefix", &prefix]),
         0,
     );
     let r = report(&stdout);
@@ -440,26 +440,29 @@ fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
         r["snapshot"].as_str().unwrap_or("").contains(&names[1]),
         "the newest snapshot is drilled: {r:#}"
     );
-    assert_eq!(ns(&r, &format!("{db}.c"))["backup_documents"], 101);
+    assert_eq!(r["namespaces"].as_array().map(Vec::len), Some(1), "{r:#}");
+    assert_eq!(ns(&r, "shop.c")["backup_documents"], 101);
     assert!(!databases().iter().any(|d| d.starts_with(&prefix)));
 
     // The live database is what the newest snapshot holds, not the first.
-    let (_, stdout, _) = run(&mut drill_cmd("diff", &repo, &select), 0);
-    assert_eq!(report(&stdout)["passed"], true);
-    let (_, stdout, _) = run(
-        &mut drill_cmd(
-            "diff",
-            &repo,
-            &[&select[..], &["--snapshot", &names[0]]].concat(),
-        ),
-        1,
-    );
-    let r = report(&stdout);
+    let diff = |args: &[&str], code: i32| {
+        let (_, stdout, _) = run(
+            oxidump()
+                .arg("diff")
+                .arg(&repo)
+                .args(["--uri", &source.uri(), "-q", "--json"])
+                .args(args),
+            code,
+        );
+        report(&stdout)
+    };
+    assert_eq!(diff(&[], 0)["passed"], true);
+    let r = diff(&["--snapshot", &names[0]], 1);
     assert!(
         r["snapshot"].as_str().unwrap_or("").contains(&names[0]),
         "{r:#}"
     );
-    let ids = &ns(&r, &format!("{db}.c"))["ids"];
+    let ids = &ns(&r, "shop.c")["ids"];
     assert_eq!(ids["different"], serde_json::json!(["7"]), "{r:#}");
     assert_eq!(ids["extra"], serde_json::json!(["100"]), "{r:#}");
     assert_eq!(ids["missing_count"], 0, "{r:#}");
@@ -469,7 +472,7 @@ fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
         &mut drill_cmd(
             "test-restore",
             &repo,
-            &[&select[..], &["--snapshot", "20000101T000000Z"]].concat(),
+            &["--prefix", &prefix, "--snapshot", "20000101T000000Z"],
         ),
         2,
     );
