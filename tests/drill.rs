@@ -181,14 +181,8 @@ fn diff_names_changed_deleted_and_added_ids_and_index_and_option_changes() {
     let docs: Vec<Document> = (0..2000)
         .map(|i| doc! {"_id": i, "v": i, "s": format!("doc {i}")})
         .collect();
-    block_on(async {
-        client()
-            .database(db)
-            .collection::<Document>("c")
-            .insert_many(docs)
-            .await
-    })
-    .expect("insert");
+    let c = client().database(db).collection::<Document>("c");
+    block_on(async { c.insert_many(docs).await }).expect("insert");
     command(
         db,
         doc! {"createIndexes": "c", "indexes": [{"key": {"v": 1}, "name": "v_1"}]},
@@ -280,14 +274,8 @@ fn a_damaged_backup_fails_the_drill_with_the_frame_named() {
     let docs: Vec<Document> = (0..20_000)
         .map(|i| doc! {"_id": i, "pad": "x".repeat(200)})
         .collect();
-    block_on(async {
-        client()
-            .database(db)
-            .collection::<Document>("c")
-            .insert_many(docs)
-            .await
-    })
-    .expect("insert");
+    let c = client().database(db).collection::<Document>("c");
+    block_on(async { c.insert_many(docs).await }).expect("insert");
     let tmp = tempfile::tempdir().expect("tempdir");
     let backup = tmp.path().join("b.oxd");
     dump(db, &backup, &[]);
