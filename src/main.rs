@@ -593,8 +593,12 @@ struct RestoreArgs {
 #[derive(clap::Args)]
 struct DrillArgs {
     /// The backup: an OXD file, a mongodump directory, a mongodump archive (plain or
-    /// gzipped), or `-` (standard input, copied to a temporary file first).
+    /// gzipped), `-` (standard input, copied to a temporary file first), or a backup
+    /// repository (its newest snapshot, or the one --snapshot names).
     path: PathBuf,
+    /// A backup repository: the snapshot to read (a name `oxidump ls DIR` shows).
+    #[arg(long)]
+    snapshot: Option<String>,
     /// Connection string of the server.
     #[arg(long, env = "MONGODB_URI", hide_env_values = true)]
     uri: String,
@@ -890,6 +894,7 @@ fn drill(a: DrillArgs, test_restore: bool) -> anyhow::Result<Outcome> {
     }
     let opts = oxidump::drill::DrillOptions {
         uri: a.uri,
+        snapshot: a.snapshot,
         input: a.path,
         include: a.ns_include,
         exclude: a.ns_exclude,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bson::{Document, doc};
 use serde_json::Value;
 
+use crate::common::private_server::PrivateServer;
 use crate::common::{
     DbGuard, block_on, client, collection_digest, load_edge_corpus, oxidump, run, server,
 };
@@ -34,11 +35,13 @@ fn drill_cmd(verb: &str, backup: &Path, args: &[&str]) -> Command {
 }
 
 fn databases() -> Vec<String> {
-    block_on(async { client().list_database_names().await }).expect("listDatabases")
+    let c = client();
+    block_on(async { c.list_database_names().await }).expect("listDatabases")
 }
 
 fn command(db: &str, cmd: Document) {
-    block_on(async { client().database(db).run_command(cmd).await })
+    let c = client();
+    block_on(async { c.database(db).run_command(cmd).await })
         .unwrap_or_else(|e| panic!("{db}: {e}"));
 }
 
@@ -56,10 +59,10 @@ fn ns<'a>(report: &'a Value, source: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{source} not in the report:\n{report:#}"))
 }
 
-/// A drill of the edge corpus passes from OXD, a gzipped mongodump archive, a
-/// mongodump directory and standard input; it compares every namespace (the
-/// time-series collection by its measurements), drops its scratch databases, and
-/// leaves the source and every other database exactly as they were.
+/// A drill of the edge corpus passes from OXD, a mongodump archive (plain and
+/// gzipped), a mongodump directory (plain and gzipped) and standard input; it compares
+/// every namespace (the time-series collection by its measurements), drops its scratch
+/// databases, and leaves the source and every other database exactly as they were.
 #[test]
 fn a_clean_drill_passes_from_every_format_and_touches_nothing_else() {
     let mut guard = DbGuard::new("drill_src");
@@ -72,13 +75,15 @@ fn a_clean_drill_passes_from_every_format_and_touches_nothing_else() {
     );
     let bystander_before = collection_digest(&bystander, "c");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let forms: [(&str, &[&str]); 3] = [
+    let forms: [(&str, &[&str]); 5] = [
         ("edge.oxd", &[]),
         (
             "edge.archive.gz",
             &["--format", "mongodump-archive", "--gzip"],
         ),
+        ("edge.archive", &["--format", "mongodump-archive"]),
         ("edge-dir", &["--format", "mongodump-dir"]),
+        ("edge-dir-gz", &["--format", "mongodump-dir", "--gzip"]),
     ];
     let leftovers = |prefix: &str| -> Vec<String> {
         databases()
@@ -176,14 +181,8 @@ fn diff_names_changed_deleted_and_added_ids_and_index_and_option_changes() {
     let docs: Vec<Document> = (0..2000)
         .map(|i| doc! {"_id": i, "v": i, "s": format!("doc {i}")})
         .collect();
-    block_on(async {
-        client()
-            .database(db)
-            .collection::<Document>("c")
-            .insert_many(docs)
-            .await
-    })
-    .expect("insert");
+    let c = client().database(db).collection::<Document>("c");
+    block_on(async { c.insert_many(docs).await }).expect("insert");
     command(
         db,
         doc! {"createIndexes": "c", "indexes": [{"key": {"v": 1}, "name": "v_1"}]},
@@ -275,14 +274,8 @@ fn a_damaged_backup_fails_the_drill_with_the_frame_named() {
     let docs: Vec<Document> = (0..20_000)
         .map(|i| doc! {"_id": i, "pad": "x".repeat(200)})
         .collect();
-    block_on(async {
-        client()
-            .database(db)
-            .collection::<Document>("c")
-            .insert_many(docs)
-            .await
-    })
-    .expect("insert");
+    let c = client().database(db).collection::<Document>("c");
+    block_on(async { c.insert_many(docs).await }).expect("insert");
     let tmp = tempfile::tempdir().expect("tempdir");
     let backup = tmp.path().join("b.oxd");
     dump(db, &backup, &[]);
@@ -362,4 +355,120 @@ fn an_interrupted_drill_leaves_no_scratch_database() {
         !databases().contains(&scratch),
         "scratch database {scratch} left behind"
     );
+}
+
+/// The snapshots of a backup repository, oldest first (names as `oxidump ls` shows them).
+fn snapshot_names(repo: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo.join("snapshots"))
+        .expect("snapshots directory")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".oxd").map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+fn unix_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A backup repository is drilled through its newest snapshot, or the one `--snapshot`
+/// names; `diff` against an older snapshot names what changed since it; a snapshot the
+/// repository does not hold, or `--snapshot` with a file, is refused before anything
+/// is written.
+#[test]
+fn a_repository_is_drilled_through_its_newest_or_named_snapshot() {
+    // A repository holds full dumps: the source is a server of its own.
+    let source = PrivateServer::start(&[]);
+    let db = "shop";
+    let c = source.client().database(db).collection::<Document>("c");
+    let docs: Vec<Document> = (0..100).map(|i| doc! {"_id": i, "v": i}).collect();
+    block_on(async { c.insert_many(docs).await }).expect("insert");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    let snapshot = || {
+        run(
+            oxidump()
+                .args(["dump", "--uri", &source.uri(), "-q", "--repo"])
+                .arg(&repo),
+            0,
+        );
+        unix_seconds()
+    };
+    let first_done = snapshot();
+    block_on(async {
+        c.update_one(doc! {"_id": 7}, doc! {"$set": {"v": -7}})
+            .await?;
+        c.insert_one(doc! {"_id": 100, "v": 100}).await?;
+        Ok::<_, mongodb::error::Error>(())
+    })
+    .expect("changes");
+    // Snapshots are named by the second their dump starts in.
+    while unix_seconds() == first_done {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    snapshot();
+    let names = snapshot_names(&repo);
+    assert_eq!(names.len(), 2, "{names:?}");
+
+    // Drilled on the shared server: the newest snapshot.
+    let mut guard = DbGuard::new("drill_repo");
+    let prefix = format!("{}_", guard.name());
+    guard.track(format!("{prefix}{db}"));
+    let (_, stdout, _) = run(
+        &mut drill_cmd("test-restore", &repo, &["--prefix", &prefix]),
+        0,
+    );
+    let r = report(&stdout);
+    assert_eq!(r["passed"], true, "{r:#}");
+    assert!(
+        r["snapshot"].as_str().unwrap_or("").contains(&names[1]),
+        "the newest snapshot is drilled: {r:#}"
+    );
+    assert_eq!(r["namespaces"].as_array().map(Vec::len), Some(1), "{r:#}");
+    assert_eq!(ns(&r, "shop.c")["backup_documents"], 101);
+    assert!(!databases().iter().any(|d| d.starts_with(&prefix)));
+
+    // The live database is what the newest snapshot holds, not the first.
+    let diff = |args: &[&str], code: i32| {
+        let (_, stdout, _) = run(
+            oxidump()
+                .arg("diff")
+                .arg(&repo)
+                .args(["--uri", &source.uri(), "-q", "--json"])
+                .args(args),
+            code,
+        );
+        report(&stdout)
+    };
+    assert_eq!(diff(&[], 0)["passed"], true);
+    let r = diff(&["--snapshot", &names[0]], 1);
+    assert!(
+        r["snapshot"].as_str().unwrap_or("").contains(&names[0]),
+        "{r:#}"
+    );
+    let ids = &ns(&r, "shop.c")["ids"];
+    assert_eq!(ids["different"], serde_json::json!(["7"]), "{r:#}");
+    assert_eq!(ids["extra"], serde_json::json!(["100"]), "{r:#}");
+    assert_eq!(ids["missing_count"], 0, "{r:#}");
+
+    // Refusals name what is wrong.
+    let (_, _, stderr) = run(
+        &mut drill_cmd(
+            "test-restore",
+            &repo,
+            &["--prefix", &prefix, "--snapshot", "20000101T000000Z"],
+        ),
+        2,
+    );
+    assert!(
+        stderr.contains("no snapshot named \"20000101T000000Z\"") && stderr.contains(&names[0]),
+        "{stderr}"
+    );
+    let file = repo.join("snapshots").join(format!("{}.oxd", names[0]));
+    let (_, _, stderr) = run(&mut drill_cmd("diff", &file, &["--snapshot", &names[0]]), 2);
+    assert!(stderr.contains("is not one"), "{stderr}");
 }

@@ -9,6 +9,9 @@
 //! specs, the collection options and view definitions. The backup side is digested
 //! while the restore runs. The scratch databases are dropped afterwards, whatever
 //! happened, unless asked to keep them.
+//!
+//! A backup repository is drilled through one of its snapshots (the newest, or the one
+//! named): the snapshot as it was dumped, without the oplog archived after it.
 
 pub mod compare;
 pub mod digest;
@@ -74,6 +77,9 @@ pub enum DrillError {
     /// A task failed unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The backup repository cannot be read, or has no such snapshot.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
     /// Spooling standard input failed.
     #[error("spooling standard input to {path}: {source}")]
     Spool {
@@ -102,6 +108,8 @@ pub struct DrillOptions {
     pub include: Vec<String>,
     /// `--ns-exclude`.
     pub exclude: Vec<String>,
+    /// A backup repository as the input: the snapshot to read (default: the newest).
+    pub snapshot: Option<String>,
     /// `diff` only: `--ns-from`/`--ns-to` pairs naming where the live copy is.
     pub renames: Vec<(String, String)>,
     /// `test-restore` only: scratch database prefix (default: `drill_<random>_`).
@@ -121,6 +129,7 @@ impl Default for DrillOptions {
             input: PathBuf::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            snapshot: None,
             renames: Vec::new(),
             prefix: None,
             keep: false,
@@ -190,6 +199,9 @@ pub struct DrillReport {
     pub backup: PathBuf,
     /// The server, credentials removed.
     pub target: String,
+    /// The snapshot read, when the backup is a repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<PathBuf>,
     /// Scratch database prefix (`test-restore`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
@@ -251,6 +263,46 @@ fn readable_twice(input: &Path) -> Result<(PathBuf, Option<tempfile::TempPath>),
     Ok((path, Some(tmp_path)))
 }
 
+/// When `input` is a backup repository, the snapshot a drill reads instead: the one
+/// named `snapshot`, or else the newest (the latest consistent point).
+fn snapshot_of(input: &Path, snapshot: Option<&str>) -> Result<Option<PathBuf>, DrillError> {
+    if !crate::repo::Repo::is_repo(input) {
+        if snapshot.is_some() {
+            return Err(DrillError::Usage(format!(
+                "--snapshot names a snapshot of a backup repository; {} is not one",
+                input.display()
+            )));
+        }
+        return Ok(None);
+    }
+    let repo = crate::repo::Repo::open(input)?;
+    let (snapshots, _) = repo.snapshots()?;
+    let names = || {
+        let list: Vec<&str> = snapshots.iter().map(|s| s.name.as_str()).collect();
+        if list.is_empty() {
+            "it has none".to_string()
+        } else {
+            format!("it has {}", list.join(", "))
+        }
+    };
+    let chosen = match snapshot {
+        Some(name) => snapshots.iter().find(|s| s.name == name).ok_or_else(|| {
+            crate::repo::RepoError::NoSnapshot(format!(
+                "{}: no snapshot named {name:?}; {}",
+                input.display(),
+                names()
+            ))
+        })?,
+        None => snapshots.last().ok_or_else(|| {
+            crate::repo::RepoError::NoSnapshot(format!(
+                "{}: the repository holds no readable snapshot to drill",
+                input.display()
+            ))
+        })?,
+    };
+    Ok(Some(chosen.path.clone()))
+}
+
 /// Namespaces a drill compares: those with data or definitions the restore writes
 /// (not the oplog, not system databases unless named).
 fn comparable(ns: &Namespace, filter: &NsFilter) -> bool {
@@ -307,7 +359,8 @@ where
     let started = Instant::now();
     let stop = Stop::watch(shutdown());
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
-    let (path, _spool) = readable_twice(&opts.input)?;
+    let snapshot = snapshot_of(&opts.input, opts.snapshot.as_deref())?;
+    let (path, _spool) = readable_twice(snapshot.as_deref().unwrap_or(&opts.input))?;
     let catalog = crate::commands::open_source(&path)
         .map_err(DrillError::Backup)?
         .catalog()
@@ -355,6 +408,7 @@ where
     let mut report = DrillReport {
         command: "test-restore".into(),
         backup: opts.input.clone(),
+        snapshot: snapshot.clone(),
         target: connect::redact_uri(&opts.uri),
         prefix: Some(prefix.clone()),
         scratch: scratch.clone(),
@@ -580,11 +634,13 @@ where
     let stop = Stop::watch(shutdown);
     let filter = NsFilter::new(&opts.include, &opts.exclude)?;
     let renamer = Renamer::new(&opts.renames)?;
-    let (path, _spool) = readable_twice(&opts.input)?;
+    let snapshot = snapshot_of(&opts.input, opts.snapshot.as_deref())?;
+    let (path, _spool) = readable_twice(snapshot.as_deref().unwrap_or(&opts.input))?;
     let client = connect::connect(&opts.uri, 4, None).await?;
     let mut report = DrillReport {
         command: "diff".into(),
         backup: opts.input.clone(),
+        snapshot: snapshot.clone(),
         target: connect::redact_uri(&opts.uri),
         ..DrillReport::default()
     };
@@ -644,6 +700,9 @@ pub fn render(r: &DrillReport) -> String {
         r.backup.display(),
         r.target
     );
+    if let Some(snap) = &r.snapshot {
+        let _ = writeln!(s, "  snapshot {}", snap.display());
+    }
     if let Some(p) = &r.prefix {
         let _ = writeln!(s, "  restored into scratch databases {p}<db>");
     }
