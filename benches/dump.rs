@@ -287,6 +287,17 @@ fn main() {
         }
         let baseline = rows[0].wall;
         print(&rows, baseline);
+        // The targets: OXD wall against the independent drain and against the gzipped
+        // archive, OXD size against the gzipped archive, peak RSS.
+        let (oxd_row, gz_row) = (&rows[2], &rows[4]);
+        let size = |r: &Row| r.out_bytes.map_or(f64::NAN, |b| b as f64);
+        println!(
+            "\nOXD dump: {:.2}x the independent drain's wall (target <= 1.05x), {:.2}x the gzipped archive's wall (target <= 0.55x), {:.3}x its size (target <= 1.0x), peak RSS {:.0} MB (target < 256 MB)",
+            oxd_row.wall / baseline,
+            oxd_row.wall / gz_row.wall,
+            size(oxd_row) / size(gz_row),
+            oxd_row.rss_mb
+        );
         if std::env::var("OXIDUMP_BENCH_URI").is_err() {
             // Next scale starts from an empty server.
             common::drop_databases(&server.uri, "", &["shop", "logs"]);

@@ -10,7 +10,7 @@
 //!
 //! Each measurement also gives the CPU seconds of this process (the client side:
 //! translation and encoding) and of the server when the bench started it, and the
-//! process's peak RSS is printed at the end.
+//! peak RSS of this process during each phase is printed at the end.
 //!
 //!   cargo bench --bench oplog
 //!
@@ -91,12 +91,18 @@ async fn drop_db(c: &Client, db: &str) {
 
 async fn baseline(c: &Client, db: &str, n: usize) -> Duration {
     drop_db(c, db).await;
-    let coll = c.database(db).collection::<Document>("c");
-    coll.insert_one(doc! {"_id": -1}).await.expect("create");
-    let docs: Vec<Document> = (0..n).map(document).collect();
-    let chunks: Vec<Vec<Document>> = docs.chunks(1000).map(<[Document]>::to_vec).collect();
+    let coll = c.database(db).collection::<RawDocumentBuf>("c");
+    coll.insert_one(raw(&doc! {"_id": -1}))
+        .await
+        .expect("create");
+    // Encoded beforehand, as the oplog's entries are: the timed part only sends them.
+    let chunks: Vec<Vec<RawDocumentBuf>> = (0..n)
+        .collect::<Vec<usize>>()
+        .chunks(1000)
+        .map(|ch| ch.iter().map(|&i| raw(&document(i))).collect())
+        .collect();
     let started = Instant::now();
-    let mut lanes: Vec<Vec<Vec<Document>>> = vec![Vec::new(); LANES];
+    let mut lanes: Vec<Vec<Vec<RawDocumentBuf>>> = vec![Vec::new(); LANES];
     for (k, ch) in chunks.into_iter().enumerate() {
         lanes[k % LANES].push(ch);
     }
@@ -144,6 +150,13 @@ struct Cost {
     rate: f64,
     cpu: f64,
     server_cpu: f64,
+    /// Peak RSS of this process during the phase (what it held before included).
+    peak_mib: f64,
+}
+
+/// Starts a new peak for [`peak_rss_mib`] (Linux: `clear_refs` 5 resets `VmHWM`).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// Peak resident set of this process, in MiB.
@@ -191,9 +204,15 @@ fn main() {
         );
         let server_cpu = || server_pid.map_or(Duration::ZERO, common::pid_cpu);
         let mut best = [Cost::default(); 3];
+        // Peak RSS of each phase, and what the process held when a phase started (both
+        // oplogs, built in memory beforehand).
+        let mut peaks = [0f64; 3];
+        let mut held_mib = 0f64;
         for round in 1..=ROUNDS {
             let mut costs = [Cost::default(); 3];
             for (k, cost) in costs.iter_mut().enumerate() {
+                reset_peak_rss();
+                let before_mib = peak_rss_mib();
                 let (c0, s0) = (common::process_cpu(), server_cpu());
                 let wall = match k {
                     0 => baseline(&c, raw_db, n).await,
@@ -205,7 +224,10 @@ fn main() {
                     rate: count as f64 / wall.as_secs_f64(),
                     cpu: common::process_cpu().saturating_sub(c0).as_secs_f64(),
                     server_cpu: server_cpu().saturating_sub(s0).as_secs_f64(),
+                    peak_mib: peak_rss_mib(),
                 };
+                held_mib = held_mib.max(before_mib);
+                peaks[k] = peaks[k].max(cost.peak_mib);
                 if cost.rate > best[k].rate {
                     best[k] = *cost;
                 }
@@ -233,7 +255,11 @@ fn main() {
             best[1].rate / best[0].rate,
             best[2].rate,
             best[2].rate / best[0].rate,
-            peak_rss_mib()
+            peaks.iter().copied().fold(0.0, f64::max)
+        );
+        println!(
+            "peak RSS by phase: raw inserts {:.0} MiB, insert-only replay {:.0} MiB, mixed replay {:.0} MiB (held before each phase, both oplogs in memory: at most {:.0} MiB)",
+            peaks[0], peaks[1], peaks[2], held_mib
         );
         for db in [raw_db, ins_db, mix_db] {
             drop_db(&c, db).await;

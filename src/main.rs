@@ -826,6 +826,7 @@ fn dump(a: DumpArgs) -> anyhow::Result<Outcome> {
         resume: a.resume,
         // Stopped by a signal, a dump to a file it was told keeps what it wrote, for
         // --resume (a snapshot of a repository is never resumed).
+        leftovers_in_dir: a.repo.is_some(),
         keep_interrupted: a.repo.is_none()
             && a.out.as_deref().is_some_and(|o| o.as_os_str() != "-"),
         batch_bytes: a

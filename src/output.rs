@@ -106,8 +106,12 @@ pub const PARTIAL_OUTPUT: &str = "partial output of an interrupted run: it was n
 /// are left alone; so are names without a process id, which are not ours to judge.
 /// Returns what was removed.
 pub fn remove_leftovers(dest: &Path) -> Vec<PathBuf> {
+    remove_all(dead_leftovers(dest))
+}
+
+fn remove_all(paths: Vec<PathBuf>) -> Vec<PathBuf> {
     let mut removed = Vec::new();
-    for p in dead_leftovers(dest) {
+    for p in paths {
         let gone = if p.is_dir() {
             fs::remove_dir_all(&p)
         } else {
@@ -123,13 +127,34 @@ pub fn remove_leftovers(dest: &Path) -> Vec<PathBuf> {
 /// The temporaries of runs to `dest` whose process is gone (see [`remove_leftovers`]).
 pub fn dead_leftovers(dest: &Path) -> Vec<PathBuf> {
     let prefix = leftover_prefix(dest);
+    dead_temporaries(&parent_of(dest), |name| name.strip_prefix(&prefix))
+}
+
+/// The temporaries directly under `dir`, whatever output they were for, whose process
+/// is gone: what runs that each write a new name (the snapshots of a backup
+/// repository) leave when they are killed.
+pub fn dead_leftovers_in(dir: &Path) -> Vec<PathBuf> {
+    dead_temporaries(dir, |name| {
+        let rest = name.strip_prefix('.')?;
+        rest.find(".partial-")
+            .map(|at| &rest[at + ".partial-".len()..])
+    })
+}
+
+/// Removes what [`dead_leftovers_in`] finds; returns what was removed.
+pub fn remove_leftovers_in(dir: &Path) -> Vec<PathBuf> {
+    remove_all(dead_leftovers_in(dir))
+}
+
+/// The names under `dir` that `rest` maps to `PID-…` where process PID is gone.
+fn dead_temporaries(dir: &Path, rest: impl Fn(&str) -> Option<&str>) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(parent_of(dest)) else {
+    let Ok(entries) = fs::read_dir(dir) else {
         return found;
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(&prefix) else {
+        let Some(rest) = rest(&name) else {
             continue;
         };
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
@@ -582,6 +607,31 @@ mod tests {
         }
         assert!(live.exists() && foreign.exists() && other.exists());
         f.commit().unwrap();
+    }
+
+    #[test]
+    fn leftovers_in_a_directory_are_those_of_any_name_whose_run_died() {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = dir
+            .path()
+            .join(".20261202T100000Z.oxd.partial-4194399-abc123");
+        let live = dir.path().join(format!(
+            ".20261202T110000Z.oxd.partial-{}-xyz",
+            std::process::id()
+        ));
+        let foreign = dir.path().join(".20261202T120000Z.oxd.partial-abcdef");
+        let hidden = dir.path().join(".status.json");
+        let visible = dir.path().join("20261202T100000Z.oxd");
+        for p in [&dead, &live, &foreign, &hidden, &visible] {
+            fs::write(p, b"x").unwrap();
+        }
+        if Path::new("/proc/self").exists() {
+            assert_eq!(remove_leftovers_in(dir.path()), vec![dead.clone()]);
+            assert!(!dead.exists());
+        }
+        for p in [&live, &foreign, &hidden, &visible] {
+            assert!(p.exists(), "{}", p.display());
+        }
     }
 
     #[test]

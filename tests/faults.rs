@@ -973,6 +973,90 @@ fn an_interrupted_dump_leaves_nothing_that_looks_complete_and_the_next_run_clean
     }
 }
 
+/// The hidden temporaries under `dir`, whatever they were for.
+fn hidden_partials(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with('.') && n.contains(".partial-")
+                })
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_snapshot_killed_in_a_repository_is_removed_by_the_next_snapshot() {
+    let guard = DbGuard::new("killed_snapshot");
+    let db = guard.name().to_string();
+    fill(&client(), &db, 3, 40_000, 400);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let repo = tmp.path().join("repo");
+    let snapshots = repo.join("snapshots");
+    let snapshot = || {
+        let mut cmd = oxidump();
+        cmd.args([
+            "dump",
+            "--uri",
+            &server().uri,
+            "--db",
+            &db,
+            "-j",
+            "1",
+            "--repo",
+        ])
+        .arg(&repo)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        cmd
+    };
+    let mut child = snapshot().spawn().expect("spawn dump");
+    until("the snapshot has written something", || {
+        hidden_partials(&snapshots)
+            .first()
+            .is_some_and(|p| size_of(p) > 1 << 20)
+    });
+    signal(child.id(), "KILL");
+    let _ = child.wait();
+    let left = hidden_partials(&snapshots);
+    assert_eq!(left.len(), 1, "{left:?}");
+    // A reader of the repository sees no snapshot in it.
+    let (code, out, err) = output(oxidump().args(["ls", "--json"]).arg(&repo), None);
+    let listing: Value = serde_json::from_slice(&out).expect("ls --json");
+    assert_eq!(code, 0, "{listing}{err}");
+    assert_eq!(
+        listing["snapshots"].as_array().map(Vec::len),
+        Some(0),
+        "{listing}"
+    );
+    // The next snapshot has a name of its own (its start's second), and still removes
+    // what the killed one left.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = snapshot().output().expect("dump");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("left by an interrupted run"), "{err}");
+    assert!(
+        hidden_partials(&snapshots).is_empty(),
+        "{:?}",
+        hidden_partials(&snapshots)
+    );
+    let (code, out, err) = output(oxidump().args(["ls", "--json"]).arg(&repo), None);
+    let listing: Value = serde_json::from_slice(&out).expect("ls --json");
+    assert_eq!(code, 0, "{listing}{err}");
+    assert_eq!(
+        listing["snapshots"].as_array().map(Vec::len),
+        Some(1),
+        "{listing}"
+    );
+}
+
 #[test]
 fn errors_say_their_cause_once_in_one_line() {
     // Missing credentials: one short line, no dump of the server's reply.

@@ -419,6 +419,21 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
     };
     let steps = || moments.lock().expect("lock").len();
     let wait_steps = |n: usize| wait_until(120, "the workload stalls", || steps() >= n);
+    // The workload runs for minutes (`OXIDUMP_TEST_WORKLOAD_SECS`, default 180); each
+    // event below comes at its share of that time, and after a few more steps.
+    let secs: f64 = std::env::var("OXIDUMP_TEST_WORKLOAD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(180.0);
+    let started = std::time::Instant::now();
+    let at = |share: f64, more: usize| {
+        let due = started + std::time::Duration::from_secs_f64(secs * share);
+        let now = std::time::Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        wait_steps(steps() + more);
+    };
     let snapshot = || {
         dumping.store(true, Ordering::SeqCst);
         // The step under way when the flag was set may be a rename: let it finish.
@@ -431,19 +446,17 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
         );
         dumping.store(false, Ordering::SeqCst);
     };
-    wait_steps(14);
+    at(0.15, 14);
     snapshot();
-    wait_steps(steps() + 24);
     // The follower is killed in the middle of the run, and started again later.
+    at(0.4, 24);
     follower.0.kill().expect("kill the follower");
     follower.0.wait().expect("wait");
-    wait_steps(steps() + 12);
+    at(0.5, 12);
     let mut follower = spawn_follower(&suri, &repo, &log);
-    wait_steps(steps() + 12);
-    // Snapshot names are their start's second.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    at(0.65, 12);
     snapshot();
-    wait_steps(steps() + 24);
+    at(1.0, 24);
     stop.store(true, Ordering::SeqCst);
     writer.join().expect("the workload panicked");
     follower.stop();
@@ -534,10 +547,12 @@ fn restoring_a_repository_to_recorded_moments_reproduces_them() {
 
     let picks = [
         between[0],
-        between[between.len() / 2],
+        between[between.len() / 3],
+        between[2 * between.len() / 3],
         between[between.len() - 1],
         after[0],
-        after[after.len() / 2],
+        after[after.len() / 3],
+        after[2 * after.len() / 3],
         after[after.len() - 1],
     ];
     // Each restore goes to an empty database: --drop replaces only the collections

@@ -89,6 +89,10 @@ pub struct DumpOptions {
     /// partial output of an interrupted run, for a later `--resume`, instead of
     /// removing it (outputs of other formats are always removed).
     pub keep_interrupted: bool,
+    /// The output's directory holds the outputs of runs that each write a new name
+    /// (the snapshots of a backup repository): the temporaries any dead run left
+    /// there are removed, not only those of runs to the same name.
+    pub leftovers_in_dir: bool,
     /// With one `--db`: also its users and roles, as `<db>.$admin.system.users` and
     /// `<db>.$admin.system.roles` (a full dump always has every database's).
     pub users_and_roles: bool,
@@ -118,6 +122,7 @@ impl Default for DumpOptions {
             views_as_collections: false,
             resume: false,
             keep_interrupted: false,
+            leftovers_in_dir: false,
             users_and_roles: false,
         }
     }
@@ -621,6 +626,13 @@ async fn dump_connected(
     }
     // What runs to the same destination that died left behind goes first.
     let removed: Vec<String> = match &output {
+        Some(p) if p.as_os_str() != "-" && opts.leftovers_in_dir => {
+            let dir = p.parent().unwrap_or(std::path::Path::new("."));
+            crate::output::remove_leftovers_in(dir)
+                .into_iter()
+                .map(|r| format!("removed {}, left by an interrupted run", r.display()))
+                .collect()
+        }
         Some(p) if p.as_os_str() != "-" => crate::output::remove_leftovers(p)
             .into_iter()
             .map(|r| {

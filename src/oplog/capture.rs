@@ -101,13 +101,17 @@ pub async fn newest(client: &Client) -> Result<Timestamp, OplogError> {
 /// Waits until the entry at `end` (or a later one) can be read: a server may report a
 /// write's optime (`hello.lastWrite`) a moment before its oplog entry is visible, and
 /// a window copied before then would lose that write. Some timestamps never get an
-/// entry (SecantusDB's aborted transactions take one): after two seconds without one,
-/// the window keeps its end, with no entry at it.
+/// entry (SecantusDB reports its current cluster time as `lastWrite`, and its aborted
+/// transactions take one): after [`SETTLE_FOR`] without one, the window keeps its end,
+/// with no entry at it. The wait is bounded by time, not by polls: on a server that
+/// scans its whole oplog for each poll (SecantusDB: about 0.2 s per 50 000 entries),
+/// a poll count would make it grow with the oplog.
 pub async fn settle(client: &Client, end: Timestamp) -> Result<Timestamp, OplogError> {
     let coll = client
         .database(OPLOG_DB)
         .collection::<Document>(OPLOG_COLLECTION);
-    for _ in 0..SETTLE_TRIES {
+    let deadline = std::time::Instant::now() + SETTLE_FOR;
+    loop {
         let found = coll
             .find_one(doc! {"ts": {"$gte": end}})
             .projection(doc! {"ts": 1})
@@ -115,13 +119,18 @@ pub async fn settle(client: &Client, end: Timestamp) -> Result<Timestamp, OplogE
         if found.is_some() {
             return Ok(end);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Ok(end);
+        }
+        tokio::time::sleep(SETTLE_POLL.min(deadline - now)).await;
     }
-    Ok(end)
 }
 
-/// Polls of [`settle`] (50 ms apart).
-const SETTLE_TRIES: usize = 40;
+/// How long [`settle`] waits for an entry at the end of a window.
+const SETTLE_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+/// The pause between two polls of [`settle`].
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Fails when the oldest entry is newer than `start` (the window was rolled over).
 pub async fn check_overflow(client: &Client, start: Timestamp) -> Result<(), OplogError> {
