@@ -992,28 +992,21 @@ fn hidden_partials(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_snapshot_killed_in_a_repository_is_removed_by_the_next_snapshot() {
-    let guard = DbGuard::new("killed_snapshot");
-    let db = guard.name().to_string();
-    fill(&client(), &db, 3, 40_000, 400);
+    // A snapshot is a dump of the whole server (with its oplog window): a server of
+    // its own.
+    let source = PrivateServer::start(&[]);
+    let uri = source.uri();
+    fill(&source.client(), "killed_snapshot", 3, 40_000, 400);
     let tmp = tempfile::tempdir().expect("temp dir");
     let repo = tmp.path().join("repo");
     let snapshots = repo.join("snapshots");
     let snapshot = || {
         let mut cmd = oxidump();
-        cmd.args([
-            "dump",
-            "--uri",
-            &server().uri,
-            "--db",
-            &db,
-            "-j",
-            "1",
-            "--repo",
-        ])
-        .arg(&repo)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        cmd.args(["dump", "--uri", &uri, "-j", "1", "--repo"])
+            .arg(&repo)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         cmd
     };
     let mut child = snapshot().spawn().expect("spawn dump");
