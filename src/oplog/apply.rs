@@ -383,6 +383,8 @@ pub struct Replayer {
     groups: HashMap<TxnKey, Vec<Entry>>,
     mongod_txns: HashMap<TxnKey, Vec<Entry>>,
     pending: Vec<Write>,
+    /// Bytes of the buffered writes (documents, filters), bounded by [`PENDING_BYTES`].
+    pending_bytes: usize,
     /// Writes being sent in the background: how many were read-modify-writes.
     inflight: Option<tokio::task::JoinHandle<Result<u64, ApplyError>>>,
     counts: ReplayCounts,
@@ -478,6 +480,7 @@ impl Replayer {
             groups: HashMap::new(),
             mongod_txns: HashMap::new(),
             pending: Vec::new(),
+            pending_bytes: 0,
             inflight: None,
             counts: ReplayCounts::default(),
             last: None,
@@ -549,8 +552,11 @@ impl Replayer {
                     return self.statement(e).await;
                 }
                 if let Some(w) = self.translate(e).await? {
+                    self.pending_bytes += w.q.as_bytes().len() + payload_len(&w);
                     self.pending.push(w);
-                    if self.pending.len() >= self.opts.pending {
+                    if self.pending.len() >= self.opts.pending
+                        || self.pending_bytes >= PENDING_BYTES
+                    {
                         self.send_pending().await?;
                     }
                 }
@@ -1317,6 +1323,7 @@ impl Replayer {
             return Ok(());
         }
         let writes = std::mem::take(&mut self.pending);
+        self.pending_bytes = 0;
         let ctx = Arc::new(self.ctx());
         let lanes = self.opts.lanes;
         self.inflight = Some(tokio::spawn(async move {
@@ -1473,6 +1480,10 @@ struct Ctx {
 
 /// Most bytes of statements per write command.
 const BATCH_BYTES: usize = 8 << 20;
+/// Most bytes of writes buffered before they are sent (besides those in flight): with
+/// [`ApplyOptions::pending`], what bounds the replay's memory whatever the documents'
+/// sizes.
+const PENDING_BYTES: usize = 64 << 20;
 
 fn wr_err(w: &Write, code: i32, message: String) -> ApplyError {
     ApplyError::Write {
