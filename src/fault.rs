@@ -21,7 +21,9 @@
 //!   acknowledged, that its indexes are built, that it is complete.
 //!
 //! A hold in the dump's writer lasts until the dump is stopped (a signal); a hold in
-//! planning lasts until the process is stopped or killed.
+//! planning lasts until the process is stopped or killed. With
+//! `OXIDUMP_FAULT_RELEASE=FILE` too, a hold also ends when FILE exists, and the run
+//! goes on from there.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,6 +31,9 @@ use std::time::Duration;
 
 /// The environment variable that names the point.
 pub const HOLD: &str = "OXIDUMP_FAULT_HOLD";
+/// The environment variable that names a file whose creation ends the hold (without
+/// it, a hold lasts as described above).
+pub const RELEASE: &str = "OXIDUMP_FAULT_RELEASE";
 
 /// The point asked for, and at which of its occurrences.
 fn wanted() -> Option<&'static (String, u64)> {
@@ -66,10 +71,22 @@ pub async fn hold(point: &str) {
     }
 }
 
-/// Holds an async task for good at `point`, which [`due`] said is due.
+/// Whether the file named by [`RELEASE`] exists: a hold ends then, and the run goes
+/// on as if it had never been held.
+fn released() -> bool {
+    std::env::var_os(RELEASE).is_some_and(|p| std::path::Path::new(&p).exists())
+}
+
+/// Holds an async task at `point`, which [`due`] said is due: for good, or until the
+/// file named by [`RELEASE`] exists.
 pub async fn hold_now(point: &str) {
     announce(point);
-    std::future::pending::<()>().await;
+    if std::env::var_os(RELEASE).is_none() {
+        std::future::pending::<()>().await;
+    }
+    while !released() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Holds a thread at `point`, when it is due, until `release` is set; `before` runs
@@ -80,7 +97,7 @@ pub fn hold_until(point: &str, release: &AtomicBool, before: impl FnOnce()) {
     }
     before();
     announce(point);
-    while !release.load(Ordering::SeqCst) {
-        std::thread::park_timeout(Duration::from_millis(50));
+    while !release.load(Ordering::SeqCst) && !released() {
+        std::thread::park_timeout(Duration::from_millis(20));
     }
 }

@@ -1522,11 +1522,14 @@ fn an_interrupted_dump_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("big.out");
         let spawned = Instant::now();
+        // Held after its writer's second run of documents until the signal: the
+        // server may serve the whole collection in well under a second.
         let mut child = dump(&server().uri)
             .args(["--db", db])
             .args(flags)
             .arg("--out")
             .arg(&out)
+            .env("OXIDUMP_FAULT_HOLD", "dump-docs:2")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -803,10 +803,12 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
     wait_steps(30);
     let dir = tempfile::tempdir().expect("tempdir");
     let dump = dir.path().join("wl.oxd");
-    // A slow dump (one reader, the strongest compression) while the workload writes;
-    // the workload pauses before the dump ends, so the window's end is a moment it
-    // recorded.
-    let child = oxidump()
+    // A dump while the workload writes, held in the middle of its data (after its
+    // writer's first run of documents, so past its window's start) while the workload
+    // takes a few more steps and pauses; then released, it ends after the pause, so
+    // the window's end is a moment the workload recorded, however fast the dump is.
+    let release = dir.path().join("release");
+    let mut child = oxidump()
         .args([
             "dump",
             "--uri",
@@ -820,49 +822,49 @@ fn a_dump_taken_during_writes_replays_to_its_consistent_point_and_later() {
             "--out",
         ])
         .arg(&dump)
+        .env("OXIDUMP_FAULT_HOLD", "dump-docs")
+        .env("OXIDUMP_FAULT_RELEASE", &release)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start dump");
-    // Past the dump's start (its first oplog timestamp), the dump is frozen (SIGSTOP)
-    // while the workload takes a few more steps and pauses; then the dump goes on
-    // (SIGCONT) and ends after the pause, however fast it would have been.
-    let mut child = child;
-    std::thread::sleep(Duration::from_millis(700));
-    let pid = child.id().to_string();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill")
-            .success();
-        assert!(ok, "kill {sig} the dump");
-    };
-    signal("-STOP");
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the dump ended within 0.7 s: too fast for this test"
-    );
+    let stderr = child.stderr.take().expect("stderr");
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let stderr_reader = std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("fault hold: dump-docs") {
+                let _ = held_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    held_rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the dump holds in the middle of its data");
     let during = steps.load(Ordering::SeqCst);
     wait_steps(during + 3);
     pause.store(true, Ordering::SeqCst);
     while !paused.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    signal("-CONT");
     let paused_at = moments
         .lock()
         .expect("lock")
         .last()
         .expect("a moment")
         .clone();
+    std::fs::write(&release, b"").expect("release the dump");
     let indexes_at_pause = index_names(&c, db, "a");
     let out = child.wait_with_output().expect("dump");
-    assert!(
-        out.status.success(),
-        "dump --oplog: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = stderr_reader.join().expect("stderr");
+    assert!(out.status.success(), "dump --oplog: {err}");
     // Phase two: renames too, then stop.
     late.store(true, Ordering::SeqCst);
     pause.store(false, Ordering::SeqCst);
