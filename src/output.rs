@@ -67,13 +67,16 @@ fn parent_of(dest: &Path) -> PathBuf {
     }
 }
 
+/// What follows an output's name in its temporary names.
+const PARTIAL_INFIX: &str = ".partial-";
+
 /// The start of the temporary names of `dest`: `.NAME.partial-`.
 fn leftover_prefix(dest: &Path) -> String {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".into());
-    format!(".{name}.partial-")
+    format!(".{name}{PARTIAL_INFIX}")
 }
 
 /// The temporary names of `dest` made by this process: `.NAME.partial-PID-` and a
@@ -94,7 +97,7 @@ pub fn is_partial_output(path: &Path) -> bool {
     let named = path
         .file_name()
         .map(|n| n.to_string_lossy())
-        .is_some_and(|n| n.starts_with('.') && n.contains(".partial-"));
+        .is_some_and(|n| n.starts_with('.') && n.contains(PARTIAL_INFIX));
     named || path.join(PARTIAL_MARKER).exists()
 }
 
@@ -136,8 +139,8 @@ pub fn dead_leftovers(dest: &Path) -> Vec<PathBuf> {
 pub fn dead_leftovers_in(dir: &Path) -> Vec<PathBuf> {
     dead_temporaries(dir, |name| {
         let rest = name.strip_prefix('.')?;
-        rest.find(".partial-")
-            .map(|at| &rest[at + ".partial-".len()..])
+        rest.find(PARTIAL_INFIX)
+            .map(|at| &rest[at + PARTIAL_INFIX.len()..])
     })
 }
 

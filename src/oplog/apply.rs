@@ -552,7 +552,7 @@ impl Replayer {
                     return self.statement(e).await;
                 }
                 if let Some(w) = self.translate(e).await? {
-                    self.pending_bytes += w.q.as_bytes().len() + payload_len(&w);
+                    self.pending_bytes += write_len(&w);
                     self.pending.push(w);
                     if self.pending.len() >= self.opts.pending
                         || self.pending_bytes >= PENDING_BYTES
@@ -1577,13 +1577,18 @@ async fn run_writes(
             && writes[j].db == w.db
             && writes[j].coll == w.coll
         {
-            bytes += writes[j].q.as_bytes().len() + payload_len(&writes[j]);
+            bytes += write_len(&writes[j]);
             j += 1;
         }
         rmw += statements(ctx, &writes[i..j], true, session).await?;
         i = j;
     }
     Ok(rmw)
+}
+
+/// Bytes a write adds to a command: its filter and its payload.
+fn write_len(w: &Write) -> usize {
+    w.q.as_bytes().len() + payload_len(w)
 }
 
 fn payload_len(w: &Write) -> usize {
@@ -1610,7 +1615,7 @@ async fn send_round(ctx: &Arc<Ctx>, round: Vec<Write>, lanes: usize) -> Result<u
         let mut cur = Vec::new();
         let mut bytes = 0usize;
         for w in ws {
-            let n = w.q.as_bytes().len() + payload_len(&w);
+            let n = write_len(&w);
             if !cur.is_empty() && (cur.len() >= size || bytes + n > BATCH_BYTES) {
                 batches.push(std::mem::take(&mut cur));
                 bytes = 0;
